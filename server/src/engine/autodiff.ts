@@ -1,0 +1,194 @@
+// Reverse-mode automatic differentiation over a Graph: walks the recorded nodes backwards and appends,
+// for each op, the standard ONNX ops that compute its inputs' gradients. The result is one graph that
+// computes the loss and every parameter's gradient in a single onnxruntime run.
+import { Graph, Node, Value, concreteShape } from './graph';
+import { int } from './onnx';
+
+/** Gradients of a node's inputs from its outputs' gradients; `needs[i]` says whether input i wants one. */
+type GradientRule = (g: Graph, node: Node, dOut: (Value | undefined)[], needs: boolean[]) => (Value | undefined)[];
+
+/** Sums a broadcast gradient back down to the shape of the operand it came from. */
+function unbroadcast(g: Graph, grad: Value, target: Value): Value {
+  const shape = concreteShape(target);
+  const gradShape = concreteShape(grad);
+  if (shape.length === gradShape.length && shape.every((d, i) => d === gradShape[i])) return grad;
+  const lead = gradShape.length - shape.length;
+  const axes: number[] = [];
+  gradShape.forEach((d, i) => {
+    if (i < lead || (shape[i - lead] === 1 && d !== 1)) axes.push(i);
+  });
+  const summed = axes.length ? g.reduceSum(grad, axes, true) : grad;
+  return g.reshape(summed, shape);
+}
+
+function swapLastTwo(g: Graph, x: Value): Value {
+  const rank = x.shape.length;
+  const perm = [...Array(rank).keys()];
+  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
+  return g.transpose(x, perm);
+}
+
+/** Flattens all but the last axis: [.., K] → [N, K]. */
+function rows(g: Graph, x: Value): Value {
+  return x.shape.length === 2 ? x : g.reshape(x, [-1, concreteShape(x).at(-1)!]);
+}
+
+const rules: Record<string, GradientRule> = {
+  Add: (g, n, [dy]) => [unbroadcast(g, dy!, n.inputs[0]), unbroadcast(g, dy!, n.inputs[1])],
+  Sub: (g, n, [dy], needs) => [
+    unbroadcast(g, dy!, n.inputs[0]),
+    needs[1] ? unbroadcast(g, g.neg(dy!), n.inputs[1]) : undefined,
+  ],
+  Mul: (g, n, [dy], needs) => {
+    const [a, b] = n.inputs;
+    return [needs[0] ? unbroadcast(g, g.mul(dy!, b), a) : undefined, needs[1] ? unbroadcast(g, g.mul(dy!, a), b) : undefined];
+  },
+  Div: (g, n, [dy], needs) => {
+    const [a, b] = n.inputs;
+    const y = n.outputs[0];
+    return [
+      needs[0] ? unbroadcast(g, g.div(dy!, b), a) : undefined,
+      needs[1] ? unbroadcast(g, g.neg(g.div(g.mul(dy!, y), b)), b) : undefined,
+    ];
+  },
+  Identity: (_g, _n, [dy]) => [dy],
+  Neg: (g, _n, [dy]) => [g.neg(dy!)],
+  Tanh: (g, n, [dy]) => {
+    const y = n.outputs[0];
+    return [g.mul(dy!, g.sub(g.scalar(1), g.mul(y, y)))];
+  },
+  Exp: (g, n, [dy]) => [g.mul(dy!, n.outputs[0])],
+  MatMul: (g, n, [dy], needs) => {
+    const [a, b] = n.inputs;
+    if (b.shape.length === 2 && a.shape.length > 2) {
+      // x·W with a weight matrix: dW = rows(x)ᵀ·rows(dy), one Gemm over all positions.
+      const dA = needs[0] ? g.matmul(dy!, g.transpose(b, [1, 0])) : undefined;
+      const dB = needs[1]
+        ? g.node('Gemm', [rows(g, a), rows(g, dy!)], [[b.shape, b.type]], { transA: int(1) })[0]
+        : undefined;
+      return [dA, dB];
+    }
+    return [
+      needs[0] ? unbroadcast(g, g.matmul(dy!, swapLastTwo(g, b)), a) : undefined,
+      needs[1] ? unbroadcast(g, g.matmul(swapLastTwo(g, a), dy!), b) : undefined,
+    ];
+  },
+  Gather: (g, n, [dy]) => {
+    const [table, indices] = n.inputs;
+    const zeros = g.zerosLike(table);
+    const positions = g.unsqueeze(indices, [indices.shape.length]);
+    const dTable = g.node('ScatterND', [zeros, positions, dy!], [[table.shape, table.type]], {
+      reduction: { kind: 'string', value: 'add' },
+    })[0];
+    return [dTable, undefined];
+  },
+  Reshape: (g, n, [dy]) => [g.reshape(dy!, concreteShape(n.inputs[0]))],
+  Transpose: (g, n, [dy]) => {
+    const perm = (n.attributes.perm as { value: number[] }).value;
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [g.transpose(dy!, inverse)];
+  },
+  Split: (g, n, dOut) => {
+    const parts = n.outputs.map((o, i) => dOut[i] ?? g.zerosLike(o));
+    return [g.concat(parts, -1)];
+  },
+  Softmax: (g, n, [dy]) => {
+    const y = n.outputs[0];
+    const axis = (n.attributes.axis as { value: number } | undefined)?.value ?? -1; // opset ≥ 13 default
+    const dot = g.reduceSum(g.mul(dy!, y), [axis], true);
+    return [g.mul(y, g.sub(dy!, dot))];
+  },
+  Gelu: (g, n, [dy]) => {
+    // d/dx 0.5·x·(1+t), t = tanh(k·(x + c·x³)):  0.5·(1+t) + 0.5·x·(1−t²)·k·(1 + 3c·x²)
+    const x = n.inputs[0];
+    const k = Math.sqrt(2 / Math.PI);
+    const c = 0.044715;
+    const x2 = g.mul(x, x);
+    const t = g.tanh(g.mul(g.scalar(k), g.add(x, g.mul(g.scalar(c), g.mul(x, x2)))));
+    const half = g.scalar(0.5);
+    const outer = g.mul(half, g.add(g.scalar(1), t));
+    const sech2 = g.sub(g.scalar(1), g.mul(t, t));
+    const inner = g.mul(g.scalar(k), g.add(g.scalar(1), g.mul(g.scalar(3 * c), x2)));
+    const derivative = g.add(outer, g.mul(g.mul(half, x), g.mul(sech2, inner)));
+    return [g.mul(dy!, derivative)];
+  },
+  LayerNormalization: (g, n, [dy], needs) => {
+    // With x̂ = (x − μ)·σ⁻¹ and ĝ = dy·γ:  dx = σ⁻¹·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)).
+    const [x, scale] = n.inputs;
+    const [, mean, invStdDev] = n.outputs;
+    const xHat = g.mul(g.sub(x, mean), invStdDev);
+    const leading = [...Array(x.shape.length - 1).keys()];
+    const dScale = needs[1] ? g.reduceSum(g.mul(dy!, xHat), leading, false) : undefined;
+    const dBias = needs[2] ? g.reduceSum(dy!, leading, false) : undefined;
+    let dx: Value | undefined;
+    if (needs[0]) {
+      const width = g.scalar(1 / concreteShape(x).at(-1)!);
+      const gHat = g.mul(dy!, scale);
+      const meanG = g.mul(g.reduceSum(gHat, [-1], true), width);
+      const meanGX = g.mul(g.reduceSum(g.mul(gHat, xHat), [-1], true), width);
+      dx = g.mul(invStdDev, g.sub(g.sub(gHat, meanG), g.mul(xHat, meanGX)));
+    }
+    return [dx, dScale, dBias];
+  },
+  SoftmaxCrossEntropyLoss: (g, n, [dLoss]) => {
+    // d(mean loss)/d logits = (softmax − onehot(label)) / N
+    const [logits, labels] = n.inputs;
+    const [rowCount, vocab] = concreteShape(logits);
+    const logProb = n.outputs[1];
+    const oneHot = g.node('OneHot', [labels, g.int64s([vocab]), g.constant([0, 1])], [[logits.shape, 'float32']], {
+      axis: int(-1),
+    })[0];
+    const perRow = g.mul(dLoss!, g.scalar(1 / rowCount));
+    return [g.mul(g.sub(g.exp(logProb), oneHot), perRow), undefined];
+  },
+};
+
+export const differentiableOps = Object.keys(rules);
+
+/**
+ * Appends the gradient graph of `loss` (a scalar) with respect to `params` and returns each parameter's
+ * gradient by parameter name.
+ */
+export function backward(g: Graph, loss: Value, params: Value[]): Map<string, Value> {
+  const forwardNodes = [...g.nodes];
+  const requiresGrad = new Set(params.map((p) => p.name));
+  for (const node of forwardNodes) {
+    if (node.inputs.some((v) => requiresGrad.has(v.name))) node.outputs.forEach((o) => requiresGrad.add(o.name));
+  }
+
+  const pending = new Map<string, Value[]>();
+  const contribute = (v: Value, grad: Value) => {
+    const list = pending.get(v.name) ?? [];
+    list.push(grad);
+    pending.set(v.name, list);
+  };
+  const total = (v: Value): Value | undefined => {
+    const list = pending.get(v.name);
+    if (!list) return undefined;
+    if (list.length === 1) return list[0];
+    const summed = g.node('Sum', list, [[v.shape, v.type]])[0];
+    pending.set(v.name, [summed]);
+    return summed;
+  };
+
+  contribute(loss, g.constant([1], []));
+  for (let i = forwardNodes.length - 1; i >= 0; i--) {
+    const node = forwardNodes[i];
+    const needs = node.inputs.map((v) => requiresGrad.has(v.name));
+    if (!needs.some(Boolean)) continue;
+    const dOut = node.outputs.map(total);
+    if (dOut.every((d) => d === undefined)) continue;
+    const rule = rules[node.op];
+    if (!rule) throw new Error(`no gradient rule for ${node.op}`);
+    const dIn = rule(g, node, dOut, needs);
+    node.inputs.forEach((v, k) => {
+      const d = dIn[k];
+      if (d && needs[k]) contribute(v, d);
+    });
+  }
+
+  const grads = new Map<string, Value>();
+  for (const p of params) grads.set(p.name, total(p) ?? g.zerosLike(p));
+  return grads;
+}
+

@@ -1,0 +1,134 @@
+// The GPT model, defined once: GPT-2's architecture (pre-LayerNorm blocks, tanh GELU MLP, learned positions,
+// biases in every linear layer, LM head tied to the token embedding) written as ONNX ops with the Graph
+// builder. Training graphs and KV-cache inference graphs are both built from `forward` below.
+import { Graph, Value } from './graph';
+import { gaussian } from './random';
+
+export interface GptConfig {
+  vocabSize: number;
+  contextLength: number; // n_positions
+  layers: number; // n_layer
+  heads: number; // n_head
+  embedding: number; // n_embd
+}
+
+export const presets = {
+  tiny: { contextLength: 256, layers: 4, heads: 4, embedding: 128, vocabSize: 2048 }, // ≈ 1.1M parameters
+  default: { contextLength: 256, layers: 6, heads: 6, embedding: 192, vocabSize: 4096 }, // ≈ 3.5M, the shipped model
+  small: { contextLength: 512, layers: 6, heads: 8, embedding: 256, vocabSize: 8192 }, // ≈ 6.9M
+} satisfies Record<string, GptConfig>;
+export type PresetName = keyof typeof presets;
+
+/** Parameter names and shapes in Hugging Face GPT-2 naming and order (Conv1D weights are [in, out]). */
+export function parameterShapes(c: GptConfig): [string, number[]][] {
+  const d = c.embedding;
+  const shapes: [string, number[]][] = [
+    ['transformer.wte.weight', [c.vocabSize, d]],
+    ['transformer.wpe.weight', [c.contextLength, d]],
+  ];
+  for (let i = 0; i < c.layers; i++) {
+    const h = `transformer.h.${i}`;
+    shapes.push(
+      [`${h}.ln_1.weight`, [d]], [`${h}.ln_1.bias`, [d]],
+      [`${h}.attn.c_attn.weight`, [d, 3 * d]], [`${h}.attn.c_attn.bias`, [3 * d]],
+      [`${h}.attn.c_proj.weight`, [d, d]], [`${h}.attn.c_proj.bias`, [d]],
+      [`${h}.ln_2.weight`, [d]], [`${h}.ln_2.bias`, [d]],
+      [`${h}.mlp.c_fc.weight`, [d, 4 * d]], [`${h}.mlp.c_fc.bias`, [4 * d]],
+      [`${h}.mlp.c_proj.weight`, [4 * d, d]], [`${h}.mlp.c_proj.bias`, [d]],
+    );
+  }
+  shapes.push(['transformer.ln_f.weight', [d]], ['transformer.ln_f.bias', [d]]);
+  return shapes;
+}
+
+export function parameterCount(c: GptConfig): number {
+  return parameterShapes(c).reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Weight decay applies to matrices and embeddings, not to biases or LayerNorm parameters. */
+export const isDecayed = (shape: number[]) => shape.length >= 2;
+
+/** GPT-2 initialization: N(0, 0.02), residual projections scaled by 1/√(2·layers), zero biases, unit LayerNorm. */
+export function initialParameters(c: GptConfig, seed: number): Map<string, Float32Array> {
+  const random = gaussian(seed);
+  const params = new Map<string, Float32Array>();
+  for (const [name, shape] of parameterShapes(c)) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (name.includes('.ln_')) {
+      if (name.endsWith('.weight')) data.fill(1);
+    } else if (shape.length >= 2) {
+      const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * c.layers) : 0.02;
+      for (let i = 0; i < data.length; i++) data[i] = random() * std;
+    }
+    params.set(name, data);
+  }
+  return params;
+}
+
+/** Keys and values of earlier positions (inference only): [batch, heads, past, headDim] per layer. */
+export interface KvCache {
+  pastKey: Value;
+  pastValue: Value;
+  presentKey?: Value;
+  presentValue?: Value;
+}
+
+/**
+ * Logits [batch, time, vocab] for token ids and position ids [batch, time]. `attentionBias` is added to the
+ * attention scores (0 where a query may look, a large negative number where it may not) and broadcasts to
+ * [batch, heads, time, keys].
+ */
+export function forward(
+  g: Graph,
+  c: GptConfig,
+  w: Record<string, Value>,
+  tokens: Value,
+  positions: Value,
+  attentionBias: Value,
+  caches?: KvCache[],
+): Value {
+  let x = g.add(g.gather(w['transformer.wte.weight'], tokens), g.gather(w['transformer.wpe.weight'], positions));
+  for (let i = 0; i < c.layers; i++) {
+    const p = (name: string) => w[`transformer.h.${i}.${name}`];
+    x = g.add(x, attention(g, c, g.layerNorm(x, p('ln_1.weight'), p('ln_1.bias')), p, attentionBias, caches?.[i]));
+    x = g.add(x, mlp(g, g.layerNorm(x, p('ln_2.weight'), p('ln_2.bias')), p));
+  }
+  x = g.layerNorm(x, w['transformer.ln_f.weight'], w['transformer.ln_f.bias']);
+  return g.matmul(x, g.transpose(w['transformer.wte.weight'], [1, 0]));
+}
+
+function attention(
+  g: Graph,
+  c: GptConfig,
+  x: Value,
+  p: (name: string) => Value,
+  attentionBias: Value,
+  cache?: KvCache,
+): Value {
+  const headDim = c.embedding / c.heads;
+  const qkv = g.linear(x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
+  const [q, k, v] = g.split(qkv, 3).map((t) => g.transpose(g.reshape(t, [0, 0, c.heads, headDim]), [0, 2, 1, 3]));
+  let keys = k;
+  let values = v;
+  if (cache) {
+    keys = cache.presentKey = g.concat([cache.pastKey, k], 2);
+    values = cache.presentValue = g.concat([cache.pastValue, v], 2);
+  }
+  const scaledQ = g.mul(q, g.scalar(1 / Math.sqrt(headDim)));
+  const scores = g.add(g.matmul(scaledQ, g.transpose(keys, [0, 1, 3, 2])), attentionBias);
+  const y = g.matmul(g.softmax(scores), values); // [batch, heads, time, headDim]
+  const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.embedding]);
+  return g.linear(merged, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
+}
+
+function mlp(g: Graph, x: Value, p: (name: string) => Value): Value {
+  const hidden = g.gelu(g.linear(x, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')));
+  return g.linear(hidden, p('mlp.c_proj.weight'), p('mlp.c_proj.bias'));
+}
+
+/** Additive causal mask [time, time]: 0 on and below the diagonal, −1e9 above. */
+export function causalBias(time: number): Float32Array {
+  const bias = new Float32Array(time * time);
+  for (let i = 0; i < time; i++) for (let j = i + 1; j < time; j++) bias[i * time + j] = -1e9;
+  return bias;
+}
