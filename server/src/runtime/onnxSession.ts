@@ -11,7 +11,8 @@ export interface SessionSettings {
   intraOpThreads?: number;
   /** Write the optimized graph here (for profiling and inspection). */
   optimizedModelPath?: string;
-  enableProfiling?: boolean;
+  /** Profile every run into PREFIX_<date>.json (chrome://tracing format). */
+  profileFilePrefix?: string;
 }
 
 export async function createSession(model: Uint8Array | string, settings: SessionSettings = {}): Promise<Session> {
@@ -25,7 +26,10 @@ export async function createSession(model: Uint8Array | string, settings: Sessio
     enableMemPattern: true,
   };
   if (settings.optimizedModelPath) options.optimizedModelFilePath = settings.optimizedModelPath;
-  if (settings.enableProfiling) options.enableProfiling = true;
+  if (settings.profileFilePrefix) {
+    options.enableProfiling = true;
+    options.profileFilePrefix = settings.profileFilePrefix;
+  }
   return typeof model === 'string'
     ? ort.InferenceSession.create(model, options)
     : ort.InferenceSession.create(model, options);
