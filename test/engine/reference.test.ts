@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Graph, Value } from '../../server/src/engine/graph';
 import { GptConfig, causalBias, forward, parameterShapes } from '../../server/src/engine/model';
 import { AdamWSettings, stepScalarValues } from '../../server/src/engine/optimizer';
-import { buildGradients, buildTrainingStep, names } from '../../server/src/engine/trainingGraph';
+import { buildGradients, buildTrainingStep, names, packParameters, unpackParameters } from '../../server/src/engine/trainingGraph';
 import { Feeds } from '../../server/src/runtime/onnxSession';
 import { f32, i64, maxAbs, maxAbsDiff, open, run } from '../helpers/engineHarness';
 
@@ -104,6 +104,10 @@ function stepSensitivity(f: Fixture): Map<string, Float64Array> {
   return out;
 }
 
+function flatParameters(config: GptConfig, f: { params: Entry[] }): Float32Array {
+  return packParameters(config, new Map(f.params.map((p) => [p.name, Float32Array.from(p.data)])));
+}
+
 test('fixture matches the engine parameter layout', () => {
   const f = load();
   const { config } = setup(f);
@@ -119,13 +123,13 @@ test('logits match the reference', async () => {
   const g = new Graph('reference_forward');
   const ids = g.input(names.inputIds, [shape.batch, shape.time], 'int64');
   const weights: Record<string, Value> = {};
-  for (const [n, s] of parameterShapes(config)) weights[n] = g.input(names.param(n), s);
+  for (const [n, s] of parameterShapes(config)) weights[n] = g.input(`param/${n}`, s);
   const positions = g.constant(BigInt64Array.from({ length: shape.time }, (_, i) => BigInt(i)), [1, shape.time]);
   const bias = g.constant(causalBias(shape.time), [shape.time, shape.time]);
   g.output(forward(g, config, weights, ids, positions, bias), 'logits');
 
   const feeds: Feeds = { [names.inputIds]: tokens };
-  for (const p of f.params) feeds[names.param(p.name)] = f32(p.data, p.shape);
+  for (const p of f.params) feeds[`param/${p.name}`] = f32(p.data, p.shape);
   const session = await open(g.toModel());
   const out = await run(session, feeds);
   await session.release();
@@ -138,8 +142,8 @@ test('logits match the reference', async () => {
 test('loss and every parameter gradient match the reference', async () => {
   const f = load();
   const { config, shape, tokens, targets } = setup(f);
-  const feeds: Feeds = { [names.inputIds]: tokens, [names.targets]: targets };
-  for (const p of f.params) feeds[names.param(p.name)] = f32(p.data, p.shape);
+  const flat = flatParameters(config, f);
+  const feeds: Feeds = { [names.inputIds]: tokens, [names.targets]: targets, [names.parameters]: f32(flat, [flat.length]) };
   const session = await open(buildGradients(config, shape));
   const out = await run(session, feeds);
   await session.release();
@@ -147,7 +151,7 @@ test('loss and every parameter gradient match the reference', async () => {
   assert.ok(Math.abs(out[names.loss][0] - f.loss) <= 1e-4, `loss ${out[names.loss][0]} vs ${f.loss}`);
   // Relative to the largest gradient of the same tensor, so that no tensor's check is swamped by another's scale.
   const scale = new Map(f.grads.map((e) => [e.name, maxAbs(e.data)]));
-  compareEntries('gradients', f.grads, (n) => out[`grad/${n}`], (e) => 1e-4 * scale.get(e.name)!);
+  compareEntries('gradients', f.grads, (n) => out[names.gradient(n)], (e) => 1e-4 * scale.get(e.name)!);
 });
 
 test('grad norm and parameters after two AdamW steps match the reference', async () => {
@@ -155,12 +159,12 @@ test('grad norm and parameters after two AdamW steps match the reference', async
   const { config, shape, adamw, tokens, targets } = setup(f);
   const session = await open(buildTrainingStep(config, shape, adamw));
 
-  const state: Feeds = {};
-  for (const p of f.params) {
-    state[names.param(p.name)] = f32(p.data, p.shape);
-    state[names.moment(p.name)] = f32(new Float32Array(p.data.length), p.shape);
-    state[names.variance(p.name)] = f32(new Float32Array(p.data.length), p.shape);
-  }
+  const flat = flatParameters(config, f);
+  const state: Feeds = {
+    [names.parameters]: f32(flat, [flat.length]),
+    [names.moments]: f32(new Float32Array(flat.length), [flat.length]),
+    [names.variances]: f32(new Float32Array(flat.length), [flat.length]),
+  };
   const step = async (t: number) => {
     const s = stepScalarValues(adamw, t, f.adamw.lr);
     const out = await run(session, {
@@ -171,14 +175,14 @@ test('grad norm and parameters after two AdamW steps match the reference', async
       [names.momentScale]: f32([s.momentScale], []),
       [names.varianceScale]: f32([s.varianceScale], []),
     });
-    for (const p of f.params) {
-      for (const input of [names.param(p.name), names.moment(p.name), names.variance(p.name)]) {
-        state[input] = f32(out[names.next(input)], p.shape);
-      }
-    }
+    for (const input of [names.parameters, names.moments, names.variances]) state[input] = f32(out[names.next(input)], [flat.length]);
     return out;
   };
 
+  const weight = (out: Record<string, Float32Array>, input: string) => {
+    const views = unpackParameters(config, out[names.next(input)]);
+    return (n: string) => views.get(n)!;
+  };
   const first = await step(1);
   assert.ok(Math.abs(first[names.loss][0] - f.loss) <= 1e-4, `step-1 loss ${first[names.loss][0]} vs ${f.loss}`);
   assert.ok(f.grad_norm > f.adamw.max_grad_norm, 'the fixture should exercise clipping');
@@ -191,8 +195,8 @@ test('grad norm and parameters after two AdamW steps match the reference', async
     const scale = new Map(list.map((e) => [e.name, maxAbs(e.data)]));
     return (e: Entry) => r * scale.get(e.name)!;
   };
-  compareEntries('first moments after step 1', moments, (n) => first[names.next(names.moment(n))], relative(moments, 1e-4));
-  compareEntries('second moments after step 1', variances, (n) => first[names.next(names.variance(n))], relative(variances, 2e-4));
+  compareEntries('first moments after step 1', moments, weight(first, names.moments), relative(moments, 1e-4));
+  compareEntries('second moments after step 1', variances, weight(first, names.variances), relative(variances, 2e-4));
 
   // Parameters to 1e-5, plus t·lr·sensitivity for the few ill-conditioned elements (see stepSensitivity),
   // which must stay few or the check would say little.
@@ -201,10 +205,10 @@ test('grad norm and parameters after two AdamW steps match the reference', async
   const loose = [...sensitivity.values()].reduce((n, s) => n + s.filter((v) => f.adamw.lr * v > 1e-5).length, 0);
   assert.ok(loose <= 0.01 * total, `${loose} of ${total} elements have a loosened tolerance`);
   const bound = (t: number) => (e: Entry, i: number) => 1e-5 + t * f.adamw.lr * sensitivity.get(e.name)![i];
-  compareEntries('parameters after step 1', f.updated, (n) => first[names.next(names.param(n))], bound(1));
+  compareEntries('parameters after step 1', f.updated, weight(first, names.parameters), bound(1));
 
   const second = await step(2);
   assert.ok(Math.abs(second[names.loss][0] - f.loss_step2) <= 1e-4, `step-2 loss ${second[names.loss][0]} vs ${f.loss_step2}`);
-  compareEntries('parameters after step 2', f.updated_step2, (n) => second[names.next(names.param(n))], bound(2));
+  compareEntries('parameters after step 2', f.updated_step2, weight(second, names.parameters), bound(2));
   await session.release();
 });

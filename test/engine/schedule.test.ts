@@ -3,9 +3,9 @@
 // back into itself) must overfit, and the evaluation graph must agree with the loss the step reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GptConfig, initialParameters, parameterShapes } from '../../server/src/engine/model';
+import { GptConfig, initialParameters } from '../../server/src/engine/model';
 import { Schedule, defaultAdamW, learningRateAt, stepScalarValues } from '../../server/src/engine/optimizer';
-import { buildEvaluation, buildTrainingStep, names } from '../../server/src/engine/trainingGraph';
+import { buildEvaluation, buildTrainingStep, names, packParameters, unpackParameters } from '../../server/src/engine/trainingGraph';
 import { Feeds } from '../../server/src/runtime/onnxSession';
 import { f32, i64, open, run, uniform } from '../helpers/engineHarness';
 
@@ -62,15 +62,15 @@ function batch() {
   };
 }
 
+const stateInputs = [names.parameters, names.moments, names.variances];
+
 function initialState(): Feeds {
-  const params = initialParameters(config, 7);
-  const state: Feeds = {};
-  for (const [n, s] of parameterShapes(config)) {
-    state[names.param(n)] = f32(params.get(n)!, s);
-    state[names.moment(n)] = f32(new Float32Array(params.get(n)!.length), s);
-    state[names.variance(n)] = f32(new Float32Array(params.get(n)!.length), s);
-  }
-  return state;
+  const flat = packParameters(config, initialParameters(config, 7));
+  return {
+    [names.parameters]: f32(flat, [flat.length]),
+    [names.moments]: f32(new Float32Array(flat.length), [flat.length]),
+    [names.variances]: f32(new Float32Array(flat.length), [flat.length]),
+  };
 }
 
 function scalars(step: number, learningRate: number): Feeds {
@@ -93,13 +93,10 @@ test('training steps overfit a fixed batch, and evaluation agrees with the step 
     losses.push(out[names.loss][0]);
     assert.ok(Number.isFinite(out[names.gradNorm][0]) && out[names.gradNorm][0] > 0, `grad norm at step ${t}`);
     const next: Feeds = {};
-    for (const [n, s] of parameterShapes(config)) {
-      for (const input of [names.param(n), names.moment(n), names.variance(n)]) next[input] = f32(out[names.next(input)], s);
-    }
+    for (const input of stateInputs) next[input] = f32(out[names.next(input)], [out[names.next(input)].length]);
     if (t === 9) {
       // The loss the evaluation graph gives for the updated parameters is the loss the next step reports.
-      const params = Object.fromEntries(parameterShapes(config).map(([n]) => [names.param(n), next[names.param(n)]]));
-      const evaluated = (await run(evaluate, { ...params, ...data }))[names.loss][0];
+      const evaluated = (await run(evaluate, { [names.parameters]: next[names.parameters], ...data }))[names.loss][0];
       const stepTen = await run(train, { ...next, ...data, ...scalars(t + 2, learningRateAt(schedule, t + 1)) });
       assert.ok(Math.abs(evaluated - stepTen[names.loss][0]) <= 1e-5, `evaluation ${evaluated} vs step ${stepTen[names.loss][0]}`);
     }
@@ -117,9 +114,7 @@ test('a step with learning rate 0 leaves the parameters unchanged but updates th
   const state = initialState();
   const out = await run(train, { ...state, ...batch(), ...scalars(1, 0) });
   await train.release();
-  for (const [n] of parameterShapes(config)) {
-    assert.deepEqual(out[names.next(names.param(n))], state[names.param(n)].data, `${n} moved`);
-  }
-  const moment = out[names.next(names.moment('transformer.wte.weight'))];
+  assert.deepEqual(out[names.next(names.parameters)], state[names.parameters].data, 'parameters moved');
+  const moment = unpackParameters(config, out[names.next(names.moments)]).get('transformer.wte.weight')!;
   assert.ok(moment.some((v) => v !== 0), 'moments should take the gradient');
 });

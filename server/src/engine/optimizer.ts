@@ -13,11 +13,13 @@ export interface AdamWSettings {
 
 export const defaultAdamW: AdamWSettings = { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1, maxGradNorm: 1.0 };
 
+/** The parameters as one flat vector with its gradient, Adam moments and weight-decay mask (1 = decayed). */
 export interface OptimizerParameter {
-  name: string;
   value: Value;
   gradient: Value;
-  decayed: boolean;
+  moment: Value;
+  variance: Value;
+  decayMask: Value;
 }
 
 /** Scalar inputs fed per step: the learning rate and Adam's bias corrections for the step number. */
@@ -35,29 +37,18 @@ export function stepScalarValues(s: AdamWSettings, step: number, learningRate: n
   };
 }
 
-/**
- * Appends one AdamW step. Returns the gradient's global norm (before clipping) and, per parameter, the
- * updated value and moments; the moments enter as graph inputs `adam_m/NAME` and `adam_v/NAME`.
- */
-export function appendAdamW(g: Graph, params: OptimizerParameter[], s: AdamWSettings, scalars: StepScalars) {
-  const squares = params.map((p) => g.sumOfSquares(p.gradient));
-  const sumOfSquares = squares.length === 1 ? squares[0] : g.node('Sum', squares, [[[], 'float32']])[0];
-  const gradNorm = g.sqrt(sumOfSquares);
+/** Appends one AdamW step; returns the gradient's global norm (before clipping) and the updated state. */
+export function appendAdamW(g: Graph, p: OptimizerParameter, s: AdamWSettings, scalars: StepScalars) {
+  const gradNorm = g.sqrt(g.sumOfSquares(p.gradient));
   const clip = g.min(g.scalar(1), g.div(g.scalar(s.maxGradNorm), g.add(gradNorm, g.scalar(1e-6))));
-
-  const updates = params.map((p) => {
-    const moment = g.input(`adam_m/${p.name}`, p.value.shape);
-    const variance = g.input(`adam_v/${p.name}`, p.value.shape);
-    const grad = g.mul(p.gradient, clip);
-    const nextMoment = g.add(g.mul(moment, g.scalar(s.beta1)), g.mul(grad, g.scalar(1 - s.beta1)));
-    const nextVariance = g.add(g.mul(variance, g.scalar(s.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - s.beta2)));
-    const denominator = g.add(g.mul(g.sqrt(nextVariance), scalars.varianceScale), g.scalar(s.epsilon));
-    let step = g.div(g.mul(nextMoment, scalars.momentScale), denominator);
-    if (p.decayed && s.weightDecay > 0) step = g.add(step, g.mul(p.value, g.scalar(s.weightDecay)));
-    const nextValue = g.sub(p.value, g.mul(step, scalars.learningRate));
-    return { name: p.name, nextValue, nextMoment, nextVariance };
-  });
-  return { gradNorm, updates };
+  const grad = g.mul(p.gradient, clip);
+  const nextMoment = g.add(g.mul(p.moment, g.scalar(s.beta1)), g.mul(grad, g.scalar(1 - s.beta1)));
+  const nextVariance = g.add(g.mul(p.variance, g.scalar(s.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - s.beta2)));
+  const denominator = g.add(g.mul(g.sqrt(nextVariance), scalars.varianceScale), g.scalar(s.epsilon));
+  const adam = g.div(g.mul(nextMoment, scalars.momentScale), denominator);
+  const decay = g.mul(p.value, g.mul(p.decayMask, g.scalar(s.weightDecay)));
+  const nextValue = g.sub(p.value, g.mul(g.add(adam, decay), scalars.learningRate));
+  return { gradNorm, nextValue, nextMoment, nextVariance };
 }
 
 export interface Schedule {

@@ -1,0 +1,73 @@
+// The model card, `modelwright.json` in every model folder: what the model is, what it was trained on
+// (file hashes and what was excluded and why), how (hyperparameters, curve), how well (evaluations),
+// where it came from (parent model) and when it was created and deployed. Kind-independent.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../train/safetensors';
+
+export type ModelKind = 'causal-lm';
+
+export interface DataSnapshot {
+  workspace: string;
+  files: { path: string; sha256: string; bytes: number; split: 'train' | 'validation' }[];
+  excluded: { path: string; reason: string }[];
+  trainTokens: number;
+  validationTokens: number;
+}
+
+export interface CurvePoint {
+  step: number;
+  loss: number;
+  valLoss?: number;
+  learningRate?: number;
+  tokensPerSecond?: number;
+  elapsedSeconds?: number;
+}
+
+export interface Evaluation {
+  at: string;
+  workspace: string;
+  valLoss: number;
+  perplexity: number;
+  exactMatch: number;
+  editSimilarity: number;
+  latencyMs: { p50: number; p95: number };
+  samples: number;
+}
+
+export interface ModelCard {
+  name: string;
+  kind: ModelKind;
+  createdAt: string;
+  deployedAt?: Record<string, string>;
+  parent?: string;
+  preset?: string;
+  parameters: number;
+  hyperparameters: Record<string, number | string | boolean>;
+  data?: DataSnapshot;
+  curve: CurvePoint[];
+  evaluations: Evaluation[];
+  training?: { steps: number; elapsedSeconds: number; finished: boolean; tokensPerSecond: number };
+  license?: string;
+  notes?: string;
+}
+
+export const CARD_FILE = 'modelwright.json';
+
+export function readModelCard(modelDir: string): ModelCard | undefined {
+  const file = path.join(modelDir, CARD_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as ModelCard;
+}
+
+export function writeModelCard(modelDir: string, card: ModelCard): void {
+  writeFileAtomic(path.join(modelDir, CARD_FILE), JSON.stringify(card, null, 2) + '\n');
+}
+
+export function updateModelCard(modelDir: string, update: (card: ModelCard) => void): ModelCard {
+  const card = readModelCard(modelDir);
+  if (!card) throw new Error(`${modelDir} has no ${CARD_FILE}`);
+  update(card);
+  writeModelCard(modelDir, card);
+  return card;
+}
