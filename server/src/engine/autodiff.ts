@@ -99,18 +99,16 @@ const rules: Record<string, GradientRule> = {
     return [g.mul(y, g.sub(dy!, dot))];
   },
   Gelu: (g, n, [dy]) => {
-    // d/dx 0.5·x·(1+t), t = tanh(k·(x + c·x³)):  0.5·(1+t) + 0.5·x·(1−t²)·k·(1 + 3c·x²)
+    // GPT-2's GELU is x·σ(v) with v = 2k·(x + c·x³), so its derivative is σ(v)·(1 + x·(1 − σ(v))·v′),
+    // v′ = 2k·(1 + 3c·x²): nine elementwise ops on the widest activation of the model.
     const x = n.inputs[0];
     const k = Math.sqrt(2 / Math.PI);
     const c = 0.044715;
     const x2 = g.mul(x, x);
-    const t = g.tanh(g.mul(g.scalar(k), g.add(x, g.mul(g.scalar(c), g.mul(x, x2)))));
-    const half = g.scalar(0.5);
-    const outer = g.mul(half, g.add(g.scalar(1), t));
-    const sech2 = g.sub(g.scalar(1), g.mul(t, t));
-    const inner = g.mul(g.scalar(k), g.add(g.scalar(1), g.mul(g.scalar(3 * c), x2)));
-    const derivative = g.add(outer, g.mul(g.mul(half, x), g.mul(sech2, inner)));
-    return [g.mul(dy!, derivative)];
+    const sigma = g.node('Sigmoid', [g.mul(x, g.add(g.mul(x2, g.scalar(2 * k * c)), g.scalar(2 * k)))], [[x.shape, x.type]])[0];
+    const slope = g.add(g.mul(x2, g.scalar(6 * k * c)), g.scalar(2 * k));
+    const inner = g.mul(g.mul(x, g.sub(g.scalar(1), sigma)), slope);
+    return [g.mul(dy!, g.add(sigma, g.mul(sigma, inner)))];
   },
   LayerNormalization: (g, n, [dy], needs) => {
     // With x̂ = (x − μ)·σ⁻¹ and ĝ = dy·γ:  dx = σ⁻¹·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)).
@@ -131,15 +129,16 @@ const rules: Record<string, GradientRule> = {
     return [dx, dScale, dBias];
   },
   SoftmaxCrossEntropyLoss: (g, n, [dLoss]) => {
-    // d(mean loss)/d logits = (softmax − onehot(label)) / N
+    // d(mean loss)/d logits = (softmax − onehot(label)) / N; the −1 at each label is one scatter-add.
     const [logits, labels] = n.inputs;
-    const [rowCount, vocab] = concreteShape(logits);
+    const [rowCount] = concreteShape(logits);
     const logProb = n.outputs[1];
-    const oneHot = g.node('OneHot', [labels, g.int64s([vocab]), g.constant([0, 1])], [[logits.shape, 'float32']], {
-      axis: int(-1),
-    })[0];
-    const perRow = g.mul(dLoss!, g.scalar(1 / rowCount));
-    return [g.mul(g.sub(g.exp(logProb), oneHot), perRow), undefined];
+    const minusOne = g.constant(new Float32Array(rowCount).fill(-1), [rowCount, 1]);
+    const [dLogits] = g.node('ScatterElements', [g.exp(logProb), g.unsqueeze(labels, [1]), minusOne], [[logits.shape, 'float32']], {
+      axis: int(1),
+      reduction: { kind: 'string', value: 'add' },
+    });
+    return [g.mul(dLogits, g.mul(dLoss!, g.scalar(1 / rowCount))), undefined];
   },
 };
 

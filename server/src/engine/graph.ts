@@ -26,6 +26,7 @@ export class Graph {
   readonly initializers = new Map<string, TensorData>();
   private counter = 0;
   private symbolCounter = 0;
+  private readonly renames = new Map<string, string>();
 
   constructor(readonly name = 'graph') {}
 
@@ -39,8 +40,18 @@ export class Graph {
     return v;
   }
 
+  /** Marks v as a graph output, under `name` if given (renaming its producer's output rather than copying). */
   output(v: Value, name?: string): Value {
-    const out = name && name !== v.name ? this.identity(v, name) : v;
+    let out = v;
+    if (name && name !== v.name) {
+      const renamable = !this.renames.has(v.name) && this.nodes.some((n) => n.outputs.includes(v));
+      if (renamable) {
+        this.renames.set(v.name, name);
+        out = { ...v, name };
+      } else {
+        out = this.identity(v, name);
+      }
+    }
     this.outputs.push(out);
     return out;
   }
@@ -235,11 +246,12 @@ export class Graph {
   }
 
   toModel(opset = OPSET, metadata?: Record<string, string>): ModelDescription {
+    const rename = (v: Value) => this.renames.get(v.name) ?? v.name;
     const nodes: NodeProto[] = this.nodes.map((n) => ({
       op: n.op,
       domain: n.domain,
-      inputs: n.inputs.map((v) => v.name),
-      outputs: n.outputs.map((v) => v.name),
+      inputs: n.inputs.map(rename),
+      outputs: n.outputs.map(rename),
       attributes: n.attributes,
     }));
     const contrib = this.nodes.some((n) => n.domain === 'com.microsoft');
