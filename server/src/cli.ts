@@ -4,6 +4,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar, formatDuration } from './cli/progressBar';
 import { PresetName, presets } from './engine/model';
+import { evaluateModel } from './eval/evaluate';
+import { generate } from './runtime/generate';
+import { loadLanguageModel } from './runtime/languageModel';
 import { train } from './train/trainer';
 
 const usage = `usage:
@@ -83,7 +86,66 @@ const trainCommand: Command = async (args) => {
   );
 };
 
-const commands: Record<string, Command> = { train: trainCommand };
+const evalCommand: Command = async (args) => {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { workspace: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, threads: { type: 'string' } },
+  });
+  const [modelDir] = positionals;
+  if (!modelDir || !values.workspace) throw new UsageError('eval needs MODELDIR and --workspace DIR');
+  const bar = new ProgressBar();
+  const result = await evaluateModel(modelDir, values.workspace, {
+    samples: optionalNumber(values.samples, 'samples'),
+    seed: optionalNumber(values.seed, 'seed'),
+    threads: optionalNumber(values.threads, 'threads'),
+    onProgress: values.json ? undefined : (done, total, message) => bar.update(done / total, message),
+  });
+  if (values.json) {
+    const { heldOutFiles: _, ...json } = result;
+    process.stdout.write(JSON.stringify(json) + '\n');
+    return;
+  }
+  bar.log(`evaluated ${path.resolve(modelDir)} on ${result.heldOutFiles} held-out files of ${path.resolve(values.workspace)}`);
+  const rows: [string, string][] = [
+    ['validation loss', result.valLoss.toFixed(4)],
+    ['perplexity', result.perplexity.toFixed(2)],
+    ['next-line exact match', `${(100 * result.exactMatch).toFixed(1)}% of ${result.samples}`],
+    ['next-line edit similarity', result.editSimilarity.toFixed(3)],
+    ['completion latency p50 / p95', `${result.latencyMs.p50.toFixed(1)} / ${result.latencyMs.p95.toFixed(1)} ms`],
+  ];
+  for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(30)} ${v}\n`);
+};
+
+const completeCommand: Command = async (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, prompt: { type: 'string' }, suffix: { type: 'string' }, 'max-tokens': { type: 'string' },
+      greedy: { type: 'boolean' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (!values.model || values.prompt === undefined) throw new UsageError('complete needs --model MODELDIR and --prompt TEXT');
+  const model = await loadLanguageModel(values.model, { intraOpThreads: 1 });
+  try {
+    const suffixLine = values.suffix?.split('\n').find((l) => l.trim())?.trim();
+    const result = await generate(model, values.prompt, {
+      maxTokens: optionalNumber(values['max-tokens'], 'max-tokens') ?? 64,
+      temperature: values.greedy ? 0 : optionalNumber(values.temperature, 'temperature') ?? 0.7,
+      topP: optionalNumber(values['top-p'], 'top-p') ?? 0.95,
+      seed: optionalNumber(values.seed, 'seed'),
+      // Stop where the completion reaches the text after the cursor.
+      stop: suffixLine ? [suffixLine] : undefined,
+    });
+    if (values.json) process.stdout.write(JSON.stringify({ text: result.text, tokenIds: result.tokenIds }) + '\n');
+    else process.stdout.write(`${values.prompt}\x1b[1m${result.text}\x1b[0m${values.suffix ?? ''}\n`);
+  } finally {
+    await model.dispose();
+  }
+};
+
+const commands: Record<string, Command> = { train: trainCommand, eval: evalCommand, complete: completeCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

@@ -108,6 +108,7 @@ export async function train(
     config = { ...presets[options.preset ?? 'tiny'] };
     progress({ phase: 'preparing', message: `training a ${config.vocabSize}-token tokenizer`, step: 0, totalSteps: 0 });
     const trained = trainBpe(split.train.map((f) => f.text), { vocabSize: config.vocabSize });
+    config.vocabSize = trained.vocab.length; // a small corpus may run out of merges before the preset's size
     await writeTokenizerFiles(options.out, trained, { modelMaxLength: config.contextLength });
   }
 
