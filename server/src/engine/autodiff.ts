@@ -34,9 +34,9 @@ function rows(g: Graph, x: Value): Value {
 }
 
 const rules: Record<string, GradientRule> = {
-  Add: (g, n, [dy]) => [unbroadcast(g, dy!, n.inputs[0]), unbroadcast(g, dy!, n.inputs[1])],
+  Add: (g, n, [dy], needs) => n.inputs.map((v, i) => (needs[i] ? unbroadcast(g, dy!, v) : undefined)),
   Sub: (g, n, [dy], needs) => [
-    unbroadcast(g, dy!, n.inputs[0]),
+    needs[0] ? unbroadcast(g, dy!, n.inputs[0]) : undefined,
     needs[1] ? unbroadcast(g, g.neg(dy!), n.inputs[1]) : undefined,
   ],
   Mul: (g, n, [dy], needs) => {

@@ -14,7 +14,7 @@ export interface GptConfig {
 
 export const presets = {
   tiny: { contextLength: 256, layers: 4, heads: 4, embedding: 128, vocabSize: 2048 }, // ≈ 1.1M parameters
-  default: { contextLength: 256, layers: 6, heads: 6, embedding: 192, vocabSize: 4096 }, // ≈ 3.5M, the shipped model
+  default: { contextLength: 256, layers: 4, heads: 4, embedding: 160, vocabSize: 4096 }, // ≈ 1.9M, the shipped model
   small: { contextLength: 512, layers: 6, heads: 8, embedding: 256, vocabSize: 8192 }, // ≈ 6.9M
 } satisfies Record<string, GptConfig>;
 export type PresetName = keyof typeof presets;

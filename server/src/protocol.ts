@@ -1,0 +1,219 @@
+// The one protocol file shared by the Modelwright extension (client) and its language server. Standard LSP is
+// used wherever it has a method (textDocument/inlineCompletion, hover, codeAction, work-done progress,
+// $/cancelRequest, workspace/configuration); the custom messages below, prefixed `modelwright/`, cover the rest.
+import {
+  NotificationType,
+  PartialResultParams,
+  RequestType,
+  Range,
+  TextDocumentIdentifier,
+  WorkDoneProgressParams,
+} from 'vscode-languageserver-protocol';
+
+export type ModelRole = 'completion' | 'explanation';
+export const modelRoles: readonly ModelRole[] = ['completion', 'explanation'];
+
+/** Sent by the client as `initializationOptions` of the initialize request. */
+export interface InitializationOptions {
+  /** Where trained models are written and listed (one folder per model). */
+  modelsDirectory: string;
+  /** Read-only models shipped with the extension; `default` serves until another is deployed. */
+  bundledModelsDirectory: string;
+  /** Workspace trust: untrusted workspaces may complete with bundled models only (no training, deploying or workspace model folders). */
+  trusted: boolean;
+}
+
+/** The `modelwright` section of workspace/configuration, fetched per resource. */
+export interface Settings {
+  models: Record<ModelRole, string>; // model name per role; '' = the active (deployed) model
+  completion: {
+    enable: boolean;
+    disabledLanguages: string[];
+    maxTokens: number;
+    maxLines: number;
+    debounceMs: number;
+    /** Mean token probability below which no suggestion is shown (0 = always show). */
+    confidenceThreshold: number;
+  };
+  explanation: { hover: boolean; maxTokens: number };
+}
+
+export const defaultSettings: Settings = {
+  models: { completion: '', explanation: '' },
+  completion: { enable: true, disabledLanguages: [], maxTokens: 48, maxLines: 6, debounceMs: 75, confidenceThreshold: 0.2 },
+  explanation: { hover: false, maxTokens: 160 },
+};
+
+export interface ModelMetrics {
+  valLoss: number;
+  perplexity: number;
+  exactMatch: number;
+  editSimilarity: number;
+  latencyMs: { p50: number; p95: number };
+  samples: number;
+  at: string;
+}
+
+export interface ModelSummary {
+  name: string;
+  path: string;
+  kind: 'causal-lm';
+  bundled: boolean;
+  preset?: string;
+  parameters?: number;
+  sizeBytes: number;
+  createdAt?: string;
+  parent?: string;
+  status: 'active' | 'training' | 'idle';
+  roles: ModelRole[];
+  /** The latest evaluation, if any. */
+  metrics?: ModelMetrics;
+}
+
+export interface TrainingFigures {
+  name: string;
+  phase: 'preparing' | 'training' | 'saving' | 'done' | 'failed';
+  message: string;
+  step: number;
+  totalSteps: number;
+  loss?: number;
+  valLoss?: number;
+  learningRate?: number;
+  tokensPerSecond?: number;
+  elapsedSeconds: number;
+  etaSeconds?: number;
+}
+
+/** client → server: the models the server can serve and which is active per role. */
+export namespace ListModels {
+  export const method = 'modelwright/listModels' as const;
+  export type Params = Record<string, never>;
+  export interface Result {
+    models: ModelSummary[];
+    active: Partial<Record<ModelRole, string>>;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: a model's card (modelwright.json: data snapshot, hyperparameters, curve, evaluations). */
+export namespace GetModelCard {
+  export const method = 'modelwright/modelCard' as const;
+  export interface Params {
+    name: string;
+  }
+  export type Result = Record<string, unknown>;
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * client → server: train a model on a workspace folder, from scratch (`preset`) or by fine-tuning (`base`),
+ * off the request path. Progress arrives as standard work-done progress (cancellable) and, with every step's
+ * figures for charts, as TrainingProgress notifications. Resolves when training ends (finished or stopped).
+ */
+export namespace TrainModel {
+  export const method = 'modelwright/train' as const;
+  export interface Params extends WorkDoneProgressParams {
+    workspaceFolder: string;
+    name: string;
+    preset?: string;
+    base?: string;
+    minutes?: number;
+    steps?: number;
+    resume?: boolean;
+  }
+  export interface Result {
+    name: string;
+    path: string;
+    steps: number;
+    finished: boolean;
+    loss: number;
+    valLoss: number;
+    tokensPerSecond: number;
+    elapsedSeconds: number;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** server → client: figures of a running training (every step, throttled), for the live loss curve. */
+export namespace TrainingProgress {
+  export const method = 'modelwright/trainingProgress' as const;
+  export const type = new NotificationType<TrainingFigures>(method);
+}
+
+/** client → server: evaluate a model on a workspace folder (held-out files when it is the training workspace). */
+export namespace EvaluateModel {
+  export const method = 'modelwright/evaluate' as const;
+  export interface Params extends WorkDoneProgressParams {
+    name: string;
+    workspaceFolder: string;
+    samples?: number;
+  }
+  export type Result = ModelMetrics;
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: make a model the active one for a role; hot-swapped, the previous model serves until the new one loads. */
+export namespace DeployModel {
+  export const method = 'modelwright/deploy' as const;
+  export interface Params {
+    name: string;
+    role: ModelRole;
+  }
+  export interface Result {
+    active: Partial<Record<ModelRole, string>>;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: delete a trained model folder (bundled and active models cannot be deleted). */
+export namespace DeleteModel {
+  export const method = 'modelwright/deleteModel' as const;
+  export interface Params {
+    name: string;
+  }
+  export type Result = Record<string, never>;
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** How unusual a line is for this codebase: mean surprisal of its tokens under the workspace model. */
+export interface LineSurprisal {
+  line: number;
+  bitsPerToken: number;
+  unusual: boolean;
+}
+
+/**
+ * client → server: explain a range of a document. The explanation streams as partial results (each a chunk to
+ * append, when the client sends a partialResultToken); the final result carries the whole text and the per-line
+ * surprisal of the range.
+ */
+export namespace Explain {
+  export const method = 'modelwright/explain' as const;
+  export interface Params extends WorkDoneProgressParams, PartialResultParams {
+    textDocument: TextDocumentIdentifier;
+    range: Range;
+  }
+  export interface Result {
+    text: string;
+    model: string;
+    lines: LineSurprisal[];
+  }
+  export interface Chunk {
+    text: string;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+export interface ServerStatus {
+  health: 'starting' | 'ready' | 'error';
+  message?: string;
+  active: Partial<Record<ModelRole, string>>;
+  lastCompletionMs?: number;
+  training?: TrainingFigures;
+}
+
+/** server → client: health, active models, the last completion's latency and training state, sent on every change. */
+export namespace Status {
+  export const method = 'modelwright/status' as const;
+  export const type = new NotificationType<ServerStatus>(method);
+}
