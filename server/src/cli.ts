@@ -12,7 +12,7 @@ import { train } from './train/trainer';
 const usage = `usage:
   modelwright train --workspace DIR --out MODELDIR [--preset ${Object.keys(presets).join('|')}] [--base MODELDIR]
                     [--minutes N | --steps N] [--resume] [--seed N] [--batch-size N] [--context N]
-                    [--learning-rate X] [--eval-every N] [--threads N]
+                    [--learning-rate X] [--eval-every N] [--checkpoint-seconds N] [--threads N]
   modelwright eval MODELDIR --workspace DIR [--samples N] [--json]
   modelwright complete --model MODELDIR --prompt TEXT [--suffix TEXT] [--max-tokens N] [--greedy] [--json]`;
 
@@ -34,7 +34,7 @@ const trainCommand: Command = async (args) => {
       workspace: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, base: { type: 'string' },
       minutes: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, seed: { type: 'string' },
       'batch-size': { type: 'string' }, context: { type: 'string' }, 'learning-rate': { type: 'string' },
-      'eval-every': { type: 'string' }, threads: { type: 'string' },
+      'eval-every': { type: 'string' }, threads: { type: 'string' }, 'checkpoint-seconds': { type: 'string' },
     },
   });
   if (!values.workspace || !values.out) throw new UsageError('train needs --workspace DIR and --out MODELDIR');
@@ -63,6 +63,7 @@ const trainCommand: Command = async (args) => {
       learningRate: optionalNumber(values['learning-rate'], 'learning-rate'),
       evalEvery: optionalNumber(values['eval-every'], 'eval-every'),
       threads: optionalNumber(values.threads, 'threads'),
+      checkpointSeconds: optionalNumber(values['checkpoint-seconds'], 'checkpoint-seconds'),
     },
     {
       signal: controller.signal,

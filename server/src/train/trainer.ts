@@ -205,7 +205,7 @@ export async function train(
         tokensPerSecond: point.tokensPerSecond,
         etaSeconds: Math.min(budgetSeconds - elapsed(), remainingSteps * (tokensPerStep / Math.max(1, tokensPerSecond()))),
       });
-      if (Date.now() - lastCheckpoint > (options.checkpointSeconds ?? defaults.checkpointSeconds) * 1000) writeCheckpoint();
+      if (Date.now() - lastCheckpoint >= (options.checkpointSeconds ?? defaults.checkpointSeconds) * 1000) writeCheckpoint();
     }
 
     progress({ phase: 'saving', message: 'measuring validation loss and saving', step, totalSteps: schedule.totalSteps });
