@@ -20,6 +20,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(os.availableParallelism()) },
     corpus: { type: 'string', default: path.resolve(__dirname, '..') },
     untimed: { type: 'string', default: '3' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const steps = Number(values.steps);
@@ -83,7 +84,11 @@ async function main(): Promise<void> {
     writeBatches(dataFile, batches, validation);
     console.log(`corpus: ${corpus.files.length} files, ${trainStream.length} training tokens; ${steps} steps of ${batchSize}×${time} tokens, ${threads} threads`);
 
-    const runner = await StepRunner.create(config, { batch: batchSize, time }, defaultAdamW, freshState(config, initialParameters(config, seed)), threads);
+    const profilePrefix = values.profile ? path.join(work, 'profile') : undefined;
+    const runner = await StepRunner.create(config, { batch: batchSize, time }, defaultAdamW, freshState(config, initialParameters(config, seed)), {
+      intraOpThreads: threads,
+      profileFilePrefix: profilePrefix,
+    });
     const stepMs: number[] = [];
     let loss = NaN;
     for (let s = 0; s < steps; s++) {
@@ -94,25 +99,54 @@ async function main(): Promise<void> {
     const ours = { tokensPerSecond: (batchSize * time) / (median(stepMs) / 1000), stepMsMedian: median(stepMs), valLoss: await runner.validationLoss(validation), finalTrainLoss: loss };
     await runner.dispose();
 
-    const torchRun = spawnSync(
-      python,
-      [path.join(__dirname, 'torchTrain.py'), '--data', dataFile, '--threads', String(threads), '--layers', '4', '--heads', '4', '--embd', '128', '--lr', '1e-3', '--warmup', '10', '--min-lr-ratio', '0.1', '--untimed', String(untimed)],
-      { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
-    );
-    if (torchRun.status !== 0) throw new Error(`PyTorch run failed:\n${torchRun.stderr}`);
-    const torch = JSON.parse(torchRun.stdout.trim().split('\n').at(-1)!);
+    if (profilePrefix) printProfile(work);
 
-    const rows: [string, string, string][] = [
-      ['', 'modelwright (onnxruntime)', `pytorch ${torch.torch}`],
-      ['tokens/s (median step)', ours.tokensPerSecond.toFixed(0), Number(torch.tokensPerSecond).toFixed(0)],
-      ['step ms (median)', ours.stepMsMedian.toFixed(1), Number(torch.stepMsMedian).toFixed(1)],
-      [`train loss at step ${steps}`, ours.finalTrainLoss.toFixed(4), Number(torch.finalTrainLoss).toFixed(4)],
-      [`validation loss at step ${steps}`, ours.valLoss.toFixed(4), Number(torch.valLoss).toFixed(4)],
+    // PyTorch twice: with OpenBLAS as Debian installs it, and with OpenBLAS told which kernels suit this CPU
+    // (0.3.21 does not recognise recent Xeons and falls back to SSE3 kernels, several times slower).
+    const pytorch = (coretype: string) => {
+      const args = [path.join(__dirname, 'torchTrain.py'), '--data', dataFile, '--threads', String(threads), '--layers', '4', '--heads', '4', '--embd', '128'];
+      args.push('--lr', '1e-3', '--warmup', '10', '--min-lr-ratio', '0.1', '--untimed', String(untimed), '--blas-coretype', coretype);
+      const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
+      if (coretype === 'none') delete env.OPENBLAS_CORETYPE;
+      const result = spawnSync(python, args, { encoding: 'utf8', env });
+      if (result.status !== 0) throw new Error(`PyTorch run failed:\n${result.stderr}`);
+      return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+    };
+    const installed = pytorch('none');
+    const tuned = pytorch('auto');
+
+    const rows: string[][] = [
+      ['', 'modelwright (onnxruntime)', `pytorch ${tuned.torch} tuned BLAS`, 'pytorch as installed'],
+      ['tokens/s (median step)', ours.tokensPerSecond.toFixed(0), Number(tuned.tokensPerSecond).toFixed(0), Number(installed.tokensPerSecond).toFixed(0)],
+      ['step ms (median)', ours.stepMsMedian.toFixed(1), Number(tuned.stepMsMedian).toFixed(1), Number(installed.stepMsMedian).toFixed(1)],
+      [`train loss at step ${steps}`, ours.finalTrainLoss.toFixed(4), Number(tuned.finalTrainLoss).toFixed(4), Number(installed.finalTrainLoss).toFixed(4)],
+      [`validation loss at step ${steps}`, ours.valLoss.toFixed(4), Number(tuned.valLoss).toFixed(4), Number(installed.valLoss).toFixed(4)],
     ];
-    for (const [a, b, c] of rows) console.log(`${a.padEnd(28)} ${b.padStart(26)} ${c.padStart(26)}`);
-    console.log(`train-speed-ratio: ${(ours.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}`);
+    for (const [a, ...rest] of rows) console.log(`${a.padEnd(28)} ${rest.map((c) => c.padStart(28)).join(' ')}`);
+    console.log(`BLAS: tuned ${tuned.blas}; as installed ${installed.blas}`);
+    console.log(`ratio against PyTorch as installed: ${(ours.tokensPerSecond / installed.tokensPerSecond).toFixed(2)}`);
+    console.log(`train-speed-ratio: ${(ours.tokensPerSecond / tuned.tokensPerSecond).toFixed(2)}`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Time per op type over the timed steps, from onnxruntime's profile (written when the session is released). */
+function printProfile(dir: string): void {
+  const file = fs.readdirSync(dir).find((f) => f.startsWith('profile') && f.endsWith('.json'));
+  if (!file) return;
+  const events: { cat?: string; name: string; dur: number; args?: { op_name?: string } }[] = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+  const runs = events.filter((e) => e.name === 'model_run');
+  const byOp = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const op = e.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
+  }
+  const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+  console.log(`profile over ${runs.length} runs (profiling slows each step): kernel time per op type`);
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+    console.log(`  ${op.padEnd(22)} ${(us / runs.length / 1000).toFixed(1).padStart(7)} ms/step ${((100 * us) / total).toFixed(1).padStart(5)}%`);
   }
 }
 

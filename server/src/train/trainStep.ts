@@ -5,7 +5,7 @@ import { GptConfig } from '../engine/model';
 import { encodeModel } from '../engine/onnx';
 import { AdamWSettings, stepScalarValues } from '../engine/optimizer';
 import { BatchShape, buildEvaluation, buildTrainingStep, names, packParameters, parameterLayout, unpackParameters } from '../engine/trainingGraph';
-import { Feeds, Session, Tensor, createSession, floatTensor, int64Tensor, scalarTensor } from '../runtime/onnxSession';
+import { Feeds, Session, SessionSettings, Tensor, createSession, floatTensor, int64Tensor, scalarTensor } from '../runtime/onnxSession';
 import { Batch } from './dataset';
 import { Tensors } from './safetensors';
 
@@ -30,9 +30,9 @@ export class StepRunner {
     private readonly evalSession: Session,
   ) {}
 
-  static async create(config: GptConfig, shape: BatchShape, adamw: AdamWSettings, state: TrainerState, threads = 0) {
-    const trainSession = await createSession(encodeModel(buildTrainingStep(config, shape, adamw)), { intraOpThreads: threads });
-    const evalSession = await createSession(encodeModel(buildEvaluation(config, shape)), { intraOpThreads: threads });
+  static async create(config: GptConfig, shape: BatchShape, adamw: AdamWSettings, state: TrainerState, settings: SessionSettings = {}) {
+    const trainSession = await createSession(encodeModel(buildTrainingStep(config, shape, adamw)), settings);
+    const evalSession = await createSession(encodeModel(buildEvaluation(config, shape)), { intraOpThreads: settings.intraOpThreads });
     const runner = new StepRunner(config, shape, adamw, trainSession, evalSession);
     const { total } = parameterLayout(config);
     const sources = { [names.parameters]: state.parameters, [names.moments]: state.moments, [names.variances]: state.variances };

@@ -134,7 +134,7 @@ export async function train(
   const state = saved
     ? stateFromTensors(config, saved.tensors)
     : freshState(config, options.base ? readWeights(options.base, config) : initialParameters(config, seed));
-  const runner = await StepRunner.create(config, { batch: batchSize, time }, adamw, state, options.threads ?? 0);
+  const runner = await StepRunner.create(config, { batch: batchSize, time }, adamw, state, { intraOpThreads: options.threads ?? 0 });
   const validation = validationBatches(validationStream, batchSize, time, defaults.validationBatches);
 
   const schedule: Schedule = savedRun?.schedule ?? {
