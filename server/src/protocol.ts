@@ -9,6 +9,8 @@ import {
   TextDocumentIdentifier,
   WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
+import type { Evaluation } from './registry/modelCard';
+import type { TrainProgress, TrainResult } from './train/trainer';
 
 export type ModelRole = 'completion' | 'explanation';
 export const modelRoles: readonly ModelRole[] = ['completion', 'explanation'];
@@ -44,15 +46,8 @@ export const defaultSettings: Settings = {
   explanation: { hover: false, maxTokens: 160 },
 };
 
-export interface ModelMetrics {
-  valLoss: number;
-  perplexity: number;
-  exactMatch: number;
-  editSimilarity: number;
-  latencyMs: { p50: number; p95: number };
-  samples: number;
-  at: string;
-}
+/** One evaluation of a model (as recorded in its card). */
+export type ModelMetrics = Omit<Evaluation, 'workspace'>;
 
 export interface ModelSummary {
   name: string;
@@ -70,19 +65,8 @@ export interface ModelSummary {
   metrics?: ModelMetrics;
 }
 
-export interface TrainingFigures {
-  name: string;
-  phase: 'preparing' | 'training' | 'saving' | 'done' | 'failed';
-  message: string;
-  step: number;
-  totalSteps: number;
-  loss?: number;
-  valLoss?: number;
-  learningRate?: number;
-  tokensPerSecond?: number;
-  elapsedSeconds: number;
-  etaSeconds?: number;
-}
+/** The figures of a running training, as the trainer reports them, for one named model. */
+export type TrainingFigures = Omit<TrainProgress, 'phase'> & { name: string; phase: TrainProgress['phase'] | 'failed' };
 
 /** client → server: the models the server can serve and which is active per role. */
 export namespace ListModels {
@@ -121,16 +105,7 @@ export namespace TrainModel {
     steps?: number;
     resume?: boolean;
   }
-  export interface Result {
-    name: string;
-    path: string;
-    steps: number;
-    finished: boolean;
-    loss: number;
-    valLoss: number;
-    tokensPerSecond: number;
-    elapsedSeconds: number;
-  }
+  export type Result = Omit<TrainResult, 'modelDir'> & { name: string; path: string };
   export const type = new RequestType<Params, Result, void>(method);
 }
 

@@ -20,17 +20,7 @@ export async function run(session: Session, feeds: Feeds): Promise<Record<string
   return out;
 }
 
-/** A seeded uniform [0, 1) generator (mulberry32). */
-export function uniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { uniform } from '../../server/src/engine/random';
 
 export const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { PreTrainedTokenizer } from '@huggingface/transformers' with { 'resolution-mode': 'import' };
-import { bpeEncoderFromTokenizerJson, unicodeToByte, type BpeEncoder } from '../train/bpe';
+import { bpeEncoderFromTokenizerJson, tokenizerJson, unicodeToByte, type BpeEncoder } from '../train/bpe';
 
 type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' } });
 
@@ -78,27 +78,15 @@ async function tokenizerJsonFromVocabAndMerges(directory: string, config: any): 
     if (content !== undefined && Object.hasOwn(vocab, content)) specials.add(content);
   }
   if (Object.hasOwn(vocab, '<|endoftext|>')) specials.add('<|endoftext|>');
-  const byteLevel = { add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return {
-    version: '1.0',
-    added_tokens: [...specials].map((content) => ({
-      id: vocab[content],
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', ...byteLevel },
-    post_processor: { type: 'ByteLevel', ...byteLevel, trim_offsets: false },
-    decoder: { type: 'ByteLevel', ...byteLevel },
-    model: { type: 'BPE', vocab, merges, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null },
-  };
+  const tokens: string[] = [];
+  for (const [token, id] of Object.entries(vocab)) tokens[id] = token;
+  return tokenizerJson({
+    vocab: tokens,
+    merges: merges.map((line) => line.split(' ') as [string, string]),
+    specialTokens: [...specials].map((content) => ({ id: vocab[content], content })),
+  });
 }
 
-/** Config for a folder without tokenizer_config.json: GPT-2's conventions, end-of-text if present. */
 function defaultConfig(tokenizerJson: any): Record<string, unknown> {
   const hasEndOfText = (tokenizerJson.added_tokens ?? []).some((token: { content: string }) => token.content === '<|endoftext|>') ||
     (tokenizerJson.model?.vocab && Object.hasOwn(tokenizerJson.model.vocab, '<|endoftext|>'));
