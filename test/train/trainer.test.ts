@@ -88,6 +88,18 @@ test('Ctrl-C saves a usable model and a checkpoint; resuming finishes the run', 
   assert.ok(weights(out).equals(weights(reference)), 'resumed weights differ from the uninterrupted run');
 });
 
+test('a time budget sizes the schedule from the measured step time and stops within it', () => {
+  const out = path.join(root, 'timed');
+  const started = Date.now();
+  run(['train', '--workspace', workspace, '--out', out, '--preset', 'tiny', '--minutes', '0.05', '--batch-size', '4', '--context', '32', '--threads', '1']);
+  const card = readModelCard(out)!;
+  const seconds = (Date.now() - started) / 1000;
+  assert.ok(card.training!.steps > 3, `only ${card.training!.steps} steps`);
+  assert.ok(card.training!.elapsedSeconds <= 3 * 1.25, `training took ${card.training!.elapsedSeconds}s of a 3s budget`);
+  assert.ok(Number(card.hyperparameters.totalSteps) >= card.training!.steps, 'the schedule covers the run');
+  assert.ok(seconds < 60);
+});
+
 test('eval --json reports the documented fields on held-out files only', () => {
   const result = run(['eval', reference, '--workspace', workspace, '--samples', '5', '--json']);
   const metrics = JSON.parse(result.stdout);

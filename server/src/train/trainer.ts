@@ -139,13 +139,15 @@ export async function train(
 
   const schedule: Schedule = savedRun?.schedule ?? {
     learningRate: options.learningRate ?? (options.base ? 3e-4 : 1e-3),
-    warmupSteps: options.warmupSteps ?? 0,
+    // 10% of the run, at most 100 steps; a time-budgeted run settles it once its step time is measured.
+    warmupSteps: options.warmupSteps ?? (options.steps ? defaultWarmup(options.steps) : 100),
     totalSteps: options.steps ?? 0, // set from the measured speed when only a time budget is given
     minLearningRateRatio: 0.1,
   };
   if (savedRun && requested.steps) schedule.totalSteps = requested.steps;
   const budgetSeconds = options.minutes !== undefined ? options.minutes * 60 : Infinity;
   if (!options.steps && budgetSeconds === Infinity) throw new Error('give a budget: --steps N or --minutes N');
+  const sizedByTime = !savedRun && !options.steps;
   const curve: CurvePoint[] = savedRun?.curve ?? [];
   let step = savedRun?.step ?? 0;
   let elapsedBefore = savedRun?.elapsedSeconds ?? 0;
@@ -180,13 +182,13 @@ export async function train(
       loss = result.loss;
       if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${step} (loss ${loss}); try a lower learning rate`);
 
-      if (schedule.totalSteps === 0 && stepTimes.length === 3) {
-        // Only a time budget: size the schedule from the measured step time (median of the first steps).
-        const perStep = [...stepTimes].sort((a, b) => a - b)[1] / 1000;
-        schedule.totalSteps = Math.max(step + 1, Math.floor((budgetSeconds - elapsed()) / (perStep * 1.08)) + step);
-      }
-      if (schedule.warmupSteps === 0 && !options.warmupSteps && schedule.totalSteps > 0) {
-        schedule.warmupSteps = Math.min(100, Math.max(1, Math.floor(schedule.totalSteps / 10)));
+      if (sizedByTime && [3, 10, 30, 100].includes(stepTimes.length)) {
+        // Only a time budget: size the schedule from the measured step time, and refine it while the learning
+        // rate is still warming up (the first steps are slow while onnxruntime sizes its memory arena).
+        const recent = stepTimes.slice(-20).sort((a, b) => a - b);
+        const perStep = recent[Math.floor(recent.length / 2)] / 1000;
+        schedule.totalSteps = Math.max(step + 1, step + Math.floor((budgetSeconds - elapsed()) / (perStep * 1.05)));
+        if (stepTimes.length === 3 && options.warmupSteps === undefined) schedule.warmupSteps = defaultWarmup(schedule.totalSteps);
       }
 
       const evalEvery = options.evalEvery ?? defaults.evalEvery;
@@ -249,6 +251,8 @@ function modelCard(options: TrainOptions, config: GptConfig, run: RunState, fini
     training: { steps: run.step, elapsedSeconds: run.elapsedSeconds, finished, tokensPerSecond },
   };
 }
+
+const defaultWarmup = (totalSteps: number) => Math.min(100, Math.max(1, Math.floor(totalSteps / 10)));
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
