@@ -35,7 +35,7 @@ export interface LanguageModel {
 }
 
 /** Candidate ONNX files, in order of preference. */
-const ONNX_CANDIDATES = [
+export const ONNX_CANDIDATES = [
   'onnx/model.onnx',
   'onnx/decoder_model_merged.onnx',
   'onnx/model_quantized.onnx',
@@ -76,7 +76,8 @@ export class KvCache {
   }
 }
 
-interface Io {
+/** How a loaded graph names its inputs and outputs (found by discoverIo). */
+export interface Io {
   hasAttentionMask: boolean;
   hasPositionIds: boolean;
   hasUseCacheBranch: boolean;
@@ -112,7 +113,7 @@ export async function loadLanguageModel(modelDir: string, options: LoadOptions =
   return new OnnxLanguageModel(modelDir, onnxFile, config, tokenizer, session, io);
 }
 
-function discoverIo(session: Session, config: FolderConfig, where: string): Io {
+export function discoverIo(session: Session, config: FolderConfig, where: string): Io {
   const inputs = new Set(session.inputNames);
   const outputs = new Set(session.outputNames);
   if (!inputs.has('input_ids')) throw new Error(`${where}: not a causal language model (no input_ids input)`);
@@ -264,7 +265,7 @@ function slicePositions(t: Tensor, length: number): Tensor {
 }
 
 /** IEEE half-precision values [first, end) as float32. */
-function halfToFloat(data: Uint16Array, first: number, end: number): Float32Array {
+export function halfToFloat(data: Uint16Array, first: number, end: number): Float32Array {
   const out = new Float32Array(end - first);
   for (let i = first; i < end; i++) {
     const h = data[i];
