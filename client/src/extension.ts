@@ -1,0 +1,69 @@
+// The extension's entry point, wiring only: the language server client, the status bar, the Models tree, the
+// Training view, the read-only documents and the commands. Everything with logic lives in its own module.
+import * as vscode from 'vscode';
+import { Commands } from './commands';
+import { configurationSection, readClientSettings, resolveModelsDirectory } from './config';
+import { ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
+import { documentScheme, ReadOnlyDocuments } from './readOnlyDocuments';
+import { ServerClient } from './serverClient';
+import { StatusBar } from './statusBar';
+import { TrainingView } from './trainingView';
+
+let server: ServerClient | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  const log = vscode.window.createOutputChannel('Modelwright', { log: true });
+  const modelsDirectory = () =>
+    resolveModelsDirectory(readClientSettings(vscode.workspace.getConfiguration(configurationSection)).modelsDirectory, context.globalStorageUri.fsPath);
+  server = new ServerClient(
+    // MODELWRIGHT_SERVER_MODULE runs another server build (development, and the tests' instant-server baseline).
+    process.env.MODELWRIGHT_SERVER_MODULE || context.asAbsolutePath('server/out/server.js'),
+    () => ({ modelsDirectory: modelsDirectory(), bundledModelsDirectory: context.asAbsolutePath('models'), trusted: vscode.workspace.isTrusted }),
+    log,
+  );
+  const tree = new ModelsTreeProvider(server, log);
+  const treeView = vscode.window.createTreeView<ModelsTreeNode>('modelwright.models', { treeDataProvider: tree, showCollapseAll: true });
+  const trainingView = new TrainingView(context.extensionUri, server, log);
+  const documents = new ReadOnlyDocuments();
+  const commands = new Commands({ server, tree, trainingView, documents, log });
+
+  // Redraw the tree when the server (re)starts, the active models change, or a training starts or ends.
+  let treeKey = '';
+  const refreshTreeOnChange = () => {
+    const s = server?.lastStatus;
+    const key = `${server?.connection}|${JSON.stringify(s?.active)}|${s?.training?.name}:${s?.training?.phase === 'training'}`;
+    if (key !== treeKey && server?.connection === 'running') void tree.refresh();
+    treeKey = key;
+  };
+
+  context.subscriptions.push(
+    log,
+    server,
+    tree,
+    treeView,
+    trainingView,
+    documents,
+    new StatusBar(server),
+    ...commands.register(),
+    vscode.window.registerWebviewViewProvider(TrainingView.viewId, trainingView),
+    vscode.workspace.registerTextDocumentContentProvider(documentScheme, documents),
+    server.onDidChangeStatus(refreshTreeOnChange),
+    server.onDidChangeConnection(refreshTreeOnChange),
+    treeView.onDidChangeSelection((e) => {
+      const node = e.selection[0];
+      if (node?.kind === 'model') void trainingView.showModel(node.model.name);
+    }),
+    vscode.workspace.onDidCloseTextDocument((d) => d.uri.scheme === documentScheme && documents.forget(d.uri)),
+    // The server learns trust and the models directory at initialization: restart it when they change.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void server?.restart()),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration(`${configurationSection}.modelsDirectory`)) void server?.restart();
+    }),
+  );
+  server.start().catch((error) => log.error(`Modelwright could not start its language server: ${String(error)}`));
+}
+
+export async function deactivate(): Promise<void> {
+  await server?.stop();
+  server = undefined;
+}

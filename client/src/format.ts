@@ -1,0 +1,98 @@
+// Human-readable figures for the status bar, the Models tree, notifications and the Training panel: sizes,
+// parameter counts, durations, training progress lines and metrics. Pure functions, tested without VS Code.
+import type { ModelMetrics, ModelSummary, TrainingFigures } from '../../server/src/protocol';
+
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) return '?';
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 || value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** 1_100_000 → "1.1M", 950_000 → "950K". */
+export function formatCount(n: number): string {
+  if (!Number.isFinite(n)) return '?';
+  if (n >= 1e9) return `${trim(n / 1e9)}B`;
+  if (n >= 1e6) return `${trim(n / 1e6)}M`;
+  if (n >= 1e3) return `${trim(n / 1e3)}K`;
+  return String(Math.round(n));
+}
+
+const trim = (x: number) => (x >= 100 ? String(Math.round(x)) : x.toFixed(1).replace(/\.0$/, ''));
+
+/** Seconds as "45s", "3m 05s", "1h 02m". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const pad = (x: number) => String(x).padStart(2, '0');
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+
+export const formatPercent = (fraction: number) => `${(fraction * 100).toFixed(1)}%`;
+
+/** The fraction of a training done, 0..1 (0 while the total is unknown). */
+export function trainingFraction(f: TrainingFigures): number {
+  if (f.phase === 'done') return 1;
+  if (!f.totalSteps || f.totalSteps <= 0) return 0;
+  return Math.min(1, Math.max(0, f.step / f.totalSteps));
+}
+
+/** The live line under a training notification: "step 120/600 · loss 3.214 · 1.2K tok/s · 2m 10s left". */
+export function describeTraining(f: TrainingFigures): string {
+  if (f.phase !== 'training') return f.message || f.phase;
+  const parts = [`step ${f.step}/${f.totalSteps || '?'}`];
+  if (f.loss !== undefined) parts.push(`loss ${f.loss.toFixed(3)}`);
+  if (f.valLoss !== undefined) parts.push(`val ${f.valLoss.toFixed(3)}`);
+  if (f.tokensPerSecond !== undefined) parts.push(`${formatCount(f.tokensPerSecond)} tok/s`);
+  if (f.etaSeconds !== undefined) parts.push(`${formatDuration(f.etaSeconds)} left`);
+  return parts.join(' · ');
+}
+
+/** Rows (label, value) of a model's metrics, in the order the tree and the panel show them. */
+export function metricRows(m: ModelMetrics): [string, string][] {
+  return [
+    ['validation loss', m.valLoss.toFixed(3)],
+    ['perplexity', m.perplexity.toFixed(1)],
+    ['exact match', formatPercent(m.exactMatch)],
+    ['edit similarity', formatPercent(m.editSimilarity)],
+    ['latency p50 / p95', `${Math.round(m.latencyMs.p50)} / ${Math.round(m.latencyMs.p95)} ms`],
+    ['samples', String(m.samples)],
+    ['evaluated', formatTimestamp(m.at)],
+  ];
+}
+
+/** An ISO time as "2026-11-28 14:05" (local time); the input unchanged when it does not parse. */
+export function formatTimestamp(iso: string | undefined): string {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const pad = (x: number) => String(x).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** The one-line description beside a model's name in the tree: "1.1M params · 4.6 MB · tiny · bundled". */
+export function describeModel(m: ModelSummary): string {
+  const parts: string[] = [];
+  if (m.parameters) parts.push(`${formatCount(m.parameters)} params`);
+  parts.push(formatBytes(m.sizeBytes));
+  if (m.preset) parts.push(m.preset);
+  if (m.bundled) parts.push('bundled');
+  if (m.status !== 'idle') parts.push(m.status === 'active' ? `active: ${m.roles.join(', ')}` : 'training');
+  return parts.join(' · ');
+}
+
+/**
+ * The text of the read-only explanation document: a waiting line until the explanation streams in, then the
+ * streamed text, and at the end the server's final text (authoritative) and the model that wrote it.
+ */
+export function explanationDocument(what: string, streamed: string, final?: { text: string; model: string }): string {
+  if (final) return `${final.text || streamed}\n\n---\n\n_Explained by ${final.model}._\n`;
+  return streamed || `_Explaining ${what}…_\n`;
+}

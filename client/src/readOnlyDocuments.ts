@@ -1,0 +1,51 @@
+// Read-only virtual documents under the `modelwright:` scheme: explanations that fill in as they stream and
+// model cards. Appends are batched so a fast stream redraws the editor at most every 50 ms.
+import * as vscode from 'vscode';
+
+export const documentScheme = 'modelwright';
+
+export class ReadOnlyDocuments implements vscode.TextDocumentContentProvider, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+  private readonly texts = new Map<string, string>();
+  private readonly pending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private counter = 0;
+
+  /** A new document URI whose path ends in `fileName` (its extension picks the language, e.g. `.md`). */
+  newUri(fileName: string): vscode.Uri {
+    return vscode.Uri.from({ scheme: documentScheme, path: `/${++this.counter}/${fileName}` });
+  }
+
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? '';
+  }
+
+  set(uri: vscode.Uri, text: string): void {
+    this.texts.set(uri.toString(), text);
+    this.schedule(uri);
+  }
+
+  append(uri: vscode.Uri, text: string): void {
+    this.set(uri, (this.texts.get(uri.toString()) ?? '') + text);
+  }
+
+  /** Forgets a document's text once its editor is closed. */
+  forget(uri: vscode.Uri): void {
+    this.texts.delete(uri.toString());
+  }
+
+  private schedule(uri: vscode.Uri): void {
+    this.pending.add(uri.toString());
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      for (const key of this.pending) this.changed.fire(vscode.Uri.parse(key));
+      this.pending.clear();
+    }, 50);
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.changed.dispose();
+  }
+}
