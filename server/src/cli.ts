@@ -1,10 +1,12 @@
-// The `modelwright` command: train, eval and complete from a terminal with the same modules the language
-// server uses, no VS Code needed. Each subcommand parses its flags with node:util parseArgs.
+// The `modelwright` command: train, eval, complete, serve and deploy from a terminal with the same modules the
+// language server uses, no VS Code needed. Each subcommand parses its flags with node:util parseArgs.
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar, formatDuration } from './cli/progressBar';
+import { exportTriton } from './deploy/tritonExport';
 import { PresetName, presets } from './engine/model';
 import { evaluateModel } from './eval/evaluate';
+import { readModelCard, updateModelCard } from './registry/modelCard';
 import { generate } from './runtime/generate';
 import { loadLanguageModel } from './runtime/languageModel';
 import { train } from './train/trainer';
@@ -14,7 +16,11 @@ const usage = `usage:
                     [--minutes N | --steps N] [--resume] [--seed N] [--batch-size N] [--context N]
                     [--learning-rate X] [--eval-every N] [--checkpoint-seconds N] [--threads N]
   modelwright eval MODELDIR --workspace DIR [--samples N] [--json]
-  modelwright complete --model MODELDIR --prompt TEXT [--suffix TEXT] [--max-tokens N] [--greedy] [--json]`;
+  modelwright complete --model MODELDIR --prompt TEXT [--suffix TEXT] [--max-tokens N] [--greedy] [--json]
+  modelwright serve --model [NAME=]MODELDIR [--model …] [--host H] [--port N] [--api-key-file F]
+                    [--max-batch-size N] [--max-batch-tokens N] [--no-batching] [--queue N] [--timeout SECONDS] [--threads N]
+  modelwright deploy MODELDIR --export triton DIR [--name NAME]
+  modelwright lsp --stdio | --node-ipc   (the language server, for editors other than VS Code)`;
 
 type Command = (args: string[]) => Promise<void>;
 
@@ -146,7 +152,90 @@ const completeCommand: Command = async (args) => {
   }
 };
 
-const commands: Record<string, Command> = { train: trainCommand, eval: evalCommand, complete: completeCommand };
+const serveCommand: Command = async (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string', multiple: true }, host: { type: 'string' }, port: { type: 'string' }, 'api-key-file': { type: 'string' },
+      'max-batch-size': { type: 'string' }, 'max-batch-tokens': { type: 'string' }, 'no-batching': { type: 'boolean' },
+      queue: { type: 'string' }, timeout: { type: 'string' }, threads: { type: 'string' },
+    },
+  });
+  if (!values.model?.length) throw new UsageError('serve needs at least one --model MODELDIR');
+  const models = values.model.map((spec) => {
+    const at = spec.indexOf('=');
+    return at > 0 ? { name: spec.slice(0, at), dir: spec.slice(at + 1) } : { dir: spec };
+  });
+  const log = (message: string) => process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+  const timeout = optionalNumber(values.timeout, 'timeout');
+  // Loaded here so that other commands (the language server among them) do not pay for the HTTP framework.
+  const { readApiKeyFile } = await import('./serve/auth.js');
+  const { startServer } = await import('./serve/httpServer.js');
+  const server = await startServer({
+    models,
+    host: values.host,
+    port: optionalNumber(values.port, 'port') ?? 8000,
+    apiKey: values['api-key-file'] ? readApiKeyFile(values['api-key-file'], log) : undefined,
+    batching: !values['no-batching'],
+    maxBatchSize: optionalNumber(values['max-batch-size'], 'max-batch-size'),
+    maxBatchTokens: optionalNumber(values['max-batch-tokens'], 'max-batch-tokens'),
+    maxQueue: optionalNumber(values.queue, 'queue'),
+    requestTimeoutMs: timeout === undefined ? undefined : timeout * 1000,
+    intraOpThreads: optionalNumber(values.threads, 'threads'),
+    log,
+  });
+  process.stdout.write(`listening on ${server.url}\n`);
+  // SIGTERM/SIGINT: stop accepting, let requests in flight finish, exit; a second signal exits at once.
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log(`${signal}: finishing requests in flight (again to quit at once)`);
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      server.close().then(resolve, (e: unknown) => {
+        log(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+};
+
+const deployCommand: Command = async (args) => {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { export: { type: 'string' }, name: { type: 'string' } },
+  });
+  const [modelDir, target] = positionals;
+  if (!modelDir || values.export !== 'triton' || !target) throw new UsageError('deploy needs MODELDIR --export triton DIR');
+  const result = exportTriton(modelDir, target, { name: values.name });
+  if (readModelCard(modelDir)) {
+    updateModelCard(modelDir, (card) => {
+      card.deployedAt = { ...card.deployedAt, [`triton:${path.resolve(target)}`]: new Date().toISOString() };
+    });
+  }
+  process.stdout.write(
+    `wrote Triton model ${result.name}: ${result.configFile} (${result.signature.inputs.length} inputs, ${result.signature.outputs.length} outputs) and ${result.modelFile}\n`,
+  );
+};
+
+const lspCommand: Command = async (args) => {
+  if (!args.some((a) => a === '--stdio' || a === '--node-ipc' || a.startsWith('--socket') || a.startsWith('--pipe'))) {
+    throw new UsageError('lsp needs a transport: --stdio, --node-ipc, --socket=PORT or --pipe=NAME');
+  }
+  await import('./server.js'); // starts listening on the transport named in process.argv
+  await new Promise<never>(() => {}); // the server ends the process when the client says so
+};
+
+const commands: Record<string, Command> = {
+  lsp: lspCommand,
+  train: trainCommand,
+  eval: evalCommand,
+  complete: completeCommand,
+  serve: serveCommand,
+  deploy: deployCommand,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

@@ -4,6 +4,7 @@
 import {
   NotificationType,
   PartialResultParams,
+  ProgressType,
   RequestType,
   Range,
   TextDocumentIdentifier,
@@ -177,6 +178,17 @@ export namespace Explain {
     text: string;
   }
   export const type = new RequestType<Params, Result, void>(method);
+  /** The partial results: one Chunk per $/progress notification on the request's partialResultToken. */
+  export const chunkType = new ProgressType<Chunk>();
+}
+
+/**
+ * The command of the "Explain with Modelwright" code action (textDocument/codeAction), run by the client with the
+ * document URI and the range to explain; the client answers it by sending modelwright/explain.
+ */
+export namespace ExplainCommand {
+  export const command = 'modelwright.explain' as const;
+  export type Arguments = [uri: string, range: Range];
 }
 
 export interface ServerStatus {
@@ -191,4 +203,48 @@ export interface ServerStatus {
 export namespace Status {
   export const method = 'modelwright/status' as const;
   export const type = new NotificationType<ServerStatus>(method);
+}
+
+/**
+ * client → server: serve models over HTTP (the Deploy Model command): OpenAI-compatible /v1, Open Inference
+ * Protocol /v2 and /metrics. Binds 127.0.0.1 unless `host` says otherwise; any other address needs `apiKey`
+ * (kept by the client in SecretStorage). Resolves once the models are loaded and the port is open. A second
+ * start while one runs replaces it.
+ */
+export namespace StartService {
+  export const method = 'modelwright/startService' as const;
+  export interface Params {
+    /** Model names (folders of the models directory); the first is the default for requests without a model. */
+    models: string[];
+    host?: string;
+    /** 0 or absent: a free port. */
+    port?: number;
+    apiKey?: string;
+  }
+  export interface Result {
+    /** Base URL, e.g. http://127.0.0.1:43121 */
+    url: string;
+    models: string[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: stop the HTTP service; requests in flight finish first. Resolves when it has stopped. */
+export namespace StopService {
+  export const method = 'modelwright/stopService' as const;
+  export type Params = Record<string, never>;
+  export type Result = Record<string, never>;
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * A remote model server a role can use instead of the local runtime: an OpenAI-compatible `/v1/completions`
+ * (vLLM, TGI, Modelwright) or an Open Inference Protocol `/v2/models/{model}/infer` (Triton, KServe, Modelwright;
+ * decoded locally with the tokenizer of the local model folder `modelDir`). The API key stays in SecretStorage.
+ */
+export interface RemoteEndpoint {
+  url: string;
+  protocol: 'openai' | 'oip';
+  model: string;
+  modelDir?: string;
 }

@@ -1,0 +1,323 @@
+// `npm run bench:complete`: server-side latency of textDocument/inlineCompletion over many cursor positions of a real
+// file, with and without KV-cache reuse (two servers taking turns), and their memory. Uses models/default, or trains
+// a small model on this repository for a minute first (kept in .tmp/bench-complete-model for later runs).
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-languageserver-protocol/node';
+import {
+  DidChangeTextDocumentNotification,
+  DidOpenTextDocumentNotification,
+  ExitNotification,
+  InitializeRequest,
+  InitializedNotification,
+  InlineCompletionList,
+  InlineCompletionRequest,
+  LogMessageNotification,
+  ShutdownRequest,
+} from 'vscode-languageserver-protocol';
+import { ServerStatus, Status } from '../server/src/protocol';
+import { train } from '../server/src/train/trainer';
+
+const repository = path.resolve(__dirname, '..');
+const serverScript = path.join(repository, 'server', 'out', 'server.js');
+const goals = { p50: 25, p95: 60, rssMegabytes: 250 };
+
+const { values } = parseArgs({
+  options: {
+    file: { type: 'string', default: 'server/src/train/trainer.ts' },
+    positions: { type: 'string', default: '200' },
+    model: { type: 'string' },
+    retrain: { type: 'boolean', default: false },
+    /** Use the model trained on this repository even when models/default exists. */
+    'repository-model': { type: 'boolean', default: false },
+  },
+});
+
+interface Sample {
+  roundTripMs: number;
+  serverMs: number;
+  /** CPU time of the server process during the request: the latency on an otherwise idle machine, roughly. */
+  cpuMs: number;
+  source: string;
+  generated: number;
+  reused: number;
+  prompt: number;
+  /** Time to run the uncached part of the prompt, and the mean time of one decode step. */
+  promptMs: number;
+  perTokenMs: number;
+  shown: boolean;
+  kind: CursorCase['kind'];
+}
+
+interface Run {
+  reuse: boolean;
+  samples: Sample[];
+  rss: { current: number; peak: number };
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(serverScript)) throw new Error(`${serverScript} is missing: run npm run build`);
+  const modelDir = await benchModel();
+  const file = path.resolve(repository, values.file!);
+  const text = fs.readFileSync(file, 'utf8');
+  const positions = cursorCases(text, Number(values.positions));
+  console.log(
+    `file: ${path.relative(repository, file)} (${text.split('\n').length} lines), ${positions.length} cursor positions top to bottom, ` +
+      'alternately mid-line and on a new line opened with Enter; explicit invocations (no debounce)',
+  );
+  console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other processes skew the figures)`);
+
+  // Both servers run side by side and take turns on every position (in alternating order), so that load from
+  // other processes on the machine falls on both alike.
+  const servers = [await BenchServer.start(modelDir, file, text, true), await BenchServer.start(modelDir, file, text, false)];
+  const runs: Run[] = [];
+  try {
+    for (const [i, position] of positions.entries()) {
+      for (const server of i % 2 === 0 ? servers : [...servers].reverse()) await server.measure(position);
+    }
+    servers.forEach((server, i) => runs.push({ reuse: i === 0, samples: server.samples, rss: server.memory() }));
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+  }
+
+  const table: [string, ...string[]][] = [['', 'KV-cache reuse', 'no reuse']];
+  const stat = (f: (run: Run) => string, label: string) => table.push([label, ...runs.map(f)]);
+  const fromModel = (run: Run) => run.samples.filter((s) => s.source === 'model');
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  stat((r) => ms(percentile(fromModel(r).map((s) => s.serverMs), 0.5)), 'server p50');
+  stat((r) => ms(percentile(fromModel(r).map((s) => s.serverMs), 0.95)), 'server p95');
+  stat((r) => ms(percentile(fromModel(r).map((s) => s.cpuMs), 0.5)), 'server CPU time p50');
+  stat((r) => ms(percentile(fromModel(r).map((s) => s.cpuMs), 0.95)), 'server CPU time p95');
+  stat((r) => ms(percentile(r.samples.map((s) => s.roundTripMs), 0.5)), 'round trip p50');
+  stat((r) => ms(percentile(r.samples.map((s) => s.roundTripMs), 0.95)), 'round trip p95');
+  for (const kind of ['mid-line', 'new line'] as const) {
+    const ofKind = (r: Run) => fromModel(r).filter((s) => s.kind === kind).map((s) => s.serverMs);
+    stat((r) => `${ms(percentile(ofKind(r), 0.5))} / ${ms(percentile(ofKind(r), 0.95))}`, `  ${kind} p50 / p95`);
+    const tokens = (r: Run) => fromModel(r).filter((s) => s.kind === kind);
+    stat((r) => `${mean(tokens(r).map((s) => s.prompt)).toFixed(0)} → ${mean(tokens(r).map((s) => s.generated)).toFixed(1)}`, `  ${kind} tokens in → out`);
+  }
+  stat((r) => ms(percentile(fromModel(r).map((s) => s.promptMs), 0.5)), 'prompt run p50');
+  stat((r) => `${percentile(fromModel(r).map((s) => s.perTokenMs), 0.5).toFixed(2)} ms`, 'decode step p50');
+  stat((r) => mean(fromModel(r).map((s) => s.prompt)).toFixed(0), 'prompt tokens (mean)');
+  stat((r) => mean(fromModel(r).map((s) => s.reused)).toFixed(0), 'reused tokens (mean)');
+  stat((r) => mean(fromModel(r).map((s) => s.generated)).toFixed(1), 'generated tokens (mean)');
+  stat((r) => `${r.samples.filter((s) => s.shown).length}/${r.samples.length}`, 'suggestions shown');
+  stat((r) => `${r.samples.filter((s) => s.source === 'cache').length}`, 'answered from the cache');
+  stat((r) => `${(r.rss.current / 2 ** 20).toFixed(0)} MB (peak ${(r.rss.peak / 2 ** 20).toFixed(0)})`, 'server RSS');
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  console.log('');
+  for (const row of table) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('   '));
+
+  // The same positions with and without reuse, compared pairwise: robust to load that changes during the run.
+  const paired = (kind?: CursorCase['kind']) => {
+    const differences = runs[0].samples
+      .map((sample, i) => ({ sample, other: runs[1].samples[i] }))
+      .filter(({ sample, other }) => sample.source === 'model' && other.source === 'model' && (!kind || sample.kind === kind))
+      .map(({ sample, other }) => sample.serverMs - other.serverMs);
+    return `${percentile(differences, 0.5) >= 0 ? '+' : ''}${percentile(differences, 0.5).toFixed(1)} ms`;
+  };
+  console.log(`\nreuse − no reuse at the same position (median): all ${paired()}, mid-line ${paired('mid-line')}, new line ${paired('new line')}`);
+
+  const best = runs[0];
+  const p50 = percentile(fromModel(best).map((s) => s.serverMs), 0.5);
+  const p95 = percentile(fromModel(best).map((s) => s.serverMs), 0.95);
+  const rss = best.rss.peak / 2 ** 20;
+  const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
+  console.log('');
+  console.log(`goals (with reuse): p50 ≤ ${goals.p50} ms ${verdict(p50 <= goals.p50)}, p95 ≤ ${goals.p95} ms ${verdict(p95 <= goals.p95)}, RSS ≤ ${goals.rssMegabytes} MB ${verdict(rss <= goals.rssMegabytes)}`);
+  const load = os.loadavg()[0];
+  if (load > os.cpus().length * 0.75) {
+    console.log(`note: the load average (${load.toFixed(1)} on ${os.cpus().length} cores) means other processes competed for the CPU; the CPU-time rows show what the requests cost.`);
+  }
+}
+
+/** models/default, or a model trained on this repository for a minute (reused on later runs). */
+async function benchModel(): Promise<string> {
+  if (values.model) return path.resolve(values.model);
+  const shipped = path.join(repository, 'models', 'default');
+  if (!values['repository-model'] && fs.existsSync(path.join(shipped, 'onnx', 'model.onnx'))) {
+    console.log(`model: ${path.relative(repository, shipped)}`);
+    return shipped;
+  }
+  const out = path.join(repository, '.tmp', 'bench-complete-model');
+  if (!values.retrain && fs.existsSync(path.join(out, 'onnx', 'model.onnx'))) {
+    console.log(`model: ${path.relative(repository, out)}, trained on this repository by an earlier run (--retrain to train again)`);
+    return out;
+  }
+  console.log(`model: ${values['repository-model'] ? 'asked for' : 'models/default does not exist;'} training the \`default\` preset on this repository for 1 minute first …`);
+  fs.rmSync(out, { recursive: true, force: true });
+  let last = 0;
+  const result = await train(
+    { workspace: repository, out, preset: 'default', minutes: 1, seed: 1 },
+    {
+      onProgress: (p) => {
+        if (p.phase === 'training' && Date.now() - last < 10_000) return;
+        last = Date.now();
+        console.log(`  ${p.phase}: ${p.message}${p.loss !== undefined ? `, loss ${p.loss.toFixed(3)}` : ''}`);
+      },
+    },
+  );
+  console.log(`  trained ${result.steps} steps: loss ${result.loss.toFixed(3)}, validation loss ${result.valLoss.toFixed(3)}`);
+  return out;
+}
+
+interface CursorCase {
+  /** The document as the user has it at that moment. */
+  text: string;
+  line: number;
+  character: number;
+  kind: 'mid-line' | 'new line';
+}
+
+/**
+ * Cursor positions through the file, top to bottom, alternately: in the middle of a line of code (the user is
+ * typing it: a single-line suggestion), and on a fresh line just opened with Enter after a line, indented like
+ * the next line (a multi-line suggestion may follow).
+ */
+function cursorCases(text: string, count: number): CursorCase[] {
+  const lines = text.split('\n');
+  const candidates = lines.map((l, i) => ({ l, i })).filter(({ l }) => l.trim().length > 3);
+  const step = Math.max(1, candidates.length / count);
+  const cases: CursorCase[] = [];
+  for (let k = 0; cases.length < count && Math.floor(k * step) < candidates.length; k++) {
+    const { l, i } = candidates[Math.floor(k * step)];
+    const indent = l.length - l.trimStart().length;
+    if (k % 2 === 0) {
+      cases.push({ text, line: i, character: indent + Math.floor((l.length - indent) / 2), kind: 'mid-line' });
+    } else {
+      const next = lines.slice(i + 1).find((n) => n.trim()) ?? '';
+      const indentation = next.slice(0, next.length - next.trimStart().length);
+      const opened = [...lines.slice(0, i + 1), indentation, ...lines.slice(i + 1)].join('\n');
+      cases.push({ text: opened, line: i + 1, character: indentation.length, kind: 'new line' });
+    }
+  }
+  return cases;
+}
+
+/** One language server process with its own settings, driven over stdio. */
+class BenchServer {
+  private readonly logs: string[] = [];
+  private status: ServerStatus | undefined;
+  private current = '';
+  private version = 1;
+  readonly samples: Sample[] = [];
+
+  private constructor(
+    private readonly child: ReturnType<typeof spawn>,
+    private readonly connection: ReturnType<typeof createMessageConnection>,
+    private readonly root: string,
+    private readonly uri: string,
+  ) {}
+
+  static async start(modelDir: string, file: string, text: string, reuse: boolean): Promise<BenchServer> {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-bench-complete-'));
+    const bundled = path.join(root, 'bundled');
+    fs.mkdirSync(bundled);
+    fs.symlinkSync(modelDir, path.join(bundled, 'default'));
+    const child = spawn(process.execPath, [serverScript, '--stdio'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, MODELWRIGHT_KV_REUSE: reuse ? '1' : '0' },
+    });
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    const server = new BenchServer(child, connection, root, `file://${file}`);
+    connection.onNotification(LogMessageNotification.type, (m) => {
+      server.logs.push(m.message);
+    });
+    connection.onNotification(Status.type, (status) => {
+      server.status = status;
+    });
+    connection.listen();
+    await connection.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: { textDocument: { inlineCompletion: {} } },
+      initializationOptions: { modelsDirectory: path.join(root, 'models'), bundledModelsDirectory: bundled, trusted: true },
+    });
+    await connection.sendNotification(InitializedNotification.type, {});
+    const deadline = Date.now() + 60_000;
+    while (server.status?.health !== 'ready') {
+      if (server.status?.health === 'error' || Date.now() > deadline) throw new Error(`the server did not load the model: ${JSON.stringify(server.status)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    server.current = text;
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri: server.uri, languageId: 'typescript', version: 1, text } });
+    // Warm-up on the first lines (not measured): session start-up, first allocations.
+    for (let line = 0; line < 5; line++) await server.request({ line, character: 0 });
+    return server;
+  }
+
+  private request(position: { line: number; character: number }): Promise<InlineCompletionList> {
+    return this.connection.sendRequest(InlineCompletionRequest.type, {
+      textDocument: { uri: this.uri },
+      position: { line: position.line, character: position.character },
+      context: { triggerKind: 1 },
+    }) as Promise<InlineCompletionList>;
+  }
+
+  async measure(position: CursorCase): Promise<void> {
+    if (position.text !== this.current) {
+      this.current = position.text;
+      await this.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+        textDocument: { uri: this.uri, version: ++this.version },
+        contentChanges: [{ text: this.current }],
+      });
+    }
+    const logCount = this.logs.length;
+    const started = performance.now();
+    const result = await this.request(position);
+    const roundTripMs = performance.now() - started;
+    const entry = this.logs.slice(logCount).find((l) => l.startsWith('completion '));
+    const parsed = entry ? /^completion (\w+): ([\d.]+) ms \(cpu ([\d.]+) ms\), (\d+) tokens generated, (\d+)\/(\d+) prompt tokens reused/.exec(entry) : null;
+    const timings = entry ? /prompt ([\d.]+) ms \+ ([\d.]+) ms\/token/.exec(entry) : null;
+    this.samples.push({
+      roundTripMs,
+      serverMs: parsed ? Number(parsed[2]) : roundTripMs,
+      cpuMs: parsed ? Number(parsed[3]) : NaN,
+      source: parsed?.[1] ?? 'unknown',
+      generated: parsed ? Number(parsed[4]) : 0,
+      reused: parsed ? Number(parsed[5]) : 0,
+      prompt: parsed ? Number(parsed[6]) : 0,
+      promptMs: timings ? Number(timings[1]) : NaN,
+      perTokenMs: timings ? Number(timings[2]) : NaN,
+      shown: result.items.length > 0,
+      kind: position.kind,
+    });
+  }
+
+  memory(): { current: number; peak: number } {
+    return memoryOf(this.child.pid!);
+  }
+
+  async stop(): Promise<void> {
+    await this.connection.sendRequest(ShutdownRequest.type).catch(() => undefined);
+    await this.connection.sendNotification(ExitNotification.type).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    this.child.kill();
+    this.connection.dispose();
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+function memoryOf(pid: number): { current: number; peak: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { current: field('VmRSS'), peak: field('VmHWM') };
+}
+
+function percentile(values: number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function mean(values: number[]): number {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

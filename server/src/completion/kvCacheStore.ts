@@ -1,0 +1,43 @@
+// Keeps, per document, where the last completion's prompt started and its KV cache, so the next request in that
+// document starts its prompt at the same place and runs only the tokens the model has not seen.
+import type { KvCache } from '../runtime/languageModel';
+import { LruMap } from './lruMap';
+
+export interface DocumentKvCache {
+  /** The model the cache belongs to (a cache of a swapped-out model is never reused). */
+  modelKey: string;
+  /** Absent when KV-cache reuse is off (the anchor is still kept, so prompts are the same either way). */
+  cache?: KvCache;
+  /** Character offset where that prompt started. */
+  anchor: number;
+}
+
+export class KvCacheStore {
+  private readonly documents: LruMap<string, DocumentKvCache>;
+
+  constructor(capacity = 8) {
+    this.documents = new LruMap(capacity);
+  }
+
+  get(uri: string, modelKey: string): DocumentKvCache | undefined {
+    const entry = this.documents.get(uri);
+    return entry?.modelKey === modelKey ? entry : undefined;
+  }
+
+  set(uri: string, entry: DocumentKvCache): void {
+    this.documents.set(uri, entry);
+  }
+
+  delete(uri: string): void {
+    this.documents.delete(uri);
+  }
+
+  /** Drops the caches of every model except `modelKey` (after a hot-swap). */
+  keepOnly(modelKey: string): void {
+    for (const [uri, entry] of this.documents.newestFirst()) if (entry.modelKey !== modelKey) this.documents.delete(uri);
+  }
+
+  get size(): number {
+    return this.documents.size;
+  }
+}

@@ -1,0 +1,122 @@
+// The token prompt: the prefix from a line-aligned anchor kept per document, so consecutive requests share their
+// first tokens and reuse the previous KV cache (the anchor moves only when the prompt outgrows its budget); or, for
+// models trained with fill-in-the-middle only, <|fim_prefix|>…<|fim_suffix|>…<|fim_middle|>.
+
+export interface PromptTokenizer {
+  encode(text: string): number[];
+  tokenId(token: string): number | undefined;
+}
+
+export interface PromptOptions {
+  /** Most prompt tokens (the model's context minus the tokens to generate). */
+  budget: number;
+  /** Start of the previous prompt in this document (a character offset), reused when it still fits. */
+  anchor?: number;
+  /** Put before a prompt that starts at the beginning of the document (documents are separated by it in training). */
+  documentStartId?: number;
+  fillInTheMiddle?: boolean;
+}
+
+export interface Prompt {
+  ids: number[];
+  /** Character offset where the prompt's prefix text starts. */
+  anchor: number;
+  fillInTheMiddle: boolean;
+}
+
+/**
+ * A new anchor starts the prompt at this share of the budget; it is kept while the prompt stays within KEEP_SHARE
+ * of it. The room between is what the user can type before the prompt (and the KV cache) starts over; the cap
+ * keeps prompts short because every generated token attends to (and copies) the whole cache.
+ */
+const NEW_ANCHOR_SHARE = 0.6;
+const KEEP_SHARE = 0.85;
+
+export const fimTokens = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' } as const;
+
+export function fimTokenIds(tokenizer: Pick<PromptTokenizer, 'tokenId'>): { prefix: number; suffix: number; middle: number } | undefined {
+  const prefix = tokenizer.tokenId(fimTokens.prefix);
+  const suffix = tokenizer.tokenId(fimTokens.suffix);
+  const middle = tokenizer.tokenId(fimTokens.middle);
+  return prefix === undefined || suffix === undefined || middle === undefined ? undefined : { prefix, suffix, middle };
+}
+
+export function buildPrompt(tokenizer: PromptTokenizer, prefix: string, suffix: string, options: PromptOptions): Prompt {
+  const budget = Math.max(1, Math.floor(options.budget));
+  const fim = options.fillInTheMiddle ? fimTokenIds(tokenizer) : undefined;
+  if (options.fillInTheMiddle && !fim) throw new Error('the tokenizer has no fill-in-the-middle tokens');
+  if (fim) {
+    // Three quarters of the budget for the prefix, the rest for the suffix (cut at line ends).
+    const prefixPart = promptFrom(tokenizer, prefix, chooseAnchor(tokenizer, prefix, Math.floor((budget - 3) * 0.75)));
+    const suffixIds = tokenizer.encode(suffixLines(suffix, tokenizer, budget - 3 - prefixPart.ids.length));
+    return {
+      ids: [fim.prefix, ...prefixPart.ids, fim.suffix, ...suffixIds, fim.middle],
+      anchor: prefixPart.anchor,
+      fillInTheMiddle: true,
+    };
+  }
+  const documentStart = options.documentStartId;
+  const fits = (ids: number[]) => ids.length + (documentStart !== undefined ? 1 : 0) <= budget;
+  const withStart = (anchor: number, ids: number[]): Prompt => ({
+    ids: anchor === 0 && documentStart !== undefined ? [documentStart, ...ids] : ids,
+    anchor,
+    fillInTheMiddle: false,
+  });
+  const previous = options.anchor;
+  if (previous !== undefined && previous <= prefix.length && isLineStart(prefix, previous)) {
+    const ids = tokenizer.encode(prefix.slice(previous));
+    if (ids.length <= Math.floor(budget * KEEP_SHARE) && fits(ids)) return withStart(previous, ids);
+  }
+  let anchor = chooseAnchor(tokenizer, prefix, Math.floor(budget * NEW_ANCHOR_SHARE));
+  for (;;) {
+    const ids = tokenizer.encode(prefix.slice(anchor));
+    if (fits(ids)) return withStart(anchor, ids);
+    // Per-line counts are estimates; move down a line and try again. A single huge line is cut from the left.
+    const next = prefix.indexOf('\n', anchor) + 1;
+    if (next <= 0 || next >= prefix.length) {
+      const room = budget - (documentStart !== undefined && anchor === 0 ? 1 : 0);
+      return withStart(anchor, ids.slice(ids.length - room));
+    }
+    anchor = next;
+  }
+}
+
+function isLineStart(text: string, offset: number): boolean {
+  return offset === 0 || text[offset - 1] === '\n';
+}
+
+/** The latest line start from which the prefix has about `target` tokens (counted line by line). */
+function chooseAnchor(tokenizer: PromptTokenizer, prefix: string, target: number): number {
+  let anchor = prefix.length;
+  let tokens = 0;
+  let cursorLine = true;
+  while (anchor > 0) {
+    const from = isLineStart(prefix, anchor) ? anchor - 2 : anchor - 1;
+    const lineStart = from < 0 ? 0 : prefix.lastIndexOf('\n', from) + 1;
+    const count = tokenizer.encode(prefix.slice(lineStart, anchor)).length;
+    if (!cursorLine && tokens + count > target) break; // the cursor line always belongs to the prompt
+    cursorLine = false;
+    tokens += count;
+    anchor = lineStart;
+  }
+  return anchor;
+}
+
+function promptFrom(tokenizer: PromptTokenizer, prefix: string, anchor: number): { ids: number[]; anchor: number } {
+  return { ids: tokenizer.encode(prefix.slice(anchor)), anchor };
+}
+
+/** The first lines of the suffix that fit in about `budget` tokens. */
+function suffixLines(suffix: string, tokenizer: PromptTokenizer, budget: number): string {
+  let end = 0;
+  let tokens = 0;
+  while (end < suffix.length) {
+    const next = suffix.indexOf('\n', end);
+    const lineEnd = next < 0 ? suffix.length : next + 1;
+    const count = tokenizer.encode(suffix.slice(end, lineEnd)).length;
+    if (tokens + count > budget) break;
+    tokens += count;
+    end = lineEnd;
+  }
+  return suffix.slice(0, end);
+}

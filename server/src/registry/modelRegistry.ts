@@ -1,0 +1,590 @@
+// The models the language server can serve: folders of the user's and the bundled models directory, the active model
+// per role (persisted in <modelsDirectory>/active.json), and hot-swap loading: a deploy loads the new model first and
+// keeps the previous one serving if that fails; a model a request still holds is disposed only when released.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModelRole, ModelSummary, modelRoles } from '../protocol';
+import { ChatModel, hasChatTemplate, loadChatModel } from '../runtime/chatModel';
+import { LanguageModel, loadLanguageModel } from '../runtime/languageModel';
+import { writeFileAtomic } from '../train/safetensors';
+import { ModelCard, readModelCard, updateModelCard } from './modelCard';
+
+export const ACTIVE_FILE = 'active.json';
+/** The bundled model that serves until another one is deployed. */
+export const DEFAULT_MODEL = 'default';
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Model names are folder names: letters, digits, '.', '_' and '-', not starting with a dot. */
+export function isValidModelName(name: unknown): name is string {
+  return typeof name === 'string' && MODEL_NAME.test(name);
+}
+/** Loaded models that are not active for any role are kept, most recently used first, up to this many. */
+const IDLE_MODELS = 2;
+
+export type RegistryErrorCode = 'unknownModel' | 'invalidName' | 'loadFailed' | 'forbidden' | 'conflict';
+
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly code: RegistryErrorCode,
+  ) {
+    super(message);
+  }
+}
+
+export interface ModelEntry {
+  name: string;
+  dir: string;
+  bundled: boolean;
+}
+
+interface ServingModelBase {
+  readonly name: string;
+  readonly dir: string;
+  readonly bundled: boolean;
+  /** Unique per load: a reloaded folder gets a new key (caches keyed by it never mix models). */
+  readonly key: string;
+  readonly card: ModelCard | undefined;
+}
+
+export interface LanguageServingModel extends ServingModelBase {
+  readonly flavor: 'language';
+  readonly languageModel: LanguageModel;
+  readonly fillInTheMiddle: boolean;
+}
+
+export interface ChatServingModel extends ServingModelBase {
+  readonly flavor: 'chat';
+  readonly chatModel: ChatModel;
+}
+
+export type ServingModel = LanguageServingModel | ChatServingModel;
+export type Flavor = ServingModel['flavor'];
+
+export interface Lease<M extends ServingModel = ServingModel> {
+  readonly model: M;
+  release(): void;
+}
+
+export interface RegistryOptions {
+  modelsDirectory: string;
+  bundledModelsDirectory: string;
+  /** Untrusted workspaces serve bundled models only and cannot deploy. */
+  trusted: boolean;
+  /** Threads per model session (1 leaves the other core to training and the editor). */
+  threads?: number;
+  log?: (message: string) => void;
+}
+
+interface Slot {
+  id: string;
+  entry: ModelEntry;
+  flavor: Flavor;
+  loading: Promise<ServingModel>;
+  model?: ServingModel;
+  failed?: string;
+  leases: number;
+  lastUsed: number;
+  retired: boolean;
+}
+
+export class ModelRegistry {
+  private readonly slots = new Map<string, Slot>();
+  private active: Partial<Record<ModelRole, string>> = {};
+  private readonly loadErrors = new Map<string, string>();
+  /** Folders that failed to load, by name: not retried until their files change (a broken active model would
+   * otherwise be reloaded on every keystroke). */
+  private readonly failedFolders = new Map<string, { signature: string; error: RegistryError }>();
+  private readonly listeners = new Set<() => void>();
+  private loads = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(private readonly options: RegistryOptions) {}
+
+  get trusted(): boolean {
+    return this.options.trusted;
+  }
+
+  get modelsDirectory(): string {
+    return this.options.modelsDirectory;
+  }
+
+  /** Called after every change of the active models, a load failure or a reload. */
+  onDidChange(listener: () => void): { dispose(): void } {
+    this.listeners.add(listener);
+    return { dispose: () => this.listeners.delete(listener) };
+  }
+
+  /** Every model folder that can be served (user models shadow bundled ones of the same name). */
+  entries(): ModelEntry[] {
+    const found = new Map<string, ModelEntry>();
+    const scan = (directory: string, bundled: boolean) => {
+      let names: fs.Dirent[];
+      try {
+        names = fs.readdirSync(directory, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const d of names) {
+        if (!(d.isDirectory() || d.isSymbolicLink()) || !MODEL_NAME.test(d.name) || found.has(d.name)) continue;
+        const dir = path.join(directory, d.name);
+        if (fs.existsSync(path.join(dir, 'config.json'))) found.set(d.name, { name: d.name, dir, bundled });
+      }
+    };
+    if (this.options.trusted) scan(this.options.modelsDirectory, false);
+    scan(this.options.bundledModelsDirectory, true);
+    return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  find(name: string): ModelEntry | undefined {
+    return this.entries().find((e) => e.name === name);
+  }
+
+  resolve(name: string): ModelEntry {
+    if (typeof name === 'string' && path.isAbsolute(name)) {
+      // A model folder anywhere on disk (e.g. a transformers.js chat model), by absolute path: trusted workspaces only.
+      if (!this.options.trusted) throw new RegistryError('untrusted workspace: model folders outside the bundled models cannot be used', 'forbidden');
+      if (!fs.existsSync(path.join(name, 'config.json'))) throw new RegistryError(`${name} is not a model folder: config.json is missing`, 'unknownModel');
+      return { name, dir: name, bundled: false };
+    }
+    if (typeof name !== 'string' || !MODEL_NAME.test(name)) {
+      throw new RegistryError(`"${String(name)}" is not a valid model name (letters, digits, '.', '_' and '-')`, 'invalidName');
+    }
+    const entry = this.find(name);
+    if (entry) return entry;
+    const known = this.entries().map((e) => e.name);
+    throw new RegistryError(`unknown model "${name}"; known models: ${known.length ? known.join(', ') : 'none'}`, 'unknownModel');
+  }
+
+  /** The model name per role; the explanation role falls back to the completion model. */
+  activeModels(): Partial<Record<ModelRole, string>> {
+    const completion = this.active.completion;
+    const explanation = this.active.explanation ?? completion;
+    return { ...(completion ? { completion } : {}), ...(explanation ? { explanation } : {}) };
+  }
+
+  /** Why the named model could not be loaded the last time, if it failed. */
+  loadError(name: string): string | undefined {
+    return this.loadErrors.get(name);
+  }
+
+  /** True when a model for the role is loaded and serving. */
+  isServing(role: ModelRole): boolean {
+    const name = this.activeModels()[role];
+    if (!name) return false;
+    return [...this.slots.values()].some((s) => s.entry.name === name && s.model && !s.retired);
+  }
+
+  /** The key of the loaded language model serving `role`, without loading anything. */
+  servingKey(role: ModelRole): string | undefined {
+    const name = this.activeModels()[role];
+    const slot = name ? this.slots.get(`language:${name}`) : undefined;
+    return slot?.model?.key;
+  }
+
+  /** Reads active.json (or falls back to the bundled default) and loads the completion model. */
+  async start(): Promise<void> {
+    this.active = this.readActive();
+    const name = this.active.completion;
+    if (name) {
+      try {
+        const lease = await this.acquire('completion');
+        lease?.release();
+      } catch {
+        // recorded in loadErrors and reported through the status
+      }
+    }
+    this.notify();
+  }
+
+  /**
+   * A lease on the model serving `role` (or the model named by `override`, e.g. from the settings); undefined when
+   * the role has no model. The explanation role gets a chat model when the folder has a chat template. Throws
+   * RegistryError when the model is unknown or cannot be loaded.
+   */
+  async acquire(role: ModelRole, override?: string): Promise<Lease | undefined> {
+    const entry = this.entryFor(role, override);
+    if (!entry) return undefined;
+    return this.lease(entry, role === 'explanation' && hasChatTemplate(entry.dir) ? 'chat' : 'language');
+  }
+
+  /** A lease on a language model (never a chat model) for the role. */
+  async acquireLanguageModel(role: ModelRole, override?: string): Promise<Lease<LanguageServingModel> | undefined> {
+    const entry = this.entryFor(role, override);
+    if (!entry) return undefined;
+    return (await this.lease(entry, 'language')) as Lease<LanguageServingModel>;
+  }
+
+  private entryFor(role: ModelRole, override?: string): ModelEntry | undefined {
+    const name = override || this.activeModels()[role];
+    return name ? this.resolve(name) : undefined;
+  }
+
+  private async lease(entry: ModelEntry, flavor: Flavor): Promise<Lease> {
+    const slot = this.slotFor(entry, flavor);
+    slot.leases++;
+    let model: ServingModel;
+    try {
+      model = await slot.loading;
+    } catch (e) {
+      slot.leases--;
+      this.collect();
+      throw e;
+    }
+    slot.lastUsed = Date.now();
+    let released = false;
+    return {
+      model,
+      release: () => {
+        if (released) return;
+        released = true;
+        slot.leases--;
+        slot.lastUsed = Date.now();
+        this.collect();
+      },
+    };
+  }
+
+  /**
+   * Makes `name` the active model for `role`: loads it first (the previous model keeps serving while it loads,
+   * and stays active if loading fails), then swaps, persists active.json and records the deploy time in the card.
+   */
+  deploy(name: string, role: ModelRole): Promise<Partial<Record<ModelRole, string>>> {
+    return this.serialized(async () => {
+      if (!modelRoles.includes(role)) throw new RegistryError(`unknown role "${String(role)}"; roles: ${modelRoles.join(', ')}`, 'invalidName');
+      const entry = this.resolve(name);
+      if (!this.options.trusted && !entry.bundled) throw new RegistryError('untrusted workspace: only bundled models can be deployed', 'forbidden');
+      const flavor: Flavor = role === 'explanation' && hasChatTemplate(entry.dir) ? 'chat' : 'language';
+      const slot = this.slotFor(entry, flavor);
+      try {
+        await slot.loading;
+      } catch (e) {
+        const previous = this.activeModels()[role];
+        const message = e instanceof Error ? e.message : String(e);
+        throw new RegistryError(`${message}${previous ? `; "${previous}" keeps serving ${role}` : ''}`, 'loadFailed');
+      }
+      const previous = this.activeModels()[role];
+      this.active[role] = name;
+      this.writeActive();
+      if (previous && previous !== name && this.rolesOf(previous).length === 0) {
+        // The swapped-out model is unloaded as soon as the requests still using it finish.
+        for (const old of [...this.slots.values()]) if (old.entry.name === previous) this.retire(old);
+      }
+      if (!entry.bundled) {
+        try {
+          updateModelCard(entry.dir, (card) => {
+            card.deployedAt = { ...(card.deployedAt ?? {}), [role]: new Date().toISOString() };
+          });
+        } catch {
+          // a folder without a card (or a read-only one) still deploys
+        }
+      }
+      this.collect();
+      this.notify();
+      return this.activeModels();
+    });
+  }
+
+  /**
+   * Loads a model folder again after it changed on disk (e.g. retrained), swapping the loaded copies; requests
+   * holding the old copy finish with it. Failures keep the old copy serving.
+   */
+  reload(name: string): Promise<void> {
+    return this.serialized(async () => {
+      const entry = this.find(name);
+      const old = [...this.slots.values()].filter((s) => s.entry.name === name && !s.retired);
+      if (!entry || old.length === 0) return;
+      for (const previous of old) {
+        const fresh = this.newSlot(entry, previous.flavor);
+        try {
+          await fresh.loading;
+        } catch {
+          this.slots.set(previous.id, previous);
+          continue;
+        }
+        this.retire(previous);
+        this.slots.set(fresh.id, fresh);
+      }
+      this.collect();
+      this.notify();
+    });
+  }
+
+  /** Unloads a model whose folder is going away; refuses active models. */
+  async remove(name: string): Promise<void> {
+    const roles = this.rolesOf(name);
+    if (roles.length) throw new RegistryError(`"${name}" is active for ${roles.join(' and ')}; deploy another model first`, 'conflict');
+    for (const slot of [...this.slots.values()]) if (slot.entry.name === name) this.retire(slot);
+    this.collect();
+  }
+
+  /** The roles a model is active for. */
+  rolesOf(name: string): ModelRole[] {
+    const active = this.activeModels();
+    return modelRoles.filter((role) => active[role] === name);
+  }
+
+  summaries(training?: string): ModelSummary[] {
+    return this.entries().map((entry) => {
+      let card: ModelCard | undefined;
+      try {
+        card = readModelCard(entry.dir);
+      } catch {
+        card = undefined;
+      }
+      const roles = this.rolesOf(entry.name);
+      const evaluation = card?.evaluations?.at(-1);
+      const summary: ModelSummary = {
+        name: entry.name,
+        path: entry.dir,
+        kind: 'causal-lm',
+        bundled: entry.bundled,
+        sizeBytes: folderSize(entry.dir),
+        status: entry.name === training ? 'training' : roles.length ? 'active' : 'idle',
+        roles,
+      };
+      if (card?.preset) summary.preset = card.preset;
+      if (card?.parameters) summary.parameters = card.parameters;
+      if (card?.createdAt) summary.createdAt = card.createdAt;
+      if (card?.parent) summary.parent = card.parent;
+      if (evaluation) {
+        summary.metrics = {
+          valLoss: evaluation.valLoss,
+          perplexity: evaluation.perplexity,
+          exactMatch: evaluation.exactMatch,
+          editSimilarity: evaluation.editSimilarity,
+          latencyMs: evaluation.latencyMs,
+          samples: evaluation.samples,
+          at: evaluation.at,
+        };
+      }
+      return summary;
+    });
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const slots = [...this.slots.values()];
+    this.slots.clear();
+    await Promise.all(slots.map((s) => s.model && disposeModel(s.model)));
+  }
+
+  private slotFor(entry: ModelEntry, flavor: Flavor): Slot {
+    const id = `${flavor}:${entry.name}`;
+    const existing = this.slots.get(id);
+    if (existing && !existing.failed && !existing.retired && existing.entry.dir === entry.dir) return existing;
+    const failed = this.failedFolders.get(id);
+    if (failed && failed.signature === folderSignature(entry.dir)) {
+      const slot = this.newSlot(entry, flavor, failed.error);
+      return slot;
+    }
+    const slot = this.newSlot(entry, flavor);
+    this.slots.set(id, slot);
+    return slot;
+  }
+
+  /** A slot that loads the folder, or (with `knownFailure`) one that fails at once without touching the files. */
+  private newSlot(entry: ModelEntry, flavor: Flavor, knownFailure?: RegistryError): Slot {
+    const id = `${flavor}:${entry.name}`;
+    const key = `${entry.name}#${++this.loads}`;
+    const slot: Slot = { id, entry, flavor, leases: 0, lastUsed: Date.now(), retired: false, loading: undefined as never };
+    if (knownFailure) {
+      slot.failed = knownFailure.message;
+      slot.loading = Promise.reject(knownFailure);
+      slot.loading.catch(() => {});
+      return slot;
+    }
+    const signature = folderSignature(entry.dir);
+    slot.loading = loadServingModel(entry, flavor, key, this.options.threads ?? 1).then(
+      (model) => {
+        slot.model = model;
+        this.loadErrors.delete(entry.name);
+        this.failedFolders.delete(id);
+        this.options.log?.(`loaded model "${entry.name}" (${flavor}) from ${entry.dir}`);
+        if (this.disposed) void disposeModel(model);
+        else if (slot.retired) this.collect();
+        return model;
+      },
+      (e: unknown) => {
+        const message = e instanceof Error ? e.message : String(e);
+        slot.failed = message;
+        this.retired.delete(slot);
+        this.loadErrors.set(entry.name, message);
+        if (this.slots.get(id) === slot) this.slots.delete(id);
+        this.options.log?.(`could not load model "${entry.name}": ${message}`);
+        const error = new RegistryError(`model "${entry.name}" could not be loaded: ${message}`, 'loadFailed');
+        this.failedFolders.set(id, { signature, error });
+        this.notify();
+        throw error;
+      },
+    );
+    slot.loading.catch(() => {}); // a failure is reported to whoever awaits it; never unhandled
+    return slot;
+  }
+
+  /** Disposes loaded models that no request holds and no role needs (retired ones first, then beyond IDLE_MODELS). */
+  private collect(): void {
+    const active = this.activeModels();
+    const pinned = (slot: Slot) => modelRoles.some((role) => active[role] === slot.entry.name);
+    for (const slot of [...this.retired]) if (slot.leases === 0) this.unload(slot);
+    const idle = [...this.slots.values()].filter((slot) => slot.model && slot.leases === 0 && !pinned(slot));
+    idle.sort((a, b) => b.lastUsed - a.lastUsed);
+    for (const slot of idle.slice(IDLE_MODELS)) this.unload(slot);
+  }
+
+  /** Copies of models that were replaced or removed; unloaded when their last lease is released. */
+  private readonly retired = new Set<Slot>();
+
+  private retire(slot: Slot): void {
+    slot.retired = true;
+    if (this.slots.get(slot.id) === slot) this.slots.delete(slot.id);
+    this.retired.add(slot);
+  }
+
+  private unload(slot: Slot): void {
+    const model = slot.model;
+    if (!model) return; // still loading: a retired slot is unloaded once its load finishes
+    if (this.slots.get(slot.id) === slot) this.slots.delete(slot.id);
+    this.retired.delete(slot);
+    slot.model = undefined;
+    this.options.log?.(`unloaded model "${slot.entry.name}" (${slot.flavor})`);
+    void disposeModel(model);
+  }
+
+  private readActive(): Partial<Record<ModelRole, string>> {
+    const active: Partial<Record<ModelRole, string>> = {};
+    if (this.options.trusted) {
+      try {
+        const stored = JSON.parse(fs.readFileSync(path.join(this.options.modelsDirectory, ACTIVE_FILE), 'utf8'));
+        for (const role of modelRoles) {
+          const name = stored?.[role];
+          if (typeof name !== 'string' || !name) continue;
+          if (this.find(name)) active[role] = name;
+          else this.options.log?.(`${ACTIVE_FILE}: the ${role} model "${name}" no longer exists; using the default`);
+        }
+      } catch {
+        // no active.json yet
+      }
+    }
+    if (!active.completion && this.find(DEFAULT_MODEL)) active.completion = DEFAULT_MODEL;
+    return active;
+  }
+
+  private writeActive(): void {
+    if (!this.options.trusted) return;
+    writeFileAtomic(path.join(this.options.modelsDirectory, ACTIVE_FILE), JSON.stringify(this.active, null, 2) + '\n');
+  }
+
+  /** Runs deploys and reloads one at a time. */
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (e) {
+        this.options.log?.(`registry listener failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+}
+
+/** Loads a folder as a language model (with a check that tokenizer and model belong together) or a chat model. */
+async function loadServingModel(entry: ModelEntry, flavor: Flavor, key: string, threads: number): Promise<ServingModel> {
+  let card: ModelCard | undefined;
+  try {
+    card = readModelCard(entry.dir);
+  } catch {
+    card = undefined; // an unreadable card does not stop serving
+  }
+  const base = { name: entry.name, dir: entry.dir, bundled: entry.bundled, key, card };
+  if (flavor === 'chat') return { ...base, flavor, chatModel: await loadChatModel(entry.dir, { threads }) };
+
+  const languageModel = await loadLanguageModel(entry.dir, { intraOpThreads: threads });
+  try {
+    checkTokenizerMatches(languageModel);
+    // One step proves the graph runs with this config (a wrong head count or context fails here, not mid-request).
+    await languageModel.run([languageModel.config.eosTokenId], languageModel.newCache());
+  } catch (e) {
+    await languageModel.dispose();
+    throw e;
+  }
+  const tokenizer = languageModel.tokenizer;
+  const hasFimTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'].every((t) => tokenizer.tokenId(t) !== undefined);
+  return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && trainedWithFillInTheMiddle(card) };
+}
+
+/** The model card says the model was trained on fill-in-the-middle examples (`fim: true` or `fimRate` > 0). */
+export function trainedWithFillInTheMiddle(card: ModelCard | undefined): boolean {
+  const h = card?.hyperparameters ?? {};
+  return h.fim === true || (typeof h.fimRate === 'number' && h.fimRate > 0);
+}
+
+/**
+ * A tokenizer with more tokens than the model's vocabulary produces ids the model cannot embed; a model with many
+ * more ids than the tokenizer (beyond alignment padding) was trained with another tokenizer.
+ */
+export function checkTokenizerMatches(model: LanguageModel): void {
+  const tokens = model.tokenizer.vocabSize;
+  const vocabulary = model.config.vocabSize;
+  const padding = Math.max(128, Math.ceil(vocabulary * 0.01));
+  if (tokens > vocabulary || vocabulary - tokens > padding) {
+    throw new Error(
+      `${model.modelDir}: the tokenizer has ${tokens} tokens but the model's vocabulary has ${vocabulary}; ` +
+        'tokenizer.json does not belong to this model',
+    );
+  }
+}
+
+async function disposeModel(model: ServingModel): Promise<void> {
+  try {
+    if (model.flavor === 'chat') await model.chatModel.dispose();
+    else {
+      await model.languageModel.dispose();
+      model.languageModel.tokenizer.dispose();
+    }
+  } catch {
+    // disposing twice or a failing release must not take the server down
+  }
+}
+
+/** Sizes and modification times of the files that decide whether a folder loads. */
+function folderSignature(dir: string): string {
+  const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'];
+  try {
+    for (const f of fs.readdirSync(path.join(dir, 'onnx'))) files.push(path.join('onnx', f));
+  } catch {
+    // no onnx folder: its absence is part of the signature
+  }
+  return files
+    .map((f) => {
+      try {
+        const stat = fs.statSync(path.join(dir, f));
+        return `${f}:${stat.size}:${stat.mtimeMs}`;
+      } catch {
+        return `${f}:-`;
+      }
+    })
+    .join('|');
+}
+
+function folderSize(dir: string): number {
+  let total = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) total += folderSize(full);
+    else if (e.isFile()) total += fs.statSync(full).size;
+  }
+  return total;
+}

@@ -1,0 +1,110 @@
+// Chat models for the explanation role: any transformers.js text-generation model folder whose tokenizer has a
+// chat template (tokenizer_config.json `chat_template`), loaded offline with @huggingface/transformers and run
+// greedily with streaming and cancellation. Kept in runtime/ because only runtime/ talks to transformers.js.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' } });
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface ChatOptions {
+  maxTokens: number;
+  signal?: AbortSignal;
+  /** Called with each piece of text as it is generated. */
+  onText?: (text: string) => void;
+}
+
+export interface ChatModel {
+  readonly modelDir: string;
+  chat(messages: ChatMessage[], options: ChatOptions): Promise<string>;
+  dispose(): Promise<void>;
+}
+
+/** True when the folder's tokenizer_config.json has a chat template. */
+export function hasChatTemplate(modelDir: string): boolean {
+  try {
+    const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'tokenizer_config.json'), 'utf8'));
+    const template = config.chat_template;
+    return (typeof template === 'string' && template.length > 0) || (Array.isArray(template) && template.length > 0);
+  } catch {
+    return false;
+  }
+}
+
+let transformersModule: Promise<Transformers> | undefined;
+
+function transformers(): Promise<Transformers> {
+  transformersModule ??= import('@huggingface/transformers').then((module) => {
+    module.env.allowRemoteModels = false;
+    module.env.allowLocalModels = true;
+    return module;
+  });
+  return transformersModule;
+}
+
+/** The precision of the ONNX file the folder has (transformers.js names files by dtype). */
+function dtypeOf(modelDir: string): 'fp32' | 'fp16' | 'q8' | 'q4' {
+  const has = (file: string) => fs.existsSync(path.join(modelDir, 'onnx', file));
+  if (has('model.onnx') || has('decoder_model_merged.onnx')) return 'fp32';
+  if (has('model_quantized.onnx') || has('decoder_model_merged_quantized.onnx')) return 'q8';
+  if (has('model_fp16.onnx') || has('decoder_model_merged_fp16.onnx')) return 'fp16';
+  if (has('model_q4.onnx') || has('decoder_model_merged_q4.onnx')) return 'q4';
+  throw new Error(`${modelDir}: no ONNX model file in onnx/`);
+}
+
+export async function loadChatModel(modelDir: string, options: { threads?: number } = {}): Promise<ChatModel> {
+  const directory = path.resolve(modelDir);
+  if (!hasChatTemplate(directory)) throw new Error(`${modelDir}: tokenizer_config.json has no chat_template`);
+  const module = await transformers();
+  const fileName = fs.existsSync(path.join(directory, 'onnx', 'decoder_model_merged.onnx')) && !fs.existsSync(path.join(directory, 'onnx', 'model.onnx'))
+    ? 'decoder_model_merged'
+    : undefined;
+  const tokenizer = await module.AutoTokenizer.from_pretrained(directory, { local_files_only: true });
+  const model = await module.AutoModelForCausalLM.from_pretrained(directory, {
+    local_files_only: true,
+    dtype: dtypeOf(directory),
+    ...(fileName ? { model_file_name: fileName } : {}),
+    session_options: { intraOpNumThreads: options.threads ?? 1, interOpNumThreads: 1 },
+  });
+  const config = model.config as unknown as Record<string, unknown>;
+  const contextLength = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((v): v is number => typeof v === 'number') ?? Infinity;
+  let disposed = false;
+  return {
+    modelDir: directory,
+    async chat(messages, chatOptions) {
+      if (disposed) throw new Error(`${modelDir}: the model has been disposed`);
+      const inputs = tokenizer.apply_chat_template(messages as never, { add_generation_prompt: true, return_dict: true }) as Record<string, unknown>;
+      const promptLength = (inputs.input_ids as { dims: number[] }).dims.at(-1) ?? 0;
+      const room = contextLength - promptLength;
+      if (room <= 0) throw new Error(`the prompt has ${promptLength} tokens, more than ${modelDir}'s context of ${contextLength}`);
+      let text = '';
+      const streamer = new module.TextStreamer(tokenizer, {
+        skip_prompt: true,
+        skip_special_tokens: true,
+        callback_function: (piece: string) => {
+          text += piece;
+          if (piece) chatOptions.onText?.(piece);
+        },
+      });
+      const interrupt = new module.InterruptableStoppingCriteria();
+      const onAbort = () => interrupt.interrupt();
+      chatOptions.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        if (chatOptions.signal?.aborted) return '';
+        await model.generate({ ...inputs, max_new_tokens: Math.min(chatOptions.maxTokens, room), do_sample: false, streamer, stopping_criteria: [interrupt] } as never);
+      } finally {
+        chatOptions.signal?.removeEventListener('abort', onAbort);
+      }
+      return text;
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await model.dispose();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+// Messages between the language server and its training/evaluation child process (workers/trainingWorker.ts):
+// one job per process, progress as it runs, a cancel request, and the result or error at the end.
+import type { EvaluationResult } from '../eval/evaluate';
+import type { TrainOptions, TrainProgress, TrainResult } from '../train/trainer';
+
+export type WorkerJob =
+  | { kind: 'train'; options: TrainOptions }
+  | { kind: 'evaluate'; modelDir: string; workspace: string; samples?: number; record: boolean; threads: number };
+
+export type ServerToWorker = { type: 'start'; job: WorkerJob } | { type: 'cancel' };
+
+export type WorkerToServer =
+  | { type: 'trainProgress'; progress: TrainProgress }
+  | { type: 'evaluateProgress'; done: number; total: number; message: string }
+  | { type: 'trainResult'; result: TrainResult }
+  | { type: 'evaluateResult'; result: EvaluationResult }
+  | { type: 'error'; message: string };

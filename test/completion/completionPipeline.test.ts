@@ -1,0 +1,148 @@
+// Tests for the completion pipeline on real (tiny) models: a suggestion end to end, the cache and the typed-ahead
+// remainder without running the model, KV-cache reuse across requests (and without it), cancellation that stops
+// decoding mid-way, debounce of automatic triggers, and the confidence threshold.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CompletionCancelled, CompletionModel, CompletionPipeline, CompletionRequest } from '../../server/src/completion/completionPipeline';
+import { KvCacheStore } from '../../server/src/completion/kvCacheStore';
+import { defaultSettings } from '../../server/src/protocol';
+import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { makeModelFolder } from '../helpers/makeModelFolder';
+import { makeParrotModel } from '../server/testModels';
+
+const settings = { ...defaultSettings.completion, debounceMs: 0, confidenceThreshold: 0 };
+
+describe('completion pipeline', () => {
+  let root: string;
+  let parrot: LanguageModel;
+  let longParrot: LanguageModel;
+  let random: LanguageModel;
+  const model = (languageModel: LanguageModel, key = 'parrot#1'): CompletionModel => ({ key, languageModel, fillInTheMiddle: false });
+  const request = (text: string, offset = text.length, overrides: Partial<CompletionRequest> = {}): CompletionRequest => ({
+    uri: 'file:///a.ts',
+    text,
+    offset,
+    languageId: 'typescript',
+    invoked: true,
+    settings,
+    signal: new AbortController().signal,
+    ...overrides,
+  });
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-pipeline-'));
+    await makeParrotModel(path.join(root, 'parrot'));
+    await makeParrotModel(path.join(root, 'long'), { config: { contextLength: 1024, layers: 4, heads: 4, embedding: 128 } });
+    const folder = await makeModelFolder({ parentDir: root });
+    [parrot, longParrot, random] = await Promise.all([
+      loadLanguageModel(path.join(root, 'parrot'), { intraOpThreads: 1 }),
+      loadLanguageModel(path.join(root, 'long'), { intraOpThreads: 1 }),
+      loadLanguageModel(folder.dir, { intraOpThreads: 1 }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([parrot?.dispose(), longParrot?.dispose(), random?.dispose()]);
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('suggests text from the model, limited by maxTokens', async () => {
+    const pipeline = new CompletionPipeline();
+    const outcome = await pipeline.complete(model(parrot), request('let name = ', undefined, { settings: { ...settings, maxTokens: 10 } }));
+    assert.equal(outcome.source, 'model');
+    assert.equal(outcome.text, 'x'.repeat(10));
+    assert.equal(outcome.generatedTokens, 10);
+    assert.ok(outcome.meanProbability! > 0.99);
+  });
+
+  test('serves the same position and the typed-ahead remainder from the cache', async () => {
+    const pipeline = new CompletionPipeline();
+    const text = 'let name = ';
+    const first = await pipeline.complete(model(parrot), request(text));
+    const again = await pipeline.complete(model(parrot), request(text));
+    assert.equal(again.source, 'cache');
+    assert.equal(again.text, first.text);
+    const typed = await pipeline.complete(model(parrot), request(`${text}xxx`));
+    assert.equal(typed.source, 'cache');
+    assert.equal(typed.text, first.text.slice(3));
+    assert.equal(typed.generatedTokens, 0);
+  });
+
+  test('reuses the KV cache of the previous request in the same document', async () => {
+    const prefix = Array.from({ length: 6 }, (_, i) => `const value${i} = compute(${i});\n`).join('');
+    for (const reuse of [true, false]) {
+      const pipeline = new CompletionPipeline({ reuseKvCache: reuse });
+      const first = await pipeline.complete(model(parrot), request(prefix));
+      assert.equal(first.reusedTokens, 0);
+      const second = await pipeline.complete(model(parrot), request(`${prefix}let other = `));
+      if (reuse) {
+        assert.ok(second.reusedTokens >= first.promptTokens - 2, `${second.reusedTokens} of ${first.promptTokens} reused`);
+        assert.ok(pipeline.kvCaches.get('file:///a.ts', 'parrot#1')?.cache);
+      } else {
+        assert.equal(second.reusedTokens, 0);
+        assert.equal(pipeline.kvCaches.get('file:///a.ts', 'parrot#1')?.cache, undefined, 'only the anchor is kept');
+      }
+      // A cache of another model is never used.
+      const otherModel = await pipeline.complete(model(parrot, 'other#2'), request(`${prefix}let third = `));
+      assert.equal(otherModel.reusedTokens, 0);
+    }
+  });
+
+  test('cancellation stops decoding mid-way', async () => {
+    const pipeline = new CompletionPipeline();
+    const controller = new AbortController();
+    const started = performance.now();
+    setTimeout(() => controller.abort(), 40);
+    await assert.rejects(
+      pipeline.complete(model(longParrot), request('x = ', undefined, { signal: controller.signal, settings: { ...settings, maxTokens: 500 } })),
+      (e: unknown) => {
+        assert.ok(e instanceof CompletionCancelled);
+        assert.ok(e.generatedTokens > 0 && e.generatedTokens < 500, `stopped after ${e.generatedTokens} tokens`);
+        return true;
+      },
+    );
+    assert.ok(performance.now() - started < 400);
+  });
+
+  test('automatic triggers wait for the debounce; a newer request supersedes an older one', async () => {
+    const pipeline = new CompletionPipeline();
+    const automatic = { invoked: false, settings: { ...settings, debounceMs: 80 } };
+    const started = performance.now();
+    const older = pipeline.complete(model(parrot), request('a = ', undefined, automatic));
+    const newer = pipeline.complete(model(parrot), request('a = b', undefined, automatic));
+    assert.equal((await older).source, 'superseded');
+    assert.equal((await newer).source, 'model');
+    assert.ok(performance.now() - started >= 75);
+    const invokedStart = performance.now();
+    await pipeline.complete(model(parrot), request('c = ', undefined, { settings: { ...settings, debounceMs: 5000 } }));
+    assert.ok(performance.now() - invokedStart < 1000, 'an explicit invocation does not wait');
+  });
+
+  test('a suggestion below the confidence threshold is not shown', async () => {
+    const pipeline = new CompletionPipeline();
+    const unsure = await pipeline.complete(model(random, 'random#1'), request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }));
+    assert.equal(unsure.text, '');
+    assert.equal(unsure.rejected, 'low confidence');
+    assert.ok(unsure.meanProbability! < 0.5);
+    const sure = await pipeline.complete(model(parrot), request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }));
+    assert.ok(sure.text.length > 0);
+  });
+
+  test('KvCacheStore keeps a bounded number of documents and drops other models on request', () => {
+    const store = new KvCacheStore(2);
+    const cache = parrot.newCache();
+    store.set('a', { modelKey: 'm1', cache, anchor: 0 });
+    store.set('b', { modelKey: 'm2', cache, anchor: 0 });
+    assert.equal(store.get('a', 'm2'), undefined);
+    assert.equal(store.get('a', 'm1')?.anchor, 0);
+    store.set('c', { modelKey: 'm1', cache, anchor: 0 }); // 'a' was used last: 'b' goes
+    assert.equal(store.size, 2);
+    assert.equal(store.get('b', 'm2'), undefined);
+    store.set('b', { modelKey: 'm2', cache, anchor: 0 });
+    store.keepOnly('m2');
+    assert.equal(store.size, 1);
+    assert.ok(store.get('b', 'm2'));
+  });
+});

@@ -1,0 +1,53 @@
+// Tests for the prompt: line-aligned anchors that stay put while the user types (so the KV cache is reused),
+// move when the budget is exceeded, the document-start token, and fill-in-the-middle layout.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PromptTokenizer, buildPrompt } from '../../server/src/completion/prompt';
+
+/** One token per character; FIM tokens as ids 1000–1002. */
+const characters: PromptTokenizer = {
+  encode: (text) => Array.from(text, (c) => c.charCodeAt(0)),
+  tokenId: (token) => ({ '<|fim_prefix|>': 1000, '<|fim_suffix|>': 1001, '<|fim_middle|>': 1002 })[token],
+};
+
+const lines = Array.from({ length: 20 }, (_, i) => `line ${String(i).padStart(2, '0')}\n`).join(''); // 8 characters a line
+
+test('a short document is the whole prompt, after the document-start token', () => {
+  const prompt = buildPrompt(characters, 'abc\nde', '', { budget: 100, documentStartId: 0 });
+  assert.equal(prompt.anchor, 0);
+  assert.deepEqual(prompt.ids, [0, ...characters.encode('abc\nde')]);
+});
+
+test('a new anchor is a line start and leaves part of the budget free', () => {
+  const prompt = buildPrompt(characters, lines, '', { budget: 64 });
+  assert.equal(lines[prompt.anchor - 1], '\n');
+  assert.ok(prompt.ids.length <= 0.6 * 64, `${prompt.ids.length} tokens`);
+  assert.ok(prompt.ids.length > 0.6 * 64 - 8);
+});
+
+test('the anchor stays while the prompt fits, so consecutive prompts share their beginning', () => {
+  const first = buildPrompt(characters, lines, '', { budget: 64 });
+  const typed = buildPrompt(characters, `${lines}abc`, '', { budget: 64, anchor: first.anchor });
+  assert.equal(typed.anchor, first.anchor);
+  assert.deepEqual(typed.ids.slice(0, first.ids.length), first.ids);
+});
+
+test('the anchor moves when the prompt outgrows the budget, and never mid-line', () => {
+  const first = buildPrompt(characters, lines, '', { budget: 64 });
+  const longer = `${lines}${'more\n'.repeat(6)}`;
+  const moved = buildPrompt(characters, longer, '', { budget: 64, anchor: first.anchor });
+  assert.ok(moved.anchor > first.anchor);
+  assert.equal(longer[moved.anchor - 1], '\n');
+  assert.ok(moved.ids.length <= 64);
+});
+
+test('a single line longer than the budget is cut from the left', () => {
+  const prompt = buildPrompt(characters, 'x'.repeat(200), '', { budget: 50, documentStartId: 0 });
+  assert.equal(prompt.ids.length, 50);
+});
+
+test('fill-in-the-middle puts prefix, suffix and middle tokens in PSM order', () => {
+  const prompt = buildPrompt(characters, 'ab', 'cd\nef\n', { budget: 100, fillInTheMiddle: true });
+  assert.deepEqual(prompt.ids, [1000, ...characters.encode('ab'), 1001, ...characters.encode('cd\nef\n'), 1002]);
+  assert.throws(() => buildPrompt({ ...characters, tokenId: () => undefined }, 'a', 'b', { budget: 10, fillInTheMiddle: true }), /fill-in-the-middle/);
+});
