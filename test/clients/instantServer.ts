@@ -1,6 +1,6 @@
 // A language server that answers every inline completion at once, with no model: the floor of the
 // keystroke-to-ghost-text time in the end-to-end harness (VS Code's own delays, the extension, IPC and
-// rendering). codeServer.test.ts bundles it and runs the extension against it to measure that baseline.
+// rendering). codeServer.e2e.ts bundles it and runs the extension against it to measure that baseline.
 import { createConnection, InlineCompletionRequest, ProposedFeatures, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { ListModels, Status } from '../../server/src/protocol';
 

@@ -62,7 +62,7 @@ function ensureDefaultModel(workspace: string): boolean {
     stdio: ['ignore', 'ignore', 'inherit'],
     timeout: 10 * 60_000,
   });
-  fs.writeFileSync(path.join(modelDir, 'STAND-IN'), 'Trained by test/clients/codeServer.test.ts because models/default was missing.\n');
+  fs.writeFileSync(path.join(modelDir, 'STAND-IN'), 'Trained by test/clients/codeServer.e2e.ts because models/default was missing.\n');
   return true;
 }
 
@@ -204,10 +204,8 @@ function step(title: string, body: () => Promise<void>): void {
   });
 }
 
-// `npm test` globs test/*/*.test.ts too: this suite runs under `npm run test:clients` (or node directly), not twice.
-const skip = process.env.npm_lifecycle_event === 'test' ? 'real-client test: npm run test:clients runs it' : false;
 
-describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30 * 60_000, skip }, () => {
+describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30 * 60_000 }, () => {
   let standIn = false;
 
   before(async () => {

@@ -30,10 +30,8 @@ function ensureNeovim(): string {
   return found!;
 }
 
-/** `npm test` leaves real clients to `npm run test:clients` (test/clients/run.sh). */
-const skip = process.env.npm_lifecycle_event === 'test' ? 'real-client test: npm run test:clients runs it' : false;
 
-describe('Neovim as a real LSP client', { timeout: 180_000, skip }, () => {
+describe('Neovim as a real LSP client', { timeout: 180_000 }, () => {
   let root: string;
   const records = new Map<string, Record<string, any>>();
 
