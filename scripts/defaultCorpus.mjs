@@ -42,10 +42,35 @@ for (const p of packages) {
       if (relative.split(path.sep).includes('node_modules')) continue;
       const destination = path.join(target, p.name.replace('/', '__'), relative);
       fs.mkdirSync(path.dirname(destination), { recursive: true });
-      fs.copyFileSync(source, destination);
-      files++;
+      files += copyInParts(source, destination);
     }
   }
   used.push({ package: p.name, version: meta.version, license: meta.license, files });
 }
 console.log(JSON.stringify(used));
+
+/** Copies a file, splitting one above the corpus walker's 1 MB limit at line ends into numbered parts. */
+function copyInParts(source, destination) {
+  const limit = 900_000;
+  if (fs.statSync(source).size <= limit) {
+    fs.copyFileSync(source, destination);
+    return 1;
+  }
+  const lines = fs.readFileSync(source, 'utf8').split('\n');
+  const extension = path.extname(destination);
+  let part = 0;
+  let chunk = [];
+  let size = 0;
+  const flush = () => {
+    fs.writeFileSync(destination.slice(0, -extension.length) + `.part${++part}` + extension, chunk.join('\n'));
+    chunk = [];
+    size = 0;
+  };
+  for (const line of lines) {
+    if (size + line.length > limit && chunk.length) flush();
+    chunk.push(line);
+    size += line.length + 1;
+  }
+  if (chunk.length) flush();
+  return part;
+}
