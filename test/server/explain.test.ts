@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { ErrorCodes } from 'vscode-languageserver-protocol';
 import { CodeActionRequest, HoverRequest, MarkupContent } from 'vscode-languageserver-protocol';
 import { Explain, ExplainCommand } from '../../server/src/protocol';
-import { ServerHarness, modelDirectories, repository } from './serverHarness';
-import { makeTrainedModel, trainingSources } from './testModels';
+import { ServerHarness, modelDirectories } from './serverHarness';
+import { makeTrainedModel, writeSourcesWorkspace } from './testModels';
 
 describe('explanations', { timeout: 180_000 }, () => {
   let dirs: ReturnType<typeof modelDirectories>;
@@ -22,9 +22,7 @@ describe('explanations', { timeout: 180_000 }, () => {
   before(async () => {
     dirs = modelDirectories();
     await makeTrainedModel(path.join(dirs.bundled, 'default'));
-    workspace = path.join(dirs.root, 'workspace');
-    fs.mkdirSync(workspace);
-    for (const file of trainingSources) fs.copyFileSync(path.join(repository, file), path.join(workspace, path.basename(file)));
+    workspace = writeSourcesWorkspace(path.join(dirs.root, 'workspace'));
     fileUri = `file://${path.join(workspace, 'stopRules.ts')}`;
     lines = fs.readFileSync(path.join(workspace, 'stopRules.ts'), 'utf8').split('\n');
     server = await ServerHarness.start({

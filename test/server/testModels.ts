@@ -59,6 +59,13 @@ export const trainingSources = [
   'server/src/completion/completionCache.ts',
 ];
 
+/** Makes `dir` a workspace holding copies of trainingSources (flat, by base name); returns it. */
+export function writeSourcesWorkspace(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const file of trainingSources) fs.copyFileSync(path.join(repository, file), path.join(dir, path.basename(file)));
+  return dir;
+}
+
 /**
  * A model folder fine-tuned for ~300 steps (a few seconds) on trainingSources; built once per content and
  * copied into `dir`.

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, LSPErrorCodes, WorkDoneProgressCancelNotification } from 'vscode-languageserver-protocol';
 import { DeployModel, EvaluateModel, ListModels, TrainModel } from '../../server/src/protocol';
-import { ServerHarness, delay, modelDirectories, repository } from './serverHarness';
-import { makeParrotModel, trainingSources } from './testModels';
+import { ServerHarness, delay, modelDirectories } from './serverHarness';
+import { makeParrotModel, writeSourcesWorkspace } from './testModels';
 
 const failure = async (promise: Promise<unknown>) => {
   try {
@@ -27,9 +27,7 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
   before(async () => {
     dirs = modelDirectories();
     await makeParrotModel(path.join(dirs.bundled, 'default'));
-    workspace = path.join(dirs.root, 'workspace');
-    fs.mkdirSync(workspace);
-    for (const file of trainingSources) fs.copyFileSync(path.join(repository, file), path.join(workspace, path.basename(file)));
+    workspace = writeSourcesWorkspace(path.join(dirs.root, 'workspace'));
     server = await ServerHarness.start({
       modelsDirectory: dirs.models,
       bundledModelsDirectory: dirs.bundled,
