@@ -231,6 +231,26 @@ test('collectCorpus options: maxFileBytes and extensions', async () => {
   }
 });
 
+test('collectCorpus skips model folders and large JSON data, keeping small JSON and code', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-corpus-'));
+  try {
+    write(root, 'models/app/modelwright.json', '{}\n');
+    write(root, 'models/app/tokenizer.json', '{"model": {}}\n');
+    write(root, 'hub/gpt2/config.json', '{"model_type": "gpt2"}\n');
+    write(root, 'hub/gpt2/onnx/README.md', '# weights\n');
+    write(root, 'fixtures/big.json', JSON.stringify({ values: Array.from({ length: 20_000 }, (_, i) => i) }) + '\n');
+    write(root, 'package.json', '{"name": "app"}\n');
+    write(root, 'src/main.ts', 'export const main = () => 1;\n');
+    const corpus = await collectCorpus(root);
+    assert.deepEqual(corpus.files.map((file) => file.path), ['package.json', 'src/main.ts']);
+    assert.equal(reasonOf(corpus, 'models/app/'), 'model folder');
+    assert.equal(reasonOf(corpus, 'hub/gpt2/'), 'model folder');
+    assert.equal(reasonOf(corpus, 'fixtures/big.json'), 'data file');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('findSecretInContent names the pattern and ignores look-alikes', () => {
   assert.equal(findSecretInContent(`key: ${fakeSecrets.awsKeyId}`), 'AWS access key id');
   assert.equal(findSecretInContent(`export API_TOKEN=${fakeSecrets.assignedPassword}`), 'credential assignment');

@@ -222,6 +222,7 @@ export async function collectCorpus(workspace: string, options: CollectCorpusOpt
         const directoryReason = excludedDirectories.get(entry.name);
         if (directoryReason) excluded.push({ path: `${relativePath}/`, reason: directoryReason });
         else if (isGitIgnored(scopes, relativePath, true)) excluded.push({ path: `${relativePath}/`, reason: 'gitignored' });
+        else if (await isModelFolder(absolutePath)) excluded.push({ path: `${relativePath}/`, reason: 'model folder' });
         else await walk(absolutePath, relativePath, scopes);
         continue;
       }
@@ -255,6 +256,15 @@ export async function collectCorpus(workspace: string, options: CollectCorpusOpt
   files.sort(byPath);
   excluded.sort(byPath);
   return { root, files, excluded, notSourceByExtension };
+}
+
+/** JSON this large is data (fixtures, snapshots, vocabularies), not code anyone types. */
+const maxJsonBytes = 64_000;
+
+/** A trained model's folder (ours, or any Hugging Face layout with ONNX weights): its files are data, not code. */
+async function isModelFolder(directory: string): Promise<boolean> {
+  const exists = (name: string) => fs.access(path.join(directory, name)).then(() => true, () => false);
+  return (await exists('modelwright.json')) || ((await exists('config.json')) && (await exists('onnx')));
 }
 
 /** The reason a file is excluded judging by its path alone, "not source", or undefined to read it. */
@@ -291,6 +301,7 @@ async function readCandidate(candidate: Candidate, maxFileBytes: number): Promis
   const secret = findSecretInContent(text);
   if (secret) return excludedAs(`secret content: ${secret}`);
   if (generatedHeaderPattern.test(text.slice(0, 2_000))) return excludedAs('generated');
+  if (candidate.extension === 'json' && buffer.length > maxJsonBytes) return excludedAs('data file');
   if (isMinified(text, candidate.extension)) return excludedAs('minified');
   return {
     path: candidate.relativePath,
