@@ -11,7 +11,6 @@ export interface Value {
 
 export interface Node {
   readonly op: string;
-  readonly domain?: string;
   readonly inputs: readonly Value[];
   readonly outputs: readonly Value[];
   readonly attributes: Record<string, Attribute>;
@@ -83,11 +82,10 @@ export class Graph {
     inputs: Value[],
     outputs: [readonly Dim[], DataType][],
     attributes: Record<string, Attribute> = {},
-    domain?: string,
     outputNames?: string[],
   ): Value[] {
     const outs = outputs.map(([shape, type], i) => ({ name: outputNames?.[i] ?? this.fresh(op), type, shape }));
-    this.nodes.push({ op, domain, inputs, outputs: outs, attributes });
+    this.nodes.push({ op, inputs, outputs: outs, attributes });
     return outs;
   }
 
@@ -115,7 +113,7 @@ export class Graph {
   exp(x: Value) { return this.unary('Exp', x); }
   neg(x: Value) { return this.unary('Neg', x); }
   identity(x: Value, name?: string): Value {
-    return this.node('Identity', [x], [[x.shape, x.type]], {}, undefined, name ? [name] : undefined)[0];
+    return this.node('Identity', [x], [[x.shape, x.type]], {}, name ? [name] : undefined)[0];
   }
   cast(x: Value, to: DataType): Value {
     const code = { float32: 1, int64: 7, bool: 9 }[to];
@@ -249,12 +247,10 @@ export class Graph {
     const rename = (v: Value) => this.renames.get(v.name) ?? v.name;
     const nodes: NodeProto[] = this.nodes.map((n) => ({
       op: n.op,
-      domain: n.domain,
       inputs: n.inputs.map(rename),
       outputs: n.outputs.map(rename),
       attributes: n.attributes,
     }));
-    const contrib = this.nodes.some((n) => n.domain === 'com.microsoft');
     return {
       name: this.name,
       nodes,
@@ -262,7 +258,6 @@ export class Graph {
       outputs: this.outputs.map((v) => ({ ...v, shape: [...v.shape] })),
       initializers: [...this.initializers].map(([name, t]) => ({ name, tensor: t })),
       opset,
-      extraOpsets: contrib ? { 'com.microsoft': 1 } : undefined,
       metadata,
     };
   }

@@ -28,7 +28,6 @@ export interface TensorData {
 
 export interface NodeProto {
   op: string;
-  domain?: string;
   inputs: string[];
   outputs: string[];
   attributes: Record<string, Attribute>;
@@ -47,8 +46,6 @@ export interface ModelDescription {
   outputs: ValueInfo[];
   initializers: { name: string; tensor: TensorData }[];
   opset: number;
-  /** Extra operator sets, e.g. {"com.microsoft": 1} for onnxruntime's contrib ops. */
-  extraOpsets?: Record<string, number>;
   metadata?: Record<string, string>;
 }
 
@@ -86,7 +83,6 @@ export function encodeModel(m: ModelDescription): Uint8Array {
     node: m.nodes.map((n, i) => ({
       name: `${n.op}_${i}`,
       opType: n.op,
-      domain: n.domain ?? '',
       input: n.inputs,
       output: n.outputs,
       attribute: Object.entries(n.attributes).map(([k, a]) => attributeProto(k, a)),
@@ -96,7 +92,6 @@ export function encodeModel(m: ModelDescription): Uint8Array {
     initializer: m.initializers.map((i) => tensorProto(i.name, i.tensor)),
   };
   const opsetImport = [{ domain: '', version: m.opset }];
-  for (const [domain, version] of Object.entries(m.extraOpsets ?? {})) opsetImport.push({ domain, version });
   const model: onnx.IModelProto = {
     irVersion: 9,
     producerName: 'modelwright',
