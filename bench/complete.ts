@@ -20,6 +20,7 @@ import {
 } from 'vscode-languageserver-protocol';
 import { ServerStatus, Status } from '../server/src/protocol';
 import { train } from '../server/src/train/trainer';
+import { percentile } from '../server/src/eval/statistics';
 
 const repository = path.resolve(__dirname, '..');
 const serverScript = path.join(repository, 'server', 'out', 'server.js');
@@ -305,12 +306,6 @@ function memoryOf(pid: number): { current: number; peak: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
   return { current: field('VmRSS'), peak: field('VmHWM') };
-}
-
-function percentile(values: number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
 function mean(values: number[]): number {

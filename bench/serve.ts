@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { GptConfig, initialParameters, presets } from '../server/src/engine/model';
 import { readFolderConfig, writeModelFiles } from '../server/src/registry/modelFolder';
 import { bpeEncoderFromTokenizerJson, trainBpe, writeTokenizerFiles } from '../server/src/train/bpe';
+import { median, percentile } from '../server/src/eval/statistics';
 
 const root = path.resolve(__dirname, '..');
 const { values } = parseArgs({
@@ -186,11 +187,6 @@ function promptTokens(modelDir: string, texts: string[]): string {
   return `${counts[0]}–${counts.at(-1)} tokens, median ${counts[counts.length >> 1]}`;
 }
 
-const percentile = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function main(): Promise<void> {
   const model = await benchModel();
@@ -231,8 +227,8 @@ async function main(): Promise<void> {
         const runs = results.filter((r) => r.batching === batching && r.clients === clientCounts[level]);
         const throughput = median(runs.map((r) => (r.requests - r.errors) / r.seconds));
         const tokensPerSecond = median(runs.map((r) => r.tokens / r.seconds));
-        const p50 = median(runs.map((r) => percentile([...r.latencies].sort((a, b) => a - b), 50)));
-        const p95 = median(runs.map((r) => percentile([...r.latencies].sort((a, b) => a - b), 95)));
+        const p50 = median(runs.map((r) => percentile(r.latencies, 0.5)));
+        const p95 = median(runs.map((r) => percentile(r.latencies, 0.95)));
         const errors = runs.reduce((n, r) => n + r.errors, 0);
         summary.set(`${batching}:${clientCounts[level]}`, { throughput, p95, errors });
         rows.push([batching ? 'on' : 'off', String(clientCounts[level]), String(requestCounts[level]), throughput.toFixed(1), tokensPerSecond.toFixed(0), p50.toFixed(1), p95.toFixed(1), String(errors)]);

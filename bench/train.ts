@@ -13,6 +13,7 @@ import { specialTokens, trainBpe, writeTokenizerFiles } from '../server/src/trai
 import { collectCorpus, splitByFile } from '../server/src/train/corpus';
 import { Batch, concatenateDocuments, trainingBatch, validationBatches } from '../server/src/train/dataset';
 import { StepRunner, freshState } from '../server/src/train/trainStep';
+import { median } from '../server/src/eval/statistics';
 
 const { values } = parseArgs({
   options: {
@@ -44,11 +45,6 @@ function ensureTorch(): void {
     console.error(`the benchmark compares against Debian's PyTorch; install it with: sudo ${install}`);
     process.exit(1);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** The windows both trainers see, in the layout bench/torchTrain.py reads. */

@@ -128,8 +128,8 @@ async function measureLatency(key: string): Promise<number[]> {
     log(`${JSON.stringify(text)}: ${ms === undefined ? 'no ghost text' : `${Math.round(ms)} ms`}`);
   }
   timings[`${key}Ms`] = samples;
-  timings[`${key}P50`] = percentile(samples, 50);
-  timings[`${key}P95`] = percentile(samples, 95);
+  timings[`${key}P50`] = percentile(samples, 0.5);
+  timings[`${key}P95`] = percentile(samples, 0.95);
   log(`${key}: p50 ${timings[`${key}P50`]} ms, p95 ${timings[`${key}P95`]} ms over ${samples.length} keystrokes`);
   return samples;
 }
@@ -321,7 +321,7 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     // Where the model is unsure the server shows nothing by design, so the median needs only most lines to answer.
     assert.ok(samples.length >= latencyLines.length / 2, `ghost text after at least half of ${latencyLines.length} timed keystrokes (got ${samples.length})`);
     // A bound for gross regressions only; the goal (the instant-server baseline + 50 ms) is reported, not enforced.
-    assert.ok(percentile(samples, 50) < 1000, 'p50 under a second');
+    assert.ok(percentile(samples, 0.5) < 1000, 'p50 under a second');
     await workbench.screenshot('latency-runs');
   });
 

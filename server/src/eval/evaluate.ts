@@ -9,6 +9,7 @@ import { logSoftmax } from '../runtime/sampling';
 import { collectCorpus } from '../train/corpus';
 import { concatenateDocuments } from '../train/dataset';
 import { sampleCompletions } from './completionSamples';
+import { percentile } from './statistics';
 import { editSimilarity } from './editSimilarity';
 
 export interface EvaluateOptions {
@@ -58,7 +59,7 @@ export async function evaluateModel(modelDir: string, workspace: string, options
       perplexity: Math.exp(valLoss),
       exactMatch: exact / count,
       editSimilarity: similarity / count,
-      latencyMs: { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95) },
+      latencyMs: { p50: percentile(latencies, 0.5) || 0, p95: percentile(latencies, 0.95) || 0 },
       samples: samples.length,
       heldOutFiles: files.length,
     };
@@ -91,10 +92,4 @@ async function heldOutLoss(model: LanguageModel, texts: string[], maxWindows: nu
     }
   }
   return total / Math.max(1, count);
-}
-
-export function percentile(values: number[], q: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
