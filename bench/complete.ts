@@ -13,12 +13,12 @@ import {
   ExitNotification,
   InitializeRequest,
   InitializedNotification,
-  InlineCompletionList,
+  type InlineCompletionList,
   InlineCompletionRequest,
   LogMessageNotification,
   ShutdownRequest,
 } from 'vscode-languageserver-protocol';
-import { ServerStatus, Status } from '../server/src/protocol';
+import { type ServerStatus, Status } from '../server/src/protocol';
 import { train } from '../server/src/train/trainer';
 import { percentile } from '../server/src/eval/statistics';
 
@@ -69,11 +69,19 @@ async function main(): Promise<void> {
     `file: ${path.relative(repository, file)} (${text.split('\n').length} lines), ${positions.length} cursor positions top to bottom, ` +
       'alternately mid-line and on a new line opened with Enter; explicit invocations (no debounce)',
   );
-  console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other processes skew the figures)`);
+  console.log(
+    `machine: ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (other processes skew the figures)`,
+  );
 
   // Both servers run side by side and take turns on every position (in alternating order), so that load from
   // other processes on the machine falls on both alike.
-  const servers = [await BenchServer.start(modelDir, file, text, true), await BenchServer.start(modelDir, file, text, false)];
+  const servers = [
+    await BenchServer.start(modelDir, file, text, true),
+    await BenchServer.start(modelDir, file, text, false),
+  ];
   const runs: Run[] = [];
   try {
     for (const [i, position] of positions.entries()) {
@@ -88,20 +96,97 @@ async function main(): Promise<void> {
   const stat = (f: (run: Run) => string, label: string) => table.push([label, ...runs.map(f)]);
   const fromModel = (run: Run) => run.samples.filter((s) => s.source === 'model');
   const ms = (v: number) => `${v.toFixed(1)} ms`;
-  stat((r) => ms(percentile(fromModel(r).map((s) => s.serverMs), 0.5)), 'server p50');
-  stat((r) => ms(percentile(fromModel(r).map((s) => s.serverMs), 0.95)), 'server p95');
-  stat((r) => ms(percentile(fromModel(r).map((s) => s.cpuMs), 0.5)), 'server CPU time p50');
-  stat((r) => ms(percentile(fromModel(r).map((s) => s.cpuMs), 0.95)), 'server CPU time p95');
-  stat((r) => ms(percentile(r.samples.map((s) => s.roundTripMs), 0.5)), 'round trip p50');
-  stat((r) => ms(percentile(r.samples.map((s) => s.roundTripMs), 0.95)), 'round trip p95');
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          fromModel(r).map((s) => s.serverMs),
+          0.5,
+        ),
+      ),
+    'server p50',
+  );
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          fromModel(r).map((s) => s.serverMs),
+          0.95,
+        ),
+      ),
+    'server p95',
+  );
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          fromModel(r).map((s) => s.cpuMs),
+          0.5,
+        ),
+      ),
+    'server CPU time p50',
+  );
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          fromModel(r).map((s) => s.cpuMs),
+          0.95,
+        ),
+      ),
+    'server CPU time p95',
+  );
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          r.samples.map((s) => s.roundTripMs),
+          0.5,
+        ),
+      ),
+    'round trip p50',
+  );
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          r.samples.map((s) => s.roundTripMs),
+          0.95,
+        ),
+      ),
+    'round trip p95',
+  );
   for (const kind of ['mid-line', 'new line'] as const) {
-    const ofKind = (r: Run) => fromModel(r).filter((s) => s.kind === kind).map((s) => s.serverMs);
+    const ofKind = (r: Run) =>
+      fromModel(r)
+        .filter((s) => s.kind === kind)
+        .map((s) => s.serverMs);
     stat((r) => `${ms(percentile(ofKind(r), 0.5))} / ${ms(percentile(ofKind(r), 0.95))}`, `  ${kind} p50 / p95`);
     const tokens = (r: Run) => fromModel(r).filter((s) => s.kind === kind);
-    stat((r) => `${mean(tokens(r).map((s) => s.prompt)).toFixed(0)} → ${mean(tokens(r).map((s) => s.generated)).toFixed(1)}`, `  ${kind} tokens in → out`);
+    stat(
+      (r) =>
+        `${mean(tokens(r).map((s) => s.prompt)).toFixed(0)} → ${mean(tokens(r).map((s) => s.generated)).toFixed(1)}`,
+      `  ${kind} tokens in → out`,
+    );
   }
-  stat((r) => ms(percentile(fromModel(r).map((s) => s.promptMs), 0.5)), 'prompt run p50');
-  stat((r) => `${percentile(fromModel(r).map((s) => s.perTokenMs), 0.5).toFixed(2)} ms`, 'decode step p50');
+  stat(
+    (r) =>
+      ms(
+        percentile(
+          fromModel(r).map((s) => s.promptMs),
+          0.5,
+        ),
+      ),
+    'prompt run p50',
+  );
+  stat(
+    (r) =>
+      `${percentile(
+        fromModel(r).map((s) => s.perTokenMs),
+        0.5,
+      ).toFixed(2)} ms`,
+    'decode step p50',
+  );
   stat((r) => mean(fromModel(r).map((s) => s.prompt)).toFixed(0), 'prompt tokens (mean)');
   stat((r) => mean(fromModel(r).map((s) => s.reused)).toFixed(0), 'reused tokens (mean)');
   stat((r) => mean(fromModel(r).map((s) => s.generated)).toFixed(1), 'generated tokens (mean)');
@@ -110,28 +195,43 @@ async function main(): Promise<void> {
   stat((r) => `${(r.rss.current / 2 ** 20).toFixed(0)} MB (peak ${(r.rss.peak / 2 ** 20).toFixed(0)})`, 'server RSS');
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   console.log('');
-  for (const row of table) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('   '));
+  for (const row of table)
+    console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('   '));
 
   // The same positions with and without reuse, compared pairwise: robust to load that changes during the run.
   const paired = (kind?: CursorCase['kind']) => {
     const differences = runs[0].samples
       .map((sample, i) => ({ sample, other: runs[1].samples[i] }))
-      .filter(({ sample, other }) => sample.source === 'model' && other.source === 'model' && (!kind || sample.kind === kind))
+      .filter(
+        ({ sample, other }) => sample.source === 'model' && other.source === 'model' && (!kind || sample.kind === kind),
+      )
       .map(({ sample, other }) => sample.serverMs - other.serverMs);
     return `${percentile(differences, 0.5) >= 0 ? '+' : ''}${percentile(differences, 0.5).toFixed(1)} ms`;
   };
-  console.log(`\nreuse − no reuse at the same position (median): all ${paired()}, mid-line ${paired('mid-line')}, new line ${paired('new line')}`);
+  console.log(
+    `\nreuse − no reuse at the same position (median): all ${paired()}, mid-line ${paired('mid-line')}, new line ${paired('new line')}`,
+  );
 
   const best = runs[0];
-  const p50 = percentile(fromModel(best).map((s) => s.serverMs), 0.5);
-  const p95 = percentile(fromModel(best).map((s) => s.serverMs), 0.95);
+  const p50 = percentile(
+    fromModel(best).map((s) => s.serverMs),
+    0.5,
+  );
+  const p95 = percentile(
+    fromModel(best).map((s) => s.serverMs),
+    0.95,
+  );
   const rss = best.rss.peak / 2 ** 20;
   const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
   console.log('');
-  console.log(`goals (with reuse): p50 ≤ ${goals.p50} ms ${verdict(p50 <= goals.p50)}, p95 ≤ ${goals.p95} ms ${verdict(p95 <= goals.p95)}, RSS ≤ ${goals.rssMegabytes} MB ${verdict(rss <= goals.rssMegabytes)}`);
+  console.log(
+    `goals (with reuse): p50 ≤ ${goals.p50} ms ${verdict(p50 <= goals.p50)}, p95 ≤ ${goals.p95} ms ${verdict(p95 <= goals.p95)}, RSS ≤ ${goals.rssMegabytes} MB ${verdict(rss <= goals.rssMegabytes)}`,
+  );
   const load = os.loadavg()[0];
   if (load > os.cpus().length * 0.75) {
-    console.log(`note: the load average (${load.toFixed(1)} on ${os.cpus().length} cores) means other processes competed for the CPU; the CPU-time rows show what the requests cost.`);
+    console.log(
+      `note: the load average (${load.toFixed(1)} on ${os.cpus().length} cores) means other processes competed for the CPU; the CPU-time rows show what the requests cost.`,
+    );
   }
 }
 
@@ -145,10 +245,14 @@ async function benchModel(): Promise<string> {
   }
   const out = path.join(repository, '.tmp', 'bench-complete-model');
   if (!values.retrain && fs.existsSync(path.join(out, 'onnx', 'model.onnx'))) {
-    console.log(`model: ${path.relative(repository, out)}, trained on this repository by an earlier run (--retrain to train again)`);
+    console.log(
+      `model: ${path.relative(repository, out)}, trained on this repository by an earlier run (--retrain to train again)`,
+    );
     return out;
   }
-  console.log(`model: ${values['repository-model'] ? 'asked for' : 'models/default does not exist;'} training the \`default\` preset on this repository for 1 minute first …`);
+  console.log(
+    `model: ${values['repository-model'] ? 'asked for' : 'models/default does not exist;'} training the \`default\` preset on this repository for 1 minute first …`,
+  );
   fs.rmSync(out, { recursive: true, force: true });
   let last = 0;
   const result = await train(
@@ -161,7 +265,9 @@ async function benchModel(): Promise<string> {
       },
     },
   );
-  console.log(`  trained ${result.steps} steps: loss ${result.loss.toFixed(3)}, validation loss ${result.valLoss.toFixed(3)}`);
+  console.log(
+    `  trained ${result.steps} steps: loss ${result.loss.toFixed(3)}, validation loss ${result.valLoss.toFixed(3)}`,
+  );
   return out;
 }
 
@@ -222,7 +328,10 @@ class BenchServer {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, MODELWRIGHT_KV_REUSE: reuse ? '1' : '0' },
     });
-    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    const connection = createMessageConnection(
+      new StreamMessageReader(child.stdout!),
+      new StreamMessageWriter(child.stdin!),
+    );
     const server = new BenchServer(child, connection, root, `file://${file}`);
     connection.onNotification(LogMessageNotification.type, (m) => {
       server.logs.push(m.message);
@@ -235,16 +344,23 @@ class BenchServer {
       processId: process.pid,
       rootUri: null,
       capabilities: { textDocument: { inlineCompletion: {} } },
-      initializationOptions: { modelsDirectory: path.join(root, 'models'), bundledModelsDirectory: bundled, trusted: true },
+      initializationOptions: {
+        modelsDirectory: path.join(root, 'models'),
+        bundledModelsDirectory: bundled,
+        trusted: true,
+      },
     });
     await connection.sendNotification(InitializedNotification.type, {});
     const deadline = Date.now() + 60_000;
     while (server.status?.health !== 'ready') {
-      if (server.status?.health === 'error' || Date.now() > deadline) throw new Error(`the server did not load the model: ${JSON.stringify(server.status)}`);
+      if (server.status?.health === 'error' || Date.now() > deadline)
+        throw new Error(`the server did not load the model: ${JSON.stringify(server.status)}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     server.current = text;
-    await connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri: server.uri, languageId: 'typescript', version: 1, text } });
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: server.uri, languageId: 'typescript', version: 1, text },
+    });
     // Warm-up on the first lines (not measured): session start-up, first allocations.
     for (let line = 0; line < 5; line++) await server.request({ line, character: 0 });
     return server;
@@ -271,7 +387,11 @@ class BenchServer {
     const result = await this.request(position);
     const roundTripMs = performance.now() - started;
     const entry = this.logs.slice(logCount).find((l) => l.startsWith('completion '));
-    const parsed = entry ? /^completion (\w+): ([\d.]+) ms \(cpu ([\d.]+) ms\), (\d+) tokens generated, (\d+)\/(\d+) prompt tokens reused/.exec(entry) : null;
+    const parsed = entry
+      ? /^completion (\w+): ([\d.]+) ms \(cpu ([\d.]+) ms\), (\d+) tokens generated, (\d+)\/(\d+) prompt tokens reused/.exec(
+          entry,
+        )
+      : null;
     const timings = entry ? /prompt ([\d.]+) ms \+ ([\d.]+) ms\/token/.exec(entry) : null;
     this.samples.push({
       roundTripMs,

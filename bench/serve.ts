@@ -1,12 +1,12 @@
 // `npm run bench:serve`: a bounded load test of `modelwright serve` on 127.0.0.1 — 1, 8 and 32 concurrent clients
 // each sending a fixed number of /v1/completions requests — with dynamic batching on and off side by side
 // (two server processes, runs interleaved, medians of the repeats). Prints throughput, p50/p95 latency, errors.
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { GptConfig, initialParameters, presets } from '../server/src/engine/model';
+import { type GptConfig, initialParameters, presets } from '../server/src/engine/model';
 import { readFolderConfig, writeModelFiles } from '../server/src/registry/modelFolder';
 import { bpeEncoderFromTokenizerJson, trainBpe, writeTokenizerFiles } from '../server/src/train/bpe';
 import { median, percentile } from '../server/src/eval/statistics';
@@ -32,7 +32,10 @@ const { values } = parseArgs({
 });
 const clientCounts = values.clients.split(',').map(Number);
 const requestCounts = values.requests.split(',').map(Number);
-if (clientCounts.length !== requestCounts.length || [...clientCounts, ...requestCounts].some((n) => !(Number.isInteger(n) && n > 0) || n > 1000)) {
+if (
+  clientCounts.length !== requestCounts.length ||
+  [...clientCounts, ...requestCounts].some((n) => !(Number.isInteger(n) && n > 0) || n > 1000)
+) {
   throw new Error('--clients and --requests need the same number of positive integers (at most 1000)');
 }
 const repeats = Number(values.repeats);
@@ -64,7 +67,9 @@ async function benchModel(): Promise<{ dir: string; description: string }> {
   }
   const dir = path.join(os.tmpdir(), 'modelwright-bench-serve-default-random');
   if (!fs.existsSync(path.join(dir, 'onnx', 'model.onnx'))) {
-    process.stderr.write('models/default is absent: making a random-weight model of its size (tokenizer trained on this repository)\n');
+    process.stderr.write(
+      'models/default is absent: making a random-weight model of its size (tokenizer trained on this repository)\n',
+    );
     const trained = trainBpe(sourceTexts(), { vocabSize: presets.default.vocabSize, minFrequency: 2 });
     const config: GptConfig = { ...presets.default, vocabSize: trained.vocab.length };
     fs.mkdirSync(dir, { recursive: true });
@@ -111,8 +116,28 @@ interface Server {
 }
 
 function startServe(modelDir: string, batching: boolean): Promise<Server> {
-  const args = ['--import', 'tsx', path.join(root, 'server/src/cli.ts'), 'serve', '--model', `bench=${modelDir}`, '--port', '0', '--host', '127.0.0.1'];
-  args.push('--queue', '1024', '--threads', values.threads, '--max-batch-size', values['max-batch-size'], '--timeout', '300');
+  const args = [
+    '--import',
+    'tsx',
+    path.join(root, 'server/src/cli.ts'),
+    'serve',
+    '--model',
+    `bench=${modelDir}`,
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+  ];
+  args.push(
+    '--queue',
+    '1024',
+    '--threads',
+    values.threads,
+    '--max-batch-size',
+    values['max-batch-size'],
+    '--timeout',
+    '300',
+  );
   if (!batching) args.push('--no-batching');
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -136,7 +161,14 @@ async function stopServe(server: Server): Promise<void> {
 }
 
 /** `requests` completions from `clients` concurrent clients, each sending its next request when the last returns. */
-async function run(server: Server, batching: boolean, clients: number, requests: number, promptTexts: string[], seed: number): Promise<RunResult> {
+async function run(
+  server: Server,
+  batching: boolean,
+  clients: number,
+  requests: number,
+  promptTexts: string[],
+  seed: number,
+): Promise<RunResult> {
   const latencies: number[] = [];
   let errors = 0;
   let tokens = 0;
@@ -187,7 +219,6 @@ function promptTokens(modelDir: string, texts: string[]): string {
   return `${counts[0]}–${counts.at(-1)} tokens, median ${counts[counts.length >> 1]}`;
 }
 
-
 async function main(): Promise<void> {
   const model = await benchModel();
   const config = readFolderConfig(model.dir);
@@ -211,7 +242,14 @@ async function main(): Promise<void> {
         // inherits the other's leftovers (garbage collection, caches) more often.
         for (const batching of repeat % 2 === 0 ? [true, false] : [false, true]) {
           await new Promise((resolve) => setTimeout(resolve, 500));
-          const result = await run(servers.get(batching)!, batching, clientCounts[level], requestCounts[level], promptTexts, repeat * 101);
+          const result = await run(
+            servers.get(batching)!,
+            batching,
+            clientCounts[level],
+            requestCounts[level],
+            promptTexts,
+            repeat * 101,
+          );
           results.push(result);
           process.stderr.write(
             `  repeat ${repeat + 1}, batching ${batching ? 'on ' : 'off'}, ${String(result.clients).padStart(2)} clients: ${(result.requests / result.seconds).toFixed(1)} req/s, errors ${result.errors}\n`,
@@ -231,7 +269,16 @@ async function main(): Promise<void> {
         const p95 = median(runs.map((r) => percentile(r.latencies, 0.95)));
         const errors = runs.reduce((n, r) => n + r.errors, 0);
         summary.set(`${batching}:${clientCounts[level]}`, { throughput, p95, errors });
-        rows.push([batching ? 'on' : 'off', String(clientCounts[level]), String(requestCounts[level]), throughput.toFixed(1), tokensPerSecond.toFixed(0), p50.toFixed(1), p95.toFixed(1), String(errors)]);
+        rows.push([
+          batching ? 'on' : 'off',
+          String(clientCounts[level]),
+          String(requestCounts[level]),
+          throughput.toFixed(1),
+          tokensPerSecond.toFixed(0),
+          p50.toFixed(1),
+          p95.toFixed(1),
+          String(errors),
+        ]);
       }
     }
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));

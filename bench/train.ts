@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { GptConfig, initialParameters } from '../server/src/engine/model';
+import { type GptConfig, initialParameters } from '../server/src/engine/model';
 import { defaultAdamW, learningRateAt } from '../server/src/engine/optimizer';
 import { loadTokenizer } from '../server/src/runtime/tokenizer';
 import { specialTokens, trainBpe, writeTokenizerFiles } from '../server/src/train/bpe';
 import { collectCorpus, splitByFile } from '../server/src/train/corpus';
-import { Batch, concatenateDocuments, trainingBatch, validationBatches } from '../server/src/train/dataset';
+import { type Batch, concatenateDocuments, trainingBatch, validationBatches } from '../server/src/train/dataset';
 import { StepRunner, freshState } from '../server/src/train/trainStep';
 import { median } from '../server/src/eval/statistics';
 
@@ -40,7 +40,9 @@ function ensureTorch(): void {
   const install = 'apt-get install -y python3-torch libopenblas0-pthread';
   if (process.getuid?.() === 0) {
     console.log(`installing PyTorch for the comparison: ${install}`);
-    execFileSync('bash', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${install}`], { stdio: 'inherit' });
+    execFileSync('bash', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${install}`], {
+      stdio: 'inherit',
+    });
   } else {
     console.error(`the benchmark compares against Debian's PyTorch; install it with: sudo ${install}`);
     process.exit(1);
@@ -70,21 +72,40 @@ async function main(): Promise<void> {
   try {
     const corpus = await collectCorpus(values.corpus!);
     const split = splitByFile(corpus.files, { seed });
-    await writeTokenizerFiles(work, trainBpe(split.train.map((f) => f.text), { vocabSize: config.vocabSize }), { modelMaxLength: time });
+    await writeTokenizerFiles(
+      work,
+      trainBpe(
+        split.train.map((f) => f.text),
+        { vocabSize: config.vocabSize },
+      ),
+      { modelMaxLength: time },
+    );
     const tokenizer = await loadTokenizer(work);
-    const stream = (files: typeof split.train) => concatenateDocuments(files.map((f) => tokenizer.encode(f.text)), tokenizer.eosTokenId ?? specialTokens.endOfText);
+    const stream = (files: typeof split.train) =>
+      concatenateDocuments(
+        files.map((f) => tokenizer.encode(f.text)),
+        tokenizer.eosTokenId ?? specialTokens.endOfText,
+      );
     const trainStream = stream(split.train);
     const validation = validationBatches(stream(split.validation), batchSize, time, 8);
     const batches = Array.from({ length: steps }, (_, s) => trainingBatch(trainStream, batchSize, time, seed, s));
     const dataFile = path.join(work, 'batches.bin');
     writeBatches(dataFile, batches, validation);
-    console.log(`corpus: ${corpus.files.length} files, ${trainStream.length} training tokens; ${steps} steps of ${batchSize}×${time} tokens, ${threads} threads`);
+    console.log(
+      `corpus: ${corpus.files.length} files, ${trainStream.length} training tokens; ${steps} steps of ${batchSize}×${time} tokens, ${threads} threads`,
+    );
 
     const profilePrefix = values.profile ? path.join(work, 'profile') : undefined;
-    const runner = await StepRunner.create(config, { batch: batchSize, time }, defaultAdamW, freshState(config, initialParameters(config, seed)), {
-      intraOpThreads: threads,
-      profileFilePrefix: profilePrefix,
-    });
+    const runner = await StepRunner.create(
+      config,
+      { batch: batchSize, time },
+      defaultAdamW,
+      freshState(config, initialParameters(config, seed)),
+      {
+        intraOpThreads: threads,
+        profileFilePrefix: profilePrefix,
+      },
+    );
     const stepMs: number[] = [];
     let loss = NaN;
     for (let s = 0; s < steps; s++) {
@@ -92,7 +113,12 @@ async function main(): Promise<void> {
       loss = (await runner.step(batches[s], s + 1, learningRateAt(schedule, s))).loss;
       if (s >= untimed) stepMs.push(performance.now() - t0);
     }
-    const ours = { tokensPerSecond: (batchSize * time) / (median(stepMs) / 1000), stepMsMedian: median(stepMs), valLoss: await runner.validationLoss(validation), finalTrainLoss: loss };
+    const ours = {
+      tokensPerSecond: (batchSize * time) / (median(stepMs) / 1000),
+      stepMsMedian: median(stepMs),
+      valLoss: await runner.validationLoss(validation),
+      finalTrainLoss: loss,
+    };
     await runner.dispose();
 
     if (profilePrefix) printProfile(work);
@@ -100,8 +126,31 @@ async function main(): Promise<void> {
     // PyTorch twice: with OpenBLAS as Debian installs it, and with OpenBLAS told which kernels suit this CPU
     // (0.3.21 does not recognise recent Xeons and falls back to SSE3 kernels, several times slower).
     const pytorch = (coretype: string) => {
-      const args = [path.join(__dirname, 'torchTrain.py'), '--data', dataFile, '--threads', String(threads), '--layers', '4', '--heads', '4', '--embd', '128'];
-      args.push('--lr', '1e-3', '--warmup', '10', '--min-lr-ratio', '0.1', '--untimed', String(untimed), '--blas-coretype', coretype);
+      const args = [
+        path.join(__dirname, 'torchTrain.py'),
+        '--data',
+        dataFile,
+        '--threads',
+        String(threads),
+        '--layers',
+        '4',
+        '--heads',
+        '4',
+        '--embd',
+        '128',
+      ];
+      args.push(
+        '--lr',
+        '1e-3',
+        '--warmup',
+        '10',
+        '--min-lr-ratio',
+        '0.1',
+        '--untimed',
+        String(untimed),
+        '--blas-coretype',
+        coretype,
+      );
       const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
       if (coretype === 'none') delete env.OPENBLAS_CORETYPE;
       const result = spawnSync(python, args, { encoding: 'utf8', env });
@@ -113,10 +162,30 @@ async function main(): Promise<void> {
 
     const rows: string[][] = [
       ['', 'modelwright (onnxruntime)', `pytorch ${tuned.torch} tuned BLAS`, 'pytorch as installed'],
-      ['tokens/s (median step)', ours.tokensPerSecond.toFixed(0), Number(tuned.tokensPerSecond).toFixed(0), Number(installed.tokensPerSecond).toFixed(0)],
-      ['step ms (median)', ours.stepMsMedian.toFixed(1), Number(tuned.stepMsMedian).toFixed(1), Number(installed.stepMsMedian).toFixed(1)],
-      [`train loss at step ${steps}`, ours.finalTrainLoss.toFixed(4), Number(tuned.finalTrainLoss).toFixed(4), Number(installed.finalTrainLoss).toFixed(4)],
-      [`validation loss at step ${steps}`, ours.valLoss.toFixed(4), Number(tuned.valLoss).toFixed(4), Number(installed.valLoss).toFixed(4)],
+      [
+        'tokens/s (median step)',
+        ours.tokensPerSecond.toFixed(0),
+        Number(tuned.tokensPerSecond).toFixed(0),
+        Number(installed.tokensPerSecond).toFixed(0),
+      ],
+      [
+        'step ms (median)',
+        ours.stepMsMedian.toFixed(1),
+        Number(tuned.stepMsMedian).toFixed(1),
+        Number(installed.stepMsMedian).toFixed(1),
+      ],
+      [
+        `train loss at step ${steps}`,
+        ours.finalTrainLoss.toFixed(4),
+        Number(tuned.finalTrainLoss).toFixed(4),
+        Number(installed.finalTrainLoss).toFixed(4),
+      ],
+      [
+        `validation loss at step ${steps}`,
+        ours.valLoss.toFixed(4),
+        Number(tuned.valLoss).toFixed(4),
+        Number(installed.valLoss).toFixed(4),
+      ],
     ];
     for (const [a, ...rest] of rows) console.log(`${a.padEnd(28)} ${rest.map((c) => c.padStart(28)).join(' ')}`);
     console.log(`BLAS: tuned ${tuned.blas}; as installed ${installed.blas}`);
@@ -131,7 +200,9 @@ async function main(): Promise<void> {
 function printProfile(dir: string): void {
   const file = fs.readdirSync(dir).find((f) => f.startsWith('profile') && f.endsWith('.json'));
   if (!file) return;
-  const events: { cat?: string; name: string; dur: number; args?: { op_name?: string } }[] = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+  const events: { cat?: string; name: string; dur: number; args?: { op_name?: string } }[] = JSON.parse(
+    fs.readFileSync(path.join(dir, file), 'utf8'),
+  );
   const runs = events.filter((e) => e.name === 'model_run');
   const byOp = new Map<string, number>();
   for (const e of events) {
@@ -142,7 +213,9 @@ function printProfile(dir: string): void {
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
   console.log(`profile over ${runs.length} runs (profiling slows each step): kernel time per op type`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
-    console.log(`  ${op.padEnd(22)} ${(us / runs.length / 1000).toFixed(1).padStart(7)} ms/step ${((100 * us) / total).toFixed(1).padStart(5)}%`);
+    console.log(
+      `  ${op.padEnd(22)} ${(us / runs.length / 1000).toFixed(1).padStart(7)} ms/step ${((100 * us) / total).toFixed(1).padStart(5)}%`,
+    );
   }
 }
 

@@ -30,7 +30,8 @@ for (const p of packages) {
   if (!fs.existsSync(root)) continue;
   const meta = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
   const alternatives = String(meta.license).replace(/[()]/g, '').split(' OR ');
-  if (!alternatives.some((l) => permissive.test(l.trim()))) throw new Error(`${p.name}: license ${meta.license} is not on the allow-list`);
+  if (!alternatives.some((l) => permissive.test(l.trim())))
+    throw new Error(`${p.name}: license ${meta.license} is not on the allow-list`);
   let files = 0;
   for (const dir of p.dirs) {
     const from = path.join(root, dir);

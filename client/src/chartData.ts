@@ -62,7 +62,11 @@ export function curveFromCard(card: Record<string, unknown>): LossPoint[] {
     if (typeof raw !== 'object' || raw === null) continue;
     const p = raw as Record<string, unknown>;
     if (!isNumber(p.step) || (!isNumber(p.loss) && !isNumber(p.valLoss))) continue;
-    points.push({ step: p.step, loss: isNumber(p.loss) ? p.loss : undefined, valLoss: isNumber(p.valLoss) ? p.valLoss : undefined });
+    points.push({
+      step: p.step,
+      loss: isNumber(p.loss) ? p.loss : undefined,
+      valLoss: isNumber(p.valLoss) ? p.valLoss : undefined,
+    });
   }
   return points;
 }

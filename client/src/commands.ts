@@ -3,14 +3,35 @@
 // Models tree's context menu or the Training panel pass it, and asks for whatever is missing.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { ExplainCommand, ModelRole, modelRoles, ModelSummary, TrainModel } from '../../server/src/protocol';
-import { CommandName, commandIds } from './commandIds';
+import {
+  type ExplainCommand,
+  type ModelRole,
+  modelRoles,
+  type ModelSummary,
+  type StartService,
+  type TrainModel,
+} from '../../server/src/protocol';
+import { type CommandName, commandIds } from './commandIds';
 import { configurationSection, readClientSettings } from './config';
-import { describeModel, describeTraining, explanationDocument, formatDuration, metricRows, trainingFraction } from './format';
+import {
+  describeModel,
+  describeTraining,
+  explanationDocument,
+  formatDuration,
+  metricRows,
+  trainingFraction,
+} from './format';
 import type { ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
 import type { ReadOnlyDocuments } from './readOnlyDocuments';
 import type { ServerClient } from './serverClient';
-import { minuteChoices, parseMinutes, suggestModelName, TrainingChoice, trainingChoices, validateModelName } from './trainingChoices';
+import {
+  minuteChoices,
+  parseMinutes,
+  suggestModelName,
+  type TrainingChoice,
+  trainingChoices,
+  validateModelName,
+} from './trainingChoices';
 import type { TrainingView } from './trainingView';
 
 export interface CommandContext {
@@ -22,7 +43,11 @@ export interface CommandContext {
 }
 
 /** What a command may be passed: a tree row, the Training panel's request, or nothing (the palette). */
-type CommandArgument = ModelsTreeNode | { source: 'trainingView'; model?: string } | ExplainCommand.Arguments | undefined;
+type CommandArgument =
+  | ModelsTreeNode
+  | { source: 'trainingView'; model?: string }
+  | ExplainCommand.Arguments
+  | undefined;
 
 const roleLabels: Record<ModelRole, string> = { completion: 'Inline completions', explanation: 'Explanations' };
 
@@ -61,7 +86,9 @@ export class Commands {
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
           this.c.log.error(`${commandIds[name]} failed: ${message}`);
-          void vscode.window.showErrorMessage(`Modelwright: ${message}`, 'Show Logs').then((choice) => choice && this.c.log.show());
+          void vscode.window
+            .showErrorMessage(`Modelwright: ${message}`, 'Show Logs')
+            .then((choice) => choice && this.c.log.show());
         }
       }),
     );
@@ -72,7 +99,9 @@ export class Commands {
   private async train(arg: CommandArgument): Promise<void> {
     if (!(await requireTrust('Training a model'))) return;
     if (this.training) {
-      void vscode.window.showInformationMessage(`Modelwright is already training ${this.training.name}.`, 'Show Training').then((c) => c && this.c.trainingView.reveal());
+      void vscode.window
+        .showInformationMessage(`Modelwright is already training ${this.training.name}.`, 'Show Training')
+        .then((c) => c && this.c.trainingView.reveal());
       return;
     }
     const folder = await pickWorkspaceFolder('Train on which workspace folder?');
@@ -86,12 +115,22 @@ export class Commands {
     if (further) choice = trainingChoices([further])[0];
     else {
       const active = listed.active.completion;
-      const bases = [...new Set([active, ...listed.models.filter((m) => m.bundled).map((m) => m.name)].filter((n): n is string => !!n))];
-      choice = await vscode.window.showQuickPick(trainingChoices(bases), { title: 'Train Model (1/3)', placeHolder: 'Fine-tune a model or train from scratch', matchOnDescription: true });
+      const bases = [
+        ...new Set(
+          [active, ...listed.models.filter((m) => m.bundled).map((m) => m.name)].filter((n): n is string => !!n),
+        ),
+      ];
+      choice = await vscode.window.showQuickPick(trainingChoices(bases), {
+        title: 'Train Model (1/3)',
+        placeHolder: 'Fine-tune a model or train from scratch',
+        matchOnDescription: true,
+      });
     }
     if (!choice) return;
 
-    const minutes = await pickMinutes(readClientSettings(vscode.workspace.getConfiguration(configurationSection)).trainingMinutes);
+    const minutes = await pickMinutes(
+      readClientSettings(vscode.workspace.getConfiguration(configurationSection)).trainingMinutes,
+    );
     if (minutes === undefined) return;
 
     const name = await vscode.window.showInputBox({
@@ -102,7 +141,11 @@ export class Commands {
     });
     if (!name) return;
 
-    const params: Omit<TrainModel.Params, 'workDoneToken'> = { workspaceFolder: folder.uri.fsPath, name: name.trim(), minutes };
+    const params: Omit<TrainModel.Params, 'workDoneToken'> = {
+      workspaceFolder: folder.uri.fsPath,
+      name: name.trim(),
+      minutes,
+    };
     if (choice.preset) params.preset = choice.preset;
     if (choice.base) params.base = choice.base;
     await this.runTraining(params);
@@ -112,7 +155,9 @@ export class Commands {
     const source = new vscode.CancellationTokenSource();
     this.training = { name: params.name, source };
     void vscode.commands.executeCommand('setContext', 'modelwright.training', true);
-    this.c.log.info(`Training ${params.name} on ${params.workspaceFolder} (${params.base ? `fine-tuning ${params.base}` : `preset ${params.preset}`}, ${params.minutes} min)`);
+    this.c.log.info(
+      `Training ${params.name} on ${params.workspaceFolder} (${params.base ? `fine-tuning ${params.base}` : `preset ${params.preset}`}, ${params.minutes} min)`,
+    );
     try {
       const result = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Training ${params.name}`, cancellable: true },
@@ -133,7 +178,11 @@ export class Commands {
           source.token.onCancellationRequested(() => report('stopping: saving a checkpoint…'));
           report('starting…');
           try {
-            return await this.c.server.train(params, (p) => !figuresSeen && report(p.message ?? '', p.percentage), source.token);
+            return await this.c.server.train(
+              params,
+              (p) => !figuresSeen && report(p.message ?? '', p.percentage),
+              source.token,
+            );
           } finally {
             figures.dispose();
           }
@@ -142,7 +191,9 @@ export class Commands {
       await this.c.tree.refresh();
       const summary = `${result.steps} steps in ${formatDuration(result.elapsedSeconds)}, loss ${result.loss.toFixed(3)}, validation loss ${result.valLoss.toFixed(3)}`;
       this.c.log.info(`Training ${result.name} ${result.finished ? 'finished' : 'stopped'}: ${summary}`);
-      const text = result.finished ? `Trained ${result.name}: ${summary}.` : `Training ${result.name} stopped; the checkpoint was saved (${summary}).`;
+      const text = result.finished
+        ? `Trained ${result.name}: ${summary}.`
+        : `Training ${result.name} stopped; the checkpoint was saved (${summary}).`;
       void vscode.window.showInformationMessage(text, 'Deploy', 'Evaluate').then((choice) => {
         const node = this.c.tree.current.find((m) => m.name === result.name);
         const arg: ModelsTreeNode | undefined = node && { kind: 'model', model: node };
@@ -174,9 +225,18 @@ export class Commands {
     if (!folder) return;
     const metrics = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Evaluating ${model.name}`, cancellable: true },
-      (progress, token) => this.c.server.evaluate({ name: model.name, workspaceFolder: folder.uri.fsPath }, (p) => progress.report({ message: p.message }), token),
+      (progress, token) =>
+        this.c.server.evaluate(
+          { name: model.name, workspaceFolder: folder.uri.fsPath },
+          (p) => progress.report({ message: p.message }),
+          token,
+        ),
     );
-    this.c.log.info(`Evaluation of ${model.name} on ${folder.name}: ${metricRows(metrics).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    this.c.log.info(
+      `Evaluation of ${model.name} on ${folder.name}: ${metricRows(metrics)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
     this.c.trainingView.showEvaluation(model.name, metrics);
     await this.c.tree.refresh();
   }
@@ -192,17 +252,21 @@ export class Commands {
     for (const role of roles) active = (await this.c.server.deploy(model.name, role)).active;
     this.c.log.info(`Deployed ${model.name} for ${roles.join(' and ')}; active: ${JSON.stringify(active)}`);
     await this.c.tree.refresh();
-    void vscode.window.showInformationMessage(`${model.name} now serves ${roles.map((r) => roleLabels[r].toLowerCase()).join(' and ')}.`);
+    void vscode.window.showInformationMessage(
+      `${model.name} now serves ${roles.map((r) => roleLabels[r].toLowerCase()).join(' and ')}.`,
+    );
   }
 
   private async startService(name: string): Promise<void> {
-    let result;
+    let result: StartService.Result;
     try {
-      result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Starting the HTTP service for ${name}…` }, () =>
-        this.c.server.startService({ models: [name] }),
+      result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Starting the HTTP service for ${name}…` },
+        () => this.c.server.startService({ models: [name] }),
       );
     } catch (error) {
-      if ((error as { code?: number }).code === -32601) throw new Error('this language server has no HTTP service yet.');
+      if ((error as { code?: number }).code === -32601)
+        throw new Error('this language server has no HTTP service yet.');
       throw error;
     }
     this.c.log.info(`HTTP service for ${result.models.join(', ')} at ${result.url}`);
@@ -227,17 +291,31 @@ export class Commands {
   private async selectModel(arg: CommandArgument): Promise<void> {
     const { models, active } = await this.c.server.listModels();
     const usable = vscode.workspace.isTrusted ? models : models.filter((m) => m.bundled);
-    const deployed: vscode.QuickPickItem & { model?: string } = { label: '$(rocket) The deployed model', description: active.completion ?? '', model: '' };
+    const deployed: vscode.QuickPickItem & { model?: string } = {
+      label: '$(rocket) The deployed model',
+      description: active.completion ?? '',
+      model: '',
+    };
     const items = [deployed, ...usable.map((m) => ({ label: m.name, description: describeModel(m), model: m.name }))];
     const named = modelNameOf(arg);
-    const picked = named !== undefined ? items.find((i) => i.model === named) : await vscode.window.showQuickPick(items, { title: 'Select Model', placeHolder: 'The model this workspace uses' });
+    const picked =
+      named !== undefined
+        ? items.find((i) => i.model === named)
+        : await vscode.window.showQuickPick(items, {
+            title: 'Select Model',
+            placeHolder: 'The model this workspace uses',
+          });
     if (!picked || picked.model === undefined) return;
     const roles = await pickRoles(`Use ${picked.model || 'the deployed model'} for`, modelRoles);
     if (!roles) return;
     const config = vscode.workspace.getConfiguration(configurationSection);
-    const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    const target = vscode.workspace.workspaceFolders?.length
+      ? vscode.ConfigurationTarget.Workspace
+      : vscode.ConfigurationTarget.Global;
     for (const role of roles) await config.update(`models.${role}`, picked.model, target);
-    void vscode.window.showInformationMessage(`This workspace now uses ${picked.model || 'the deployed model'} for ${roles.map((r) => roleLabels[r].toLowerCase()).join(' and ')}.`);
+    void vscode.window.showInformationMessage(
+      `This workspace now uses ${picked.model || 'the deployed model'} for ${roles.map((r) => roleLabels[r].toLowerCase()).join(' and ')}.`,
+    );
   }
 
   private async deleteModel(arg: CommandArgument): Promise<void> {
@@ -274,13 +352,16 @@ export class Commands {
     }
     const selection = editor.selection;
     // An empty selection explains the current line.
-    const range = selection.isEmpty ? editor.document.lineAt(selection.active.line).range : new vscode.Range(selection.start, selection.end);
+    const range = selection.isEmpty
+      ? editor.document.lineAt(selection.active.line).range
+      : new vscode.Range(selection.start, selection.end);
     await this.explain(editor.document, range);
   }
 
   /** The server's "Explain with Modelwright" code action: [uri, range]. */
   private async explainFromCodeAction(arg: CommandArgument): Promise<void> {
-    if (!Array.isArray(arg) || typeof arg[0] !== 'string' || !arg[1]) throw new Error('the explain command needs a document and a range');
+    if (!Array.isArray(arg) || typeof arg[0] !== 'string' || !arg[1])
+      throw new Error('the explain command needs a document and a range');
     const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(arg[0]));
     await this.explain(document, this.c.server.asRange(arg[1]));
   }
@@ -290,23 +371,30 @@ export class Commands {
     const file = path.basename(document.uri.path);
     // A selection that ends at the start of a line does not take that line in.
     const last = range.end.character === 0 && range.end.line > range.start.line ? range.end.line - 1 : range.end.line;
-    const lines = range.start.line === last ? `line ${range.start.line + 1}` : `lines ${range.start.line + 1}–${last + 1}`;
+    const lines =
+      range.start.line === last ? `line ${range.start.line + 1}` : `lines ${range.start.line + 1}–${last + 1}`;
     const uri = this.c.documents.newUri(`Explanation of ${file} ${lines}.md`);
     const what = `${file}, ${lines}`;
     this.c.documents.set(uri, explanationDocument(what, ''));
-    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
+      viewColumn: vscode.ViewColumn.Beside,
+      preview: true,
+      preserveFocus: true,
+    });
 
     let streamed = '';
-    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Explaining ${what}`, cancellable: true }, (_progress, token) =>
-      this.c.server.explain(
-        document,
-        range,
-        (chunk) => {
-          streamed += chunk;
-          this.c.documents.set(uri, explanationDocument(what, streamed));
-        },
-        token,
-      ),
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: `Explaining ${what}`, cancellable: true },
+      (_progress, token) =>
+        this.c.server.explain(
+          document,
+          range,
+          (chunk) => {
+            streamed += chunk;
+            this.c.documents.set(uri, explanationDocument(what, streamed));
+          },
+          token,
+        ),
     );
     this.c.documents.set(uri, explanationDocument(what, streamed, result));
   }
@@ -314,7 +402,11 @@ export class Commands {
   // ── Helpers ────────────────────────────────────────────────────────────────────────────────────────────────
 
   /** The model a command acts on: the tree row or panel model it was passed, else one the user picks. */
-  private async pickModel(arg: CommandArgument, placeHolder: string, filter: (m: ModelSummary) => boolean = () => true): Promise<ModelSummary | undefined> {
+  private async pickModel(
+    arg: CommandArgument,
+    placeHolder: string,
+    filter: (m: ModelSummary) => boolean = () => true,
+  ): Promise<ModelSummary | undefined> {
     const { models } = await this.c.server.listModels();
     const named = modelNameOf(arg);
     if (named) {
@@ -355,7 +447,9 @@ async function requireTrust(action: string): Promise<boolean> {
 async function pickWorkspaceFolder(placeHolder: string): Promise<vscode.WorkspaceFolder | undefined> {
   const folders = vscode.workspace.workspaceFolders ?? [];
   if (folders.length === 0) {
-    void vscode.window.showWarningMessage('Open a folder first: Modelwright trains and evaluates on a workspace folder.');
+    void vscode.window.showWarningMessage(
+      'Open a folder first: Modelwright trains and evaluates on a workspace folder.',
+    );
     return undefined;
   }
   if (folders.length === 1) return folders[0];
@@ -370,27 +464,44 @@ async function pickMinutes(preferred: number): Promise<number | undefined> {
     minutes: m,
   }));
   items.push({ label: 'Other…', description: 'type a number of minutes' });
-  const picked = await vscode.window.showQuickPick(items, { title: 'Train Model (2/3)', placeHolder: 'Time budget: training stops and saves when it runs out' });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'Train Model (2/3)',
+    placeHolder: 'Time budget: training stops and saves when it runs out',
+  });
   if (!picked) return undefined;
   if (picked.minutes !== undefined) return picked.minutes;
   const typed = await vscode.window.showInputBox({
     title: 'Train Model (2/3)',
     prompt: 'Minutes of training',
     value: String(preferred),
-    validateInput: (v) => (parseMinutes(v) === undefined ? 'A number of minutes, more than 0 and at most 1440' : undefined),
+    validateInput: (v) =>
+      parseMinutes(v) === undefined ? 'A number of minutes, more than 0 and at most 1440' : undefined,
   });
   return typed === undefined ? undefined : parseMinutes(typed);
 }
 
 /** Asks for the roles of a model; with `service`, also offers serving it over HTTP. */
 async function pickRoles(title: string, roles: readonly ModelRole[]): Promise<ModelRole[] | undefined>;
-async function pickRoles(title: string, roles: readonly ModelRole[], service: true): Promise<ModelRole[] | 'service' | undefined>;
-async function pickRoles(title: string, roles: readonly ModelRole[], service = false): Promise<ModelRole[] | 'service' | undefined> {
+async function pickRoles(
+  title: string,
+  roles: readonly ModelRole[],
+  service: true,
+): Promise<ModelRole[] | 'service' | undefined>;
+async function pickRoles(
+  title: string,
+  roles: readonly ModelRole[],
+  service = false,
+): Promise<ModelRole[] | 'service' | undefined> {
   const items: (vscode.QuickPickItem & { roles: ModelRole[] | 'service' })[] = [
     ...roles.map((r) => ({ label: roleLabels[r], roles: [r] })),
     { label: 'Both', roles: [...roles] },
   ];
-  if (service) items.push({ label: 'HTTP service', description: 'OpenAI /v1 and Open Inference Protocol /v2 on 127.0.0.1', roles: 'service' });
+  if (service)
+    items.push({
+      label: 'HTTP service',
+      description: 'OpenAI /v1 and Open Inference Protocol /v2 on 127.0.0.1',
+      roles: 'service',
+    });
   const picked = await vscode.window.showQuickPick(items, { title, placeHolder: 'Role' });
   return picked?.roles;
 }

@@ -3,7 +3,7 @@
 // Pure mapping from a configuration reader, so it is tested without VS Code.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultSettings, ModelRole, modelRoles, Settings } from '../../server/src/protocol';
+import { defaultSettings, type ModelRole, modelRoles, type Settings } from '../../server/src/protocol';
 
 export const configurationSection = 'modelwright';
 
@@ -40,11 +40,19 @@ export function readSettings(config: ConfigurationReader): Settings {
     models,
     completion: {
       enable: bool(config.get('completion.enable'), d.completion.enable),
-      disabledLanguages: Array.isArray(disabled) ? disabled.filter((x): x is string => typeof x === 'string') : [...d.completion.disabledLanguages],
+      disabledLanguages: Array.isArray(disabled)
+        ? disabled.filter((x): x is string => typeof x === 'string')
+        : [...d.completion.disabledLanguages],
       maxTokens: num(config.get('completion.maxTokens'), d.completion.maxTokens, 1, 512),
       maxLines: num(config.get('completion.maxLines'), d.completion.maxLines, 1, 100),
       debounceMs: num(config.get('completion.debounceMs'), d.completion.debounceMs, 0, 2000),
-      confidenceThreshold: num(config.get('completion.confidenceThreshold'), d.completion.confidenceThreshold, 0, 1, false),
+      confidenceThreshold: num(
+        config.get('completion.confidenceThreshold'),
+        d.completion.confidenceThreshold,
+        0,
+        1,
+        false,
+      ),
     },
     explanation: {
       hover: bool(config.get('explanation.hover'), d.explanation.hover),

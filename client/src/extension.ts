@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { Commands } from './commands';
 import { configurationSection, readClientSettings, resolveModelsDirectory } from './config';
-import { ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
+import { type ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
 import { documentScheme, ReadOnlyDocuments } from './readOnlyDocuments';
 import { ServerClient } from './serverClient';
 import { StatusBar } from './statusBar';
@@ -14,15 +14,25 @@ let server: ServerClient | undefined;
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Modelwright', { log: true });
   const modelsDirectory = () =>
-    resolveModelsDirectory(readClientSettings(vscode.workspace.getConfiguration(configurationSection)).modelsDirectory, context.globalStorageUri.fsPath);
+    resolveModelsDirectory(
+      readClientSettings(vscode.workspace.getConfiguration(configurationSection)).modelsDirectory,
+      context.globalStorageUri.fsPath,
+    );
   server = new ServerClient(
     // MODELWRIGHT_SERVER_MODULE runs another server build (development, and the tests' instant-server baseline).
     process.env.MODELWRIGHT_SERVER_MODULE || context.asAbsolutePath('server/out/server.js'),
-    () => ({ modelsDirectory: modelsDirectory(), bundledModelsDirectory: context.asAbsolutePath('models'), trusted: vscode.workspace.isTrusted }),
+    () => ({
+      modelsDirectory: modelsDirectory(),
+      bundledModelsDirectory: context.asAbsolutePath('models'),
+      trusted: vscode.workspace.isTrusted,
+    }),
     log,
   );
   const tree = new ModelsTreeProvider(server, log);
-  const treeView = vscode.window.createTreeView<ModelsTreeNode>('modelwright.models', { treeDataProvider: tree, showCollapseAll: true });
+  const treeView = vscode.window.createTreeView<ModelsTreeNode>('modelwright.models', {
+    treeDataProvider: tree,
+    showCollapseAll: true,
+  });
   const trainingView = new TrainingView(context.extensionUri, server, log);
   const documents = new ReadOnlyDocuments();
   const commands = new Commands({ server, tree, trainingView, documents, log });

@@ -19,7 +19,10 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
   private loading: Promise<void> | undefined;
   private loaded = false;
 
-  constructor(private readonly server: ServerClient, private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly server: ServerClient,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   /** The models as last listed by the server. */
   get current(): readonly ModelSummary[] {
@@ -34,10 +37,17 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
     this.loading ??= this.server
       .listModels()
       .then((result) => {
-        this.models = [...result.models].sort((a, b) => Number(b.bundled) - Number(a.bundled) || (b.createdAt ?? '').localeCompare(a.createdAt ?? '') || a.name.localeCompare(b.name));
+        this.models = [...result.models].sort(
+          (a, b) =>
+            Number(b.bundled) - Number(a.bundled) ||
+            (b.createdAt ?? '').localeCompare(a.createdAt ?? '') ||
+            a.name.localeCompare(b.name),
+        );
         this.active = result.active;
       })
-      .catch((error: unknown) => this.log.warn(`Listing models failed: ${error instanceof Error ? error.message : String(error)}`))
+      .catch((error: unknown) =>
+        this.log.warn(`Listing models failed: ${error instanceof Error ? error.message : String(error)}`),
+      )
       .finally(() => {
         this.loaded = true;
         this.loading = undefined;
@@ -57,7 +67,10 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
     }
     const m = node.model;
     const listed = m.path !== ''; // unlisted: a first training whose folder does not exist yet
-    const item = new vscode.TreeItem(m.name, listed ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(
+      m.name,
+      listed ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
+    );
     item.id = `model:${m.name}`;
     item.description = listed ? describeModel(m) : 'training…';
     item.iconPath = new vscode.ThemeIcon(
@@ -79,18 +92,39 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
       const nodes: ModelsTreeNode[] = this.models.map((model) => ({ kind: 'model', model }));
       // A model in its first training has no folder yet: show it as training until it is listed.
       const training = this.server.lastStatus?.training;
-      if (training && (training.phase === 'preparing' || training.phase === 'training' || training.phase === 'saving') && !this.models.some((m) => m.name === training.name)) {
-        nodes.push({ kind: 'model', model: { name: training.name, path: '', kind: 'causal-lm', bundled: false, sizeBytes: 0, status: 'training', roles: [] } });
+      if (
+        training &&
+        (training.phase === 'preparing' || training.phase === 'training' || training.phase === 'saving') &&
+        !this.models.some((m) => m.name === training.name)
+      ) {
+        nodes.push({
+          kind: 'model',
+          model: {
+            name: training.name,
+            path: '',
+            kind: 'causal-lm',
+            bundled: false,
+            sizeBytes: 0,
+            status: 'training',
+            roles: [],
+          },
+        });
       }
       return nodes;
     }
     if (node.kind !== 'model') return [];
     const m = node.model;
     const details: ModelsTreeNode[] = [];
-    const detail = (label: string, value: string, command?: vscode.Command) => details.push({ kind: 'detail', model: m, label, value, command });
+    const detail = (label: string, value: string, command?: vscode.Command) =>
+      details.push({ kind: 'detail', model: m, label, value, command });
     if (m.roles.length) detail('deployed for', m.roles.join(', '));
     if (m.metrics) for (const [label, value] of metricRows(m.metrics)) detail(label, value);
-    else detail('metrics', 'not evaluated yet: click to evaluate', { title: 'Evaluate', command: commandIds.evaluate, arguments: [node] });
+    else
+      detail('metrics', 'not evaluated yet: click to evaluate', {
+        title: 'Evaluate',
+        command: commandIds.evaluate,
+        arguments: [node],
+      });
     if (m.parent) detail('fine-tuned from', m.parent);
     if (m.createdAt) detail('created', formatTimestamp(m.createdAt));
     return details;

@@ -5,12 +5,12 @@ import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import {
   CloseAction,
-  CloseHandlerResult,
-  ErrorHandler,
+  type CloseHandlerResult,
+  type ErrorHandler,
   LanguageClient,
-  LanguageClientOptions,
-  Range,
-  ServerOptions,
+  type LanguageClientOptions,
+  type Range,
+  type ServerOptions,
   State,
   TransportKind,
   WorkDoneProgress,
@@ -22,15 +22,15 @@ import {
   EvaluateModel,
   Explain,
   GetModelCard,
-  InitializationOptions,
+  type InitializationOptions,
   ListModels,
-  ModelMetrics,
-  ModelRole,
-  ServerStatus,
+  type ModelMetrics,
+  type ModelRole,
+  type ServerStatus,
   StartService,
   Status,
   StopService,
-  TrainingFigures,
+  type TrainingFigures,
   TrainingProgress,
   TrainModel,
 } from '../../server/src/protocol';
@@ -66,7 +66,11 @@ export class ServerClient implements vscode.Disposable {
   ) {
     const serverOptions: ServerOptions = {
       run: { module: serverModule, transport: TransportKind.ipc },
-      debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
+      debug: {
+        module: serverModule,
+        transport: TransportKind.ipc,
+        options: { execArgv: ['--nolazy', '--inspect=6019'] },
+      },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
@@ -82,7 +86,12 @@ export class ServerClient implements vscode.Disposable {
             if (!Array.isArray(result)) return result;
             return params.items.map((item, i) =>
               item.section === configurationSection
-                ? readSettings(vscode.workspace.getConfiguration(configurationSection, item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined))
+                ? readSettings(
+                    vscode.workspace.getConfiguration(
+                      configurationSection,
+                      item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined,
+                    ),
+                  )
                 : result[i],
             );
           },
@@ -93,7 +102,8 @@ export class ServerClient implements vscode.Disposable {
 
     this.client.onDidChangeState((e) => {
       if (e.newState === State.Running) this.setConnection('running');
-      else if (e.newState === State.Starting) this.setConnection(this.connectionState === 'restarting' ? 'restarting' : 'starting');
+      else if (e.newState === State.Starting)
+        this.setConnection(this.connectionState === 'restarting' ? 'restarting' : 'starting');
       else if (this.connectionState !== 'restarting') this.setConnection('stopped');
     });
     this.client.onNotification(Status.type, (status) => {
@@ -153,11 +163,23 @@ export class ServerClient implements vscode.Disposable {
    * Trains a model. The server reports work-done progress under a token the client makes; cancelling `token`
    * sends window/workDoneProgress/cancel, and the server stops at the next step, saves, and resolves as usual.
    */
-  train(params: Omit<TrainModel.Params, 'workDoneToken'>, onProgress: (p: WorkProgress) => void, token: vscode.CancellationToken): Promise<TrainModel.Result> {
-    return this.withWorkDone((workDoneToken) => this.client.sendRequest(TrainModel.type, { ...params, workDoneToken }), onProgress, token);
+  train(
+    params: Omit<TrainModel.Params, 'workDoneToken'>,
+    onProgress: (p: WorkProgress) => void,
+    token: vscode.CancellationToken,
+  ): Promise<TrainModel.Result> {
+    return this.withWorkDone(
+      (workDoneToken) => this.client.sendRequest(TrainModel.type, { ...params, workDoneToken }),
+      onProgress,
+      token,
+    );
   }
 
-  evaluate(params: Omit<EvaluateModel.Params, 'workDoneToken'>, onProgress: (p: WorkProgress) => void, token: vscode.CancellationToken): Promise<ModelMetrics> {
+  evaluate(
+    params: Omit<EvaluateModel.Params, 'workDoneToken'>,
+    onProgress: (p: WorkProgress) => void,
+    token: vscode.CancellationToken,
+  ): Promise<ModelMetrics> {
     return this.withWorkDone(
       (workDoneToken) => this.client.sendRequest(EvaluateModel.type, { ...params, workDoneToken }, token),
       onProgress,
@@ -169,7 +191,12 @@ export class ServerClient implements vscode.Disposable {
    * Explains a range; each streamed chunk is passed to `onChunk` as it arrives (partial results on a
    * partialResultToken). The client's own work-done token keeps the server from opening a second progress UI.
    */
-  async explain(document: vscode.TextDocument, range: vscode.Range, onChunk: (text: string) => void, token: vscode.CancellationToken): Promise<Explain.Result> {
+  async explain(
+    document: vscode.TextDocument,
+    range: vscode.Range,
+    onChunk: (text: string) => void,
+    token: vscode.CancellationToken,
+  ): Promise<Explain.Result> {
     const partialResultToken = randomUUID();
     const listener = this.client.onProgress(Explain.chunkType, partialResultToken, (chunk) => onChunk(chunk.text));
     try {
@@ -217,7 +244,9 @@ export class ServerClient implements vscode.Disposable {
       if (value.kind !== 'end') onProgress({ message: value.message, percentage: value.percentage });
     });
     const cancel = token.onCancellationRequested(() => {
-      this.client.sendNotification(WorkDoneProgressCancelNotification.type, { token: workDoneToken }).catch(() => undefined);
+      this.client
+        .sendNotification(WorkDoneProgressCancelNotification.type, { token: workDoneToken })
+        .catch(() => undefined);
     });
     try {
       return await send(workDoneToken);

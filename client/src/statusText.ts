@@ -22,23 +22,49 @@ export interface StatusView {
 }
 
 export function statusView(s: StatusInput): StatusView {
-  const untrusted = s.trusted ? '' : '\n\nRestricted mode: only the bundled models are used; training and deploying are off.';
+  const untrusted = s.trusted
+    ? ''
+    : '\n\nRestricted mode: only the bundled models are used; training and deploying are off.';
   if (s.connection === 'stopped') {
-    return { text: '$(error) Modelwright', tooltip: `The Modelwright language server stopped. Click to see its log.${untrusted}`, severity: 'error', command: 'showLogs' };
+    return {
+      text: '$(error) Modelwright',
+      tooltip: `The Modelwright language server stopped. Click to see its log.${untrusted}`,
+      severity: 'error',
+      command: 'showLogs',
+    };
   }
   if (s.connection === 'restarting') {
-    return { text: '$(sync~spin) Modelwright', tooltip: `The language server stopped unexpectedly and is restarting (restart ${s.restarts}).`, severity: 'warning', command: 'showLogs' };
+    return {
+      text: '$(sync~spin) Modelwright',
+      tooltip: `The language server stopped unexpectedly and is restarting (restart ${s.restarts}).`,
+      severity: 'warning',
+      command: 'showLogs',
+    };
   }
   const server = s.server;
   if (s.connection === 'starting' || !server || server.health === 'starting') {
-    return { text: '$(loading~spin) Modelwright', tooltip: `Modelwright is starting: ${server?.message ?? 'loading the language server'}${untrusted}`, severity: 'normal', command: 'showLogs' };
+    return {
+      text: '$(loading~spin) Modelwright',
+      tooltip: `Modelwright is starting: ${server?.message ?? 'loading the language server'}${untrusted}`,
+      severity: 'normal',
+      command: 'showLogs',
+    };
   }
   if (server.health === 'error') {
-    return { text: '$(warning) Modelwright', tooltip: `Modelwright: ${server.message ?? 'error'}. Click to see the log.${untrusted}`, severity: 'warning', command: 'showLogs' };
+    return {
+      text: '$(warning) Modelwright',
+      tooltip: `Modelwright: ${server.message ?? 'error'}. Click to see the log.${untrusted}`,
+      severity: 'warning',
+      command: 'showLogs',
+    };
   }
   const model = server.active.completion ?? 'no model';
   const latency = server.lastCompletionMs !== undefined ? ` · ${Math.round(server.lastCompletionMs)} ms` : '';
-  const lines = [`**Modelwright**`, `Completion model: \`${model}\``, `Explanation model: \`${server.active.explanation ?? model}\``];
+  const lines = [
+    `**Modelwright**`,
+    `Completion model: \`${model}\``,
+    `Explanation model: \`${server.active.explanation ?? model}\``,
+  ];
   if (server.lastCompletionMs !== undefined) lines.push(`Last completion: ${Math.round(server.lastCompletionMs)} ms`);
   if (server.message) lines.push(server.message);
   const t = server.training;
@@ -53,5 +79,10 @@ export function statusView(s: StatusInput): StatusView {
   }
   if (s.restarts > 0) lines.push(`The language server was restarted ${s.restarts} time${s.restarts === 1 ? '' : 's'}.`);
   lines.push('Click to select a model.');
-  return { text: `$(sparkle) ${model}${latency}`, tooltip: lines.join('\n\n') + untrusted, severity: 'normal', command: 'selectModel' };
+  return {
+    text: `$(sparkle) ${model}${latency}`,
+    tooltip: lines.join('\n\n') + untrusted,
+    severity: 'normal',
+    command: 'selectModel',
+  };
 }

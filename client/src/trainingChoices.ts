@@ -11,9 +11,24 @@ export interface TrainingChoice {
 
 /** The presets of the training engine (server/src/engine/model.ts), as offered to users. */
 export const presetChoices: readonly TrainingChoice[] = [
-  { label: 'tiny', preset: 'tiny', description: '≈1.1M parameters, from scratch', detail: 'Fastest: a first model in a minute or two.' },
-  { label: 'default', preset: 'default', description: '≈1.9M parameters, from scratch', detail: 'The size of the shipped model.' },
-  { label: 'small', preset: 'small', description: '≈6.9M parameters, from scratch', detail: 'Better completions; needs a larger workspace and longer training.' },
+  {
+    label: 'tiny',
+    preset: 'tiny',
+    description: '≈1.1M parameters, from scratch',
+    detail: 'Fastest: a first model in a minute or two.',
+  },
+  {
+    label: 'default',
+    preset: 'default',
+    description: '≈1.9M parameters, from scratch',
+    detail: 'The size of the shipped model.',
+  },
+  {
+    label: 'small',
+    preset: 'small',
+    description: '≈6.9M parameters, from scratch',
+    detail: 'Better completions; needs a larger workspace and longer training.',
+  },
 ];
 
 /** Fine-tuning choices first (one per base model offered), then the presets. */
@@ -47,7 +62,12 @@ export function validateModelName(name: string, existing: readonly string[]): st
 
 /** A free name like "myproject-1128-1405" (from the folder name and the time), suffixed "-2", "-3"… if taken. */
 export function suggestModelName(folderName: string, now: Date, existing: readonly string[]): string {
-  const stem = folderName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|-+$/g, '').slice(0, 40) || 'model';
+  const stem =
+    folderName
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[^a-z0-9]+|-+$/g, '')
+      .slice(0, 40) || 'model';
   const pad = (x: number) => String(x).padStart(2, '0');
   const base = `${stem}-${pad(now.getMonth() + 1)}${pad(now.getDate())}-${pad(now.getHours())}${pad(now.getMinutes())}`;
   let name = base;

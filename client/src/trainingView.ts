@@ -7,7 +7,13 @@ import type { ModelMetrics, TrainingFigures } from '../../server/src/protocol';
 import { appendFigures, curveFromCard, evaluationsFromCard, reduceCurve } from './chartData';
 import { commandIds } from './commandIds';
 import type { ServerClient } from './serverClient';
-import { EvaluationEntry, isFromWebview, LossPoint, ToWebview, WebviewCommand } from './webviewProtocol';
+import {
+  type EvaluationEntry,
+  isFromWebview,
+  type LossPoint,
+  type ToWebview,
+  type WebviewCommand,
+} from './webviewProtocol';
 
 const commandOf: Record<WebviewCommand, string> = {
   train: commandIds.train,
@@ -25,7 +31,11 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
   private training: TrainingFigures | undefined;
   private readonly subscriptions: vscode.Disposable[] = [];
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly server: ServerClient, private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly server: ServerClient,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
     this.subscriptions.push(server.onTrainingProgress((f) => this.onTraining(f)));
   }
 
@@ -41,7 +51,10 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
           if (!this.model && !this.training) void this.showActiveModel();
           else this.postShow();
         } else {
-          void vscode.commands.executeCommand(commandOf[message.command], { source: 'trainingView', model: this.model });
+          void vscode.commands.executeCommand(commandOf[message.command], {
+            source: 'trainingView',
+            model: this.model,
+          });
         }
       }),
       view.onDidDispose(() => (this.view = undefined)),

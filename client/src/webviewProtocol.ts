@@ -18,16 +18,21 @@ export interface EvaluationEntry {
 /** extension → webview. */
 export type ToWebview =
   /** Replace everything shown: the curve and evaluations of `model`, and the running training if any. */
-  | { type: 'show'; model: string; curve: LossPoint[]; evaluations: EvaluationEntry[]; training?: TrainingFigures; trusted: boolean }
+  | {
+      type: 'show';
+      model: string;
+      curve: LossPoint[];
+      evaluations: EvaluationEntry[];
+      training?: TrainingFigures;
+      trusted: boolean;
+    }
   /** A step of the running training: append to the live curve. */
   | { type: 'progress'; figures: TrainingFigures }
   /** A new evaluation result. */
   | { type: 'evaluation'; entry: EvaluationEntry };
 
 /** webview → extension. */
-export type FromWebview =
-  | { type: 'ready' }
-  | { type: 'command'; command: WebviewCommand };
+export type FromWebview = { type: 'ready' } | { type: 'command'; command: WebviewCommand };
 
 export type WebviewCommand = 'train' | 'evaluate' | 'stopTraining' | 'deploy';
 export const webviewCommands: readonly WebviewCommand[] = ['train', 'evaluate', 'stopTraining', 'deploy'];

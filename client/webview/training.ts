@@ -18,13 +18,24 @@ import { describeTraining, formatTimestamp, metricRows } from '../src/format';
 import type { EvaluationEntry, FromWebview, LossPoint, ToWebview, WebviewCommand } from '../src/webviewProtocol';
 import type { TrainingFigures } from '../../server/src/protocol';
 
-Chart.register(LineController, LineElement, PointElement, LinearScale, BarController, BarElement, CategoryScale, Legend, Tooltip);
+Chart.register(
+  LineController,
+  LineElement,
+  PointElement,
+  LinearScale,
+  BarController,
+  BarElement,
+  CategoryScale,
+  Legend,
+  Tooltip,
+);
 
 declare function acquireVsCodeApi(): { postMessage(message: FromWebview): void };
 const vscode = acquireVsCodeApi();
 
 const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+const css = (name: string, fallback: string) =>
+  getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 const foreground = css('--vscode-foreground', '#ccc');
 const gridColor = css('--vscode-editorWidget-border', 'rgba(128,128,128,0.3)');
 const blue = css('--vscode-charts-blue', '#3794ff');
@@ -42,8 +53,24 @@ const lossChart = new Chart<'line', { x: number; y: number }[]>(element<HTMLCanv
   type: 'line',
   data: {
     datasets: [
-      { label: 'training loss', data: [], borderColor: blue, backgroundColor: blue, pointRadius: 0, borderWidth: 1.5, tension: 0.2 },
-      { label: 'validation loss', data: [], borderColor: orange, backgroundColor: orange, pointRadius: 3, borderWidth: 1.5, spanGaps: true },
+      {
+        label: 'training loss',
+        data: [],
+        borderColor: blue,
+        backgroundColor: blue,
+        pointRadius: 0,
+        borderWidth: 1.5,
+        tension: 0.2,
+      },
+      {
+        label: 'validation loss',
+        data: [],
+        borderColor: orange,
+        backgroundColor: orange,
+        pointRadius: 3,
+        borderWidth: 1.5,
+        spanGaps: true,
+      },
     ],
   },
   options: {
@@ -51,7 +78,10 @@ const lossChart = new Chart<'line', { x: number; y: number }[]>(element<HTMLCanv
     maintainAspectRatio: false,
     parsing: false,
     normalized: true,
-    scales: { x: { type: 'linear', title: { display: true, text: 'step' } }, y: { title: { display: true, text: 'loss' } } },
+    scales: {
+      x: { type: 'linear', title: { display: true, text: 'step' } },
+      y: { title: { display: true, text: 'loss' } },
+    },
     plugins: { legend: { labels: { boxWidth: 12 } } },
   },
 });
@@ -75,8 +105,12 @@ const metricsChart = new Chart<'bar', number[], string>(element<HTMLCanvasElemen
 
 function drawCurve(): void {
   if (curve.length > 2 * maxChartPoints) curve = reduceCurve(curve);
-  lossChart.data.datasets[0].data = curve.filter((p) => p.loss !== undefined).map((p) => ({ x: p.step, y: p.loss as number }));
-  lossChart.data.datasets[1].data = curve.filter((p) => p.valLoss !== undefined).map((p) => ({ x: p.step, y: p.valLoss as number }));
+  lossChart.data.datasets[0].data = curve
+    .filter((p) => p.loss !== undefined)
+    .map((p) => ({ x: p.step, y: p.loss as number }));
+  lossChart.data.datasets[1].data = curve
+    .filter((p) => p.valLoss !== undefined)
+    .map((p) => ({ x: p.step, y: p.valLoss as number }));
   lossChart.update('none');
   element('lossEmpty').hidden = curve.length > 0;
   (element('loss').parentElement as HTMLElement).hidden = curve.length === 0;
@@ -104,7 +138,9 @@ function drawEvaluations(): void {
 function drawHeader(model: string): void {
   element('title').textContent = model ? `Model: ${model}` : 'Training';
   const running = training !== undefined && training.phase !== 'done' && training.phase !== 'failed';
-  element('figures').textContent = training ? `${training.phase === 'training' ? 'Training: ' : ''}${describeTraining(training)}` : '';
+  element('figures').textContent = training
+    ? `${training.phase === 'training' ? 'Training: ' : ''}${describeTraining(training)}`
+    : '';
   element('stop').hidden = !running;
   element<HTMLButtonElement>('train').disabled = running;
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar, formatDuration } from './cli/progressBar';
 import { exportTriton } from './deploy/tritonExport';
-import { PresetName, presets } from './engine/model';
+import { type PresetName, presets } from './engine/model';
 import { evaluateModel } from './eval/evaluate';
 import { readModelCard, updateModelCard } from './registry/modelCard';
 import { generate } from './runtime/generate';
@@ -37,10 +37,20 @@ const trainCommand: Command = async (args) => {
   const { values } = parseArgs({
     args,
     options: {
-      workspace: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, base: { type: 'string' },
-      minutes: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, seed: { type: 'string' },
-      'batch-size': { type: 'string' }, context: { type: 'string' }, 'learning-rate': { type: 'string' },
-      'eval-every': { type: 'string' }, threads: { type: 'string' }, 'checkpoint-seconds': { type: 'string' },
+      workspace: { type: 'string' },
+      out: { type: 'string' },
+      preset: { type: 'string' },
+      base: { type: 'string' },
+      minutes: { type: 'string' },
+      steps: { type: 'string' },
+      resume: { type: 'boolean' },
+      seed: { type: 'string' },
+      'batch-size': { type: 'string' },
+      context: { type: 'string' },
+      'learning-rate': { type: 'string' },
+      'eval-every': { type: 'string' },
+      threads: { type: 'string' },
+      'checkpoint-seconds': { type: 'string' },
     },
   });
   if (!values.workspace || !values.out) throw new UsageError('train needs --workspace DIR and --out MODELDIR');
@@ -83,7 +93,8 @@ const trainCommand: Command = async (args) => {
           `ETA ${formatDuration(p.etaSeconds ?? NaN)}`,
         ];
         bar.update(p.totalSteps ? p.step / p.totalSteps : 0, parts.filter(Boolean).join('  '));
-        if (p.valLoss !== undefined) bar.log(`step ${p.step}: loss ${p.loss?.toFixed(4)}, validation loss ${p.valLoss.toFixed(4)}`);
+        if (p.valLoss !== undefined)
+          bar.log(`step ${p.step}: loss ${p.loss?.toFixed(4)}, validation loss ${p.valLoss.toFixed(4)}`);
       },
     },
   );
@@ -97,7 +108,13 @@ const evalCommand: Command = async (args) => {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { workspace: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, threads: { type: 'string' } },
+    options: {
+      workspace: { type: 'string' },
+      samples: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+      threads: { type: 'string' },
+    },
   });
   const [modelDir] = positionals;
   if (!modelDir || !values.workspace) throw new UsageError('eval needs MODELDIR and --workspace DIR');
@@ -113,7 +130,9 @@ const evalCommand: Command = async (args) => {
     process.stdout.write(JSON.stringify(json) + '\n');
     return;
   }
-  bar.log(`evaluated ${path.resolve(modelDir)} on ${result.heldOutFiles} held-out files of ${path.resolve(values.workspace)}`);
+  bar.log(
+    `evaluated ${path.resolve(modelDir)} on ${result.heldOutFiles} held-out files of ${path.resolve(values.workspace)}`,
+  );
   const rows: [string, string][] = [
     ['validation loss', result.valLoss.toFixed(4)],
     ['perplexity', result.perplexity.toFixed(2)],
@@ -128,18 +147,28 @@ const completeCommand: Command = async (args) => {
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string' }, prompt: { type: 'string' }, suffix: { type: 'string' }, 'max-tokens': { type: 'string' },
-      greedy: { type: 'boolean' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      suffix: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      greedy: { type: 'boolean' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
-  if (!values.model || values.prompt === undefined) throw new UsageError('complete needs --model MODELDIR and --prompt TEXT');
+  if (!values.model || values.prompt === undefined)
+    throw new UsageError('complete needs --model MODELDIR and --prompt TEXT');
   const model = await loadLanguageModel(values.model, { intraOpThreads: 1 });
   try {
-    const suffixLine = values.suffix?.split('\n').find((l) => l.trim())?.trim();
+    const suffixLine = values.suffix
+      ?.split('\n')
+      .find((l) => l.trim())
+      ?.trim();
     const result = await generate(model, values.prompt, {
       maxTokens: optionalNumber(values['max-tokens'], 'max-tokens') ?? 64,
-      temperature: values.greedy ? 0 : optionalNumber(values.temperature, 'temperature') ?? 0.7,
+      temperature: values.greedy ? 0 : (optionalNumber(values.temperature, 'temperature') ?? 0.7),
       topP: optionalNumber(values['top-p'], 'top-p') ?? 0.95,
       seed: optionalNumber(values.seed, 'seed'),
       // Stop where the completion reaches the text after the cursor.
@@ -156,9 +185,16 @@ const serveCommand: Command = async (args) => {
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string', multiple: true }, host: { type: 'string' }, port: { type: 'string' }, 'api-key-file': { type: 'string' },
-      'max-batch-size': { type: 'string' }, 'max-batch-tokens': { type: 'string' }, 'no-batching': { type: 'boolean' },
-      queue: { type: 'string' }, timeout: { type: 'string' }, threads: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'api-key-file': { type: 'string' },
+      'max-batch-size': { type: 'string' },
+      'max-batch-tokens': { type: 'string' },
+      'no-batching': { type: 'boolean' },
+      queue: { type: 'string' },
+      timeout: { type: 'string' },
+      threads: { type: 'string' },
     },
   });
   if (!values.model?.length) throw new UsageError('serve needs at least one --model MODELDIR');
@@ -208,7 +244,8 @@ const deployCommand: Command = async (args) => {
     options: { export: { type: 'string' }, name: { type: 'string' } },
   });
   const [modelDir, target] = positionals;
-  if (!modelDir || values.export !== 'triton' || !target) throw new UsageError('deploy needs MODELDIR --export triton DIR');
+  if (!modelDir || values.export !== 'triton' || !target)
+    throw new UsageError('deploy needs MODELDIR --export triton DIR');
   const result = exportTriton(modelDir, target, { name: values.name });
   if (readModelCard(modelDir)) {
     updateModelCard(modelDir, (card) => {

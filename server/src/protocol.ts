@@ -3,12 +3,12 @@
 // $/cancelRequest, workspace/configuration); the custom messages below, prefixed `modelwright/`, cover the rest.
 import {
   NotificationType,
-  PartialResultParams,
+  type PartialResultParams,
   ProgressType,
   RequestType,
-  Range,
-  TextDocumentIdentifier,
-  WorkDoneProgressParams,
+  type Range,
+  type TextDocumentIdentifier,
+  type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
 import type { Evaluation } from './registry/modelCard';
 import type { TrainProgress, TrainResult } from './train/trainer';
@@ -43,7 +43,14 @@ export interface Settings {
 
 export const defaultSettings: Settings = {
   models: { completion: '', explanation: '' },
-  completion: { enable: true, disabledLanguages: [], maxTokens: 48, maxLines: 6, debounceMs: 75, confidenceThreshold: 0.2 },
+  completion: {
+    enable: true,
+    disabledLanguages: [],
+    maxTokens: 48,
+    maxLines: 6,
+    debounceMs: 75,
+    confidenceThreshold: 0.2,
+  },
   explanation: { hover: false, maxTokens: 160 },
 };
 

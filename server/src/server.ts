@@ -4,7 +4,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { InitializeResult, ProposedFeatures, TextDocumentSyncKind, TextDocuments, createConnection } from 'vscode-languageserver/node';
+import {
+  type InitializeResult,
+  ProposedFeatures,
+  TextDocumentSyncKind,
+  TextDocuments,
+  createConnection,
+} from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CompletionPipeline } from './completion/completionPipeline';
 import { WorkspaceFiles, filePath } from './explanation/workspaceFiles';
@@ -35,7 +41,9 @@ const log: Logger = {
 
 const describe = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error));
 process.on('uncaughtException', (error) => log.error(`uncaught error (the server keeps running): ${describe(error)}`));
-process.on('unhandledRejection', (reason) => log.error(`unhandled rejection (the server keeps running): ${describe(reason)}`));
+process.on('unhandledRejection', (reason) =>
+  log.error(`unhandled rejection (the server keeps running): ${describe(reason)}`),
+);
 
 let features: Feature[] = [];
 let registry: ModelRegistry | undefined;
@@ -76,7 +84,10 @@ connection.onInitialize((params): InitializeResult => {
     training,
     new ServiceFeature(context),
   ];
-  const capabilities = Object.assign({ textDocumentSync: TextDocumentSyncKind.Incremental }, ...features.map((f) => f.initialize(params.capabilities)));
+  const capabilities = Object.assign(
+    { textDocumentSync: TextDocumentSyncKind.Incremental },
+    ...features.map((f) => f.initialize(params.capabilities)),
+  );
 
   const activeRegistry = registry;
   activeRegistry.onDidChange(() => {
@@ -127,13 +138,18 @@ function healthOf(models: ModelRegistry, options: InitializationOptions): Partia
 
 function initializationOptions(raw: unknown): InitializationOptions {
   const given = (raw && typeof raw === 'object' ? raw : {}) as Partial<Record<keyof InitializationOptions, unknown>>;
-  const directory = (value: unknown, fallback: string) => (typeof value === 'string' && value ? path.resolve(value) : fallback);
+  const directory = (value: unknown, fallback: string) =>
+    typeof value === 'string' && value ? path.resolve(value) : fallback;
   const options: InitializationOptions = {
-    modelsDirectory: directory(given.modelsDirectory, process.env.MODELWRIGHT_MODELS ?? path.join(os.homedir(), '.modelwright', 'models')),
+    modelsDirectory: directory(
+      given.modelsDirectory,
+      process.env.MODELWRIGHT_MODELS ?? path.join(os.homedir(), '.modelwright', 'models'),
+    ),
     bundledModelsDirectory: directory(given.bundledModelsDirectory, path.resolve(__dirname, '..', '..', 'models')),
     trusted: given.trusted !== false,
   };
-  if (raw !== undefined && (typeof raw !== 'object' || raw === null)) log.warn('initializationOptions is not an object; using defaults');
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null))
+    log.warn('initializationOptions is not an object; using defaults');
   return options;
 }
 

@@ -7,11 +7,18 @@ import { appendFigures, curveFromCard, evaluationsFromCard, reduceCurve } from '
 import type { LossPoint } from '../../client/src/webviewProtocol';
 
 const curve = (n: number, valEvery = 100): LossPoint[] =>
-  Array.from({ length: n }, (_, i) => ({ step: i + 1, loss: 10 - i / n, valLoss: (i + 1) % valEvery === 0 ? 9 - i / n : undefined }));
+  Array.from({ length: n }, (_, i) => ({
+    step: i + 1,
+    loss: 10 - i / n,
+    valLoss: (i + 1) % valEvery === 0 ? 9 - i / n : undefined,
+  }));
 
 test('short curves pass through unchanged', () => {
   const c = curve(50, 1000);
-  assert.deepEqual(reduceCurve(c, 400), c.map((p) => ({ step: p.step, loss: p.loss })));
+  assert.deepEqual(
+    reduceCurve(c, 400),
+    c.map((p) => ({ step: p.step, loss: p.loss })),
+  );
 });
 
 test('long curves shrink to the bound, keep first and last steps, and every validation point', () => {
@@ -30,12 +37,24 @@ test('long curves shrink to the bound, keep first and last steps, and every vali
 
 test('live figures append, merge on the same step, and restart on a new training', () => {
   const live: LossPoint[] = [];
-  const f = (step: number, loss?: number, valLoss?: number): TrainingFigures => ({ name: 'm', phase: 'training', message: '', step, totalSteps: 10, loss, valLoss, elapsedSeconds: step });
+  const f = (step: number, loss?: number, valLoss?: number): TrainingFigures => ({
+    name: 'm',
+    phase: 'training',
+    message: '',
+    step,
+    totalSteps: 10,
+    loss,
+    valLoss,
+    elapsedSeconds: step,
+  });
   appendFigures(live, f(1, 5));
   appendFigures(live, f(2, 4.5));
   appendFigures(live, f(2, undefined, 4.8));
   appendFigures(live, { ...f(3), phase: 'saving' });
-  assert.deepEqual(live, [{ step: 1, loss: 5, valLoss: undefined }, { step: 2, loss: 4.5, valLoss: 4.8 }]);
+  assert.deepEqual(live, [
+    { step: 1, loss: 5, valLoss: undefined },
+    { step: 2, loss: 4.5, valLoss: 4.8 },
+  ]);
   appendFigures(live, f(1, 6));
   assert.deepEqual(live, [{ step: 1, loss: 6, valLoss: undefined }]);
 });
@@ -44,11 +63,22 @@ test('model cards are read defensively', () => {
   const card = {
     curve: [{ step: 1, loss: 5 }, { step: 2, loss: 'x' }, null, { step: 3, valLoss: 4 }, { loss: 2 }],
     evaluations: [
-      { at: '2026-11-28T10:00:00Z', valLoss: 3, perplexity: 20, exactMatch: 0.1, editSimilarity: 0.4, latencyMs: { p50: 10, p95: 20 }, samples: 30 },
+      {
+        at: '2026-11-28T10:00:00Z',
+        valLoss: 3,
+        perplexity: 20,
+        exactMatch: 0.1,
+        editSimilarity: 0.4,
+        latencyMs: { p50: 10, p95: 20 },
+        samples: 30,
+      },
       { valLoss: 'bad' },
     ],
   };
-  assert.deepEqual(curveFromCard(card), [{ step: 1, loss: 5, valLoss: undefined }, { step: 3, loss: undefined, valLoss: 4 }]);
+  assert.deepEqual(curveFromCard(card), [
+    { step: 1, loss: 5, valLoss: undefined },
+    { step: 3, loss: undefined, valLoss: 4 },
+  ]);
   const evaluations = evaluationsFromCard('m', card);
   assert.equal(evaluations.length, 1);
   assert.deepEqual(evaluations[0].metrics.latencyMs, { p50: 10, p95: 20 });

@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { defaultSettings } from '../../server/src/protocol';
-import { defaultClientSettings, readClientSettings, readSettings, resolveModelsDirectory } from '../../client/src/config';
+import {
+  defaultClientSettings,
+  readClientSettings,
+  readSettings,
+  resolveModelsDirectory,
+} from '../../client/src/config';
 
 const reader = (values: Record<string, unknown>) => ({ get: <T>(key: string) => values[key] as T | undefined });
 
@@ -14,14 +19,16 @@ test('nothing set: the protocol defaults', () => {
 });
 
 test('values the user set are passed on', () => {
-  const s = readSettings(reader({
-    'models.completion': ' mine ',
-    'completion.enable': false,
-    'completion.disabledLanguages': ['markdown', 3, 'plaintext'],
-    'completion.maxTokens': 64,
-    'completion.confidenceThreshold': 0.35,
-    'explanation.hover': true,
-  }));
+  const s = readSettings(
+    reader({
+      'models.completion': ' mine ',
+      'completion.enable': false,
+      'completion.disabledLanguages': ['markdown', 3, 'plaintext'],
+      'completion.maxTokens': 64,
+      'completion.confidenceThreshold': 0.35,
+      'explanation.hover': true,
+    }),
+  );
   assert.equal(s.models.completion, 'mine');
   assert.equal(s.models.explanation, '');
   assert.equal(s.completion.enable, false);
@@ -32,15 +39,17 @@ test('values the user set are passed on', () => {
 });
 
 test('wrong types fall back to defaults and numbers are clamped', () => {
-  const s = readSettings(reader({
-    'completion.enable': 'yes',
-    'completion.maxTokens': 100000,
-    'completion.maxLines': 2.6,
-    'completion.debounceMs': -5,
-    'completion.confidenceThreshold': 7,
-    'completion.disabledLanguages': 'markdown',
-    'explanation.maxTokens': Number.NaN,
-  }));
+  const s = readSettings(
+    reader({
+      'completion.enable': 'yes',
+      'completion.maxTokens': 100000,
+      'completion.maxLines': 2.6,
+      'completion.debounceMs': -5,
+      'completion.confidenceThreshold': 7,
+      'completion.disabledLanguages': 'markdown',
+      'explanation.maxTokens': Number.NaN,
+    }),
+  );
   assert.equal(s.completion.enable, true);
   assert.equal(s.completion.maxTokens, 512);
   assert.equal(s.completion.maxLines, 3);

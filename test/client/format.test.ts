@@ -3,10 +3,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ModelSummary, TrainingFigures } from '../../server/src/protocol';
-import { describeModel, describeTraining, explanationDocument, formatBytes, formatCount, formatDuration, formatTimestamp, metricRows, trainingFraction } from '../../client/src/format';
+import {
+  describeModel,
+  describeTraining,
+  explanationDocument,
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatTimestamp,
+  metricRows,
+  trainingFraction,
+} from '../../client/src/format';
 
 const figures = (over: Partial<TrainingFigures> = {}): TrainingFigures => ({
-  name: 'm', phase: 'training', message: '', step: 120, totalSteps: 600, elapsedSeconds: 30, ...over,
+  name: 'm',
+  phase: 'training',
+  message: '',
+  step: 120,
+  totalSteps: 600,
+  elapsedSeconds: 30,
+  ...over,
 });
 
 test('sizes and counts read like a person would write them', () => {
@@ -45,7 +61,15 @@ test('training fraction is bounded and complete when done', () => {
 });
 
 test('metric rows and model descriptions', () => {
-  const rows = metricRows({ valLoss: 2.3456, perplexity: 10.44, exactMatch: 0.125, editSimilarity: 0.5, latencyMs: { p50: 12.4, p95: 30.6 }, samples: 40, at: 'not a date' });
+  const rows = metricRows({
+    valLoss: 2.3456,
+    perplexity: 10.44,
+    exactMatch: 0.125,
+    editSimilarity: 0.5,
+    latencyMs: { p50: 12.4, p95: 30.6 },
+    samples: 40,
+    at: 'not a date',
+  });
   assert.deepEqual(rows.slice(0, 6), [
     ['validation loss', '2.346'],
     ['perplexity', '10.4'],
@@ -57,14 +81,30 @@ test('metric rows and model descriptions', () => {
   assert.deepEqual(rows[6], ['evaluated', 'not a date']);
   assert.match(formatTimestamp('2026-11-28T14:05:00'), /^2026-11-28 14:05$/);
 
-  const model: ModelSummary = { name: 'default', path: '/x', kind: 'causal-lm', bundled: true, preset: 'default', parameters: 1_900_000, sizeBytes: 7_600_000, status: 'active', roles: ['completion', 'explanation'] };
+  const model: ModelSummary = {
+    name: 'default',
+    path: '/x',
+    kind: 'causal-lm',
+    bundled: true,
+    preset: 'default',
+    parameters: 1_900_000,
+    sizeBytes: 7_600_000,
+    status: 'active',
+    roles: ['completion', 'explanation'],
+  };
   assert.equal(describeModel(model), '1.9M params · 7.6 MB · default · bundled · active: completion, explanation');
-  assert.equal(describeModel({ ...model, bundled: false, preset: undefined, parameters: undefined, status: 'idle', roles: [] }), '7.6 MB');
+  assert.equal(
+    describeModel({ ...model, bundled: false, preset: undefined, parameters: undefined, status: 'idle', roles: [] }),
+    '7.6 MB',
+  );
 });
 
 test('the explanation document waits, streams, then names the model', () => {
   assert.equal(explanationDocument('a.ts, line 3', ''), '_Explaining a.ts, line 3…_\n');
   assert.equal(explanationDocument('a.ts, line 3', '**a.ts**\n\npart'), '**a.ts**\n\npart');
-  assert.equal(explanationDocument('a.ts, line 3', 'part', { text: 'whole text', model: 'default' }), 'whole text\n\n---\n\n_Explained by default._\n');
+  assert.equal(
+    explanationDocument('a.ts, line 3', 'part', { text: 'whole text', model: 'default' }),
+    'whole text\n\n---\n\n_Explained by default._\n',
+  );
   assert.match(explanationDocument('a.ts, line 3', 'streamed only', { text: '', model: 'm' }), /^streamed only/);
 });

@@ -17,7 +17,8 @@ const declared = new Set<string>(contributes.commands.map((c: { command: string 
 
 test('every command id is contributed, and only those', () => {
   assert.deepEqual([...declared].sort(), Object.values(commandIds).sort());
-  for (const c of contributes.commands) assert.ok(c.title && c.category === 'Modelwright', `${c.command} needs a title and the category`);
+  for (const c of contributes.commands)
+    assert.ok(c.title && c.category === 'Modelwright', `${c.command} needs a title and the category`);
 });
 
 test("the server's explain code action runs a command the client registers", () => {
@@ -33,18 +34,28 @@ test('menus and keybindings name contributed commands', () => {
 });
 
 test('the views and the container are declared', () => {
-  assert.deepEqual(contributes.viewsContainers.activitybar.map((c: { id: string }) => c.id), ['modelwright']);
+  assert.deepEqual(
+    contributes.viewsContainers.activitybar.map((c: { id: string }) => c.id),
+    ['modelwright'],
+  );
   const views = contributes.views.modelwright;
-  assert.deepEqual(views.map((v: { id: string }) => v.id), ['modelwright.models', 'modelwright.training']);
+  assert.deepEqual(
+    views.map((v: { id: string }) => v.id),
+    ['modelwright.models', 'modelwright.training'],
+  );
   assert.equal(views[1].type, 'webview');
   assert.ok(fs.existsSync(path.join(root, manifest.icon)));
   assert.ok(fs.existsSync(path.join(root, contributes.viewsContainers.activitybar[0].icon)));
 });
 
 test('settings match the protocol defaults and all have descriptions', () => {
-  const properties = contributes.configuration.properties as Record<string, { default: unknown; description?: string; markdownDescription?: string }>;
+  const properties = contributes.configuration.properties as Record<
+    string,
+    { default: unknown; description?: string; markdownDescription?: string }
+  >;
   const flatten = (value: unknown, prefix: string, out: Record<string, unknown>) => {
-    if (value && typeof value === 'object' && !Array.isArray(value)) for (const [k, v] of Object.entries(value)) flatten(v, `${prefix}.${k}`, out);
+    if (value && typeof value === 'object' && !Array.isArray(value))
+      for (const [k, v] of Object.entries(value)) flatten(v, `${prefix}.${k}`, out);
     else out[prefix] = value;
     return out;
   };
@@ -69,12 +80,25 @@ test('workspace trust is limited, and restricts the settings that point at model
 });
 
 test('.vscodeignore is an allow-list that ships the bundles and the default model', () => {
-  const lines = fs.readFileSync(path.join(root, '.vscodeignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = fs
+    .readFileSync(path.join(root, '.vscodeignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   assert.equal(lines[0], '**');
-  for (const needed of ['!client/out/extension.js', '!server/out/server.js', '!models/default/onnx/**', '!models/default/*.json', '!node_modules/onnxruntime-node/bin/napi-v6/linux/x64/**']) {
+  for (const needed of [
+    '!client/out/extension.js',
+    '!server/out/server.js',
+    '!models/default/onnx/**',
+    '!models/default/*.json',
+    '!node_modules/onnxruntime-node/bin/napi-v6/linux/x64/**',
+  ]) {
     assert.ok(lines.includes(needed), needed);
   }
-  assert.ok(lines.slice(1).every((l) => l.startsWith('!')), 'after ** only re-includes');
+  assert.ok(
+    lines.slice(1).every((l) => l.startsWith('!')),
+    'after ** only re-includes',
+  );
 });
 
 test('the webview message guard accepts only known messages', () => {

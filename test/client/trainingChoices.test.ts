@@ -2,15 +2,27 @@
 // time budgets typed by the user, and the new model's suggested and validated name.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseMinutes, presetChoices, suggestModelName, trainingChoices, validateModelName } from '../../client/src/trainingChoices';
+import {
+  parseMinutes,
+  presetChoices,
+  suggestModelName,
+  trainingChoices,
+  validateModelName,
+} from '../../client/src/trainingChoices';
 
 test('fine-tuning choices come first, recommended, then the presets', () => {
   const choices = trainingChoices(['default', 'other']);
-  assert.deepEqual(choices.map((c) => c.label), ['Fine-tune default', 'Fine-tune other', 'tiny', 'default', 'small']);
+  assert.deepEqual(
+    choices.map((c) => c.label),
+    ['Fine-tune default', 'Fine-tune other', 'tiny', 'default', 'small'],
+  );
   assert.equal(choices[0].base, 'default');
   assert.equal(choices[0].description, 'recommended');
   assert.equal(choices[1].description, '');
-  assert.deepEqual(presetChoices.map((c) => c.preset), ['tiny', 'default', 'small']);
+  assert.deepEqual(
+    presetChoices.map((c) => c.preset),
+    ['tiny', 'default', 'small'],
+  );
 });
 
 test('typed time budgets', () => {

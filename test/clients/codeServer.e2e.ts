@@ -11,7 +11,16 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildSync } from 'esbuild';
 import type { Browser } from 'playwright-core';
-import { CodeServer, installTools, launchBrowser, log, percentile, repositoryRoot, sleep, Workbench } from './codeServer.harness';
+import {
+  CodeServer,
+  installTools,
+  launchBrowser,
+  log,
+  percentile,
+  repositoryRoot,
+  sleep,
+  Workbench,
+} from './codeServer.harness';
 
 const artifacts = path.join(repositoryRoot, '.tmp', 'e2e-artifacts');
 const trainedModel = 'e2e-tiny';
@@ -30,7 +39,8 @@ function makeWorkspace(dir: string): void {
   for (const from of ['client/src', 'server/src/cli', 'server/src/eval', 'server/src/registry']) {
     const folder = path.join(repositoryRoot, from);
     if (!fs.existsSync(folder)) continue;
-    for (const f of fs.readdirSync(folder)) if (f.endsWith('.ts')) fs.copyFileSync(path.join(folder, f), path.join(src, f));
+    for (const f of fs.readdirSync(folder))
+      if (f.endsWith('.ts')) fs.copyFileSync(path.join(folder, f), path.join(src, f));
   }
   fs.writeFileSync(
     path.join(src, 'example.ts'),
@@ -57,12 +67,19 @@ function ensureDefaultModel(workspace: string): boolean {
   const modelDir = path.join(repositoryRoot, 'models', 'default');
   if (fs.existsSync(path.join(modelDir, 'config.json'))) return false;
   log('models/default is missing: training a stand-in (preset tiny, 30 steps)');
-  execFileSync('node', ['bin/modelwright.js', 'train', '--workspace', workspace, '--out', modelDir, '--preset', 'tiny', '--steps', '30'], {
-    cwd: repositoryRoot,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    timeout: 10 * 60_000,
-  });
-  fs.writeFileSync(path.join(modelDir, 'STAND-IN'), 'Trained by test/clients/codeServer.e2e.ts because models/default was missing.\n');
+  execFileSync(
+    'node',
+    ['bin/modelwright.js', 'train', '--workspace', workspace, '--out', modelDir, '--preset', 'tiny', '--steps', '30'],
+    {
+      cwd: repositoryRoot,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 10 * 60_000,
+    },
+  );
+  fs.writeFileSync(
+    path.join(modelDir, 'STAND-IN'),
+    'Trained by test/clients/codeServer.e2e.ts because models/default was missing.\n',
+  );
   return true;
 }
 
@@ -73,7 +90,11 @@ function buildVsix(workspace: string, onStandIn: (created: boolean) => void): st
   const standIn = ensureDefaultModel(workspace);
   onStandIn(standIn);
   try {
-    execFileSync('npm', ['run', 'package'], { cwd: repositoryRoot, stdio: ['ignore', 'ignore', 'inherit'], timeout: 10 * 60_000 });
+    execFileSync('npm', ['run', 'package'], {
+      cwd: repositoryRoot,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 10 * 60_000,
+    });
   } finally {
     if (standIn) fs.rmSync(path.join(repositoryRoot, 'models', 'default'), { recursive: true, force: true });
   }
@@ -113,9 +134,22 @@ function extensionLog(): string {
 
 // Each line ends where an identifier starts; the timed keystroke is its first letter.
 const latencyLines = [
-  'const total = ', 'let count = ', 'if (shape.width > ', 'const half = shape.', 'export const name = ',
-  'return shape.', 'const ratio = shape.width / ', 'let index = ', 'const label = `${', 'throw new ',
-  'const doubled = area(', 'export type Kind = ', 'const width = shape.', 'console.log(', 'const result = ', 'let height = shape.',
+  'const total = ',
+  'let count = ',
+  'if (shape.width > ',
+  'const half = shape.',
+  'export const name = ',
+  'return shape.',
+  'const ratio = shape.width / ',
+  'let index = ',
+  'const label = `${',
+  'throw new ',
+  'const doubled = area(',
+  'export type Kind = ',
+  'const width = shape.',
+  'console.log(',
+  'const result = ',
+  'let height = shape.',
 ];
 
 /** Times ghost text after a keystroke on each of the latency lines; records samples, p50 and p95 under `key`. */
@@ -142,7 +176,17 @@ async function someGhostText(lines: string[]): Promise<boolean> {
     await page.keyboard.press('End');
     await page.keyboard.press('Enter');
     await page.keyboard.type(text, { delay: 25 });
-    if (await workbench.ghostText().first().waitFor({ timeout: 5000 }).then(() => true, () => false)) return true;
+    if (
+      await workbench
+        .ghostText()
+        .first()
+        .waitFor({ timeout: 5000 })
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      return true;
   }
   return false;
 }
@@ -158,7 +202,12 @@ async function installLatencyProbe(): Promise<void> {
     w.mwProbe = probe;
     window.addEventListener('keydown', () => ((probe.keydown = performance.now()), (probe.ghost = 0)), true);
     new MutationObserver(() => {
-      if (probe.keydown && !probe.ghost && document.querySelector('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text')) probe.ghost = performance.now();
+      if (
+        probe.keydown &&
+        !probe.ghost &&
+        document.querySelector('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text')
+      )
+        probe.ghost = performance.now();
     }).observe(document.body, { childList: true, subtree: true, characterData: true });
   });
 }
@@ -185,7 +234,9 @@ async function timedCompletion(text: string): Promise<number | undefined> {
   await page.keyboard.type(timed);
   const deadline = Date.now() + 4000;
   while (Date.now() < deadline) {
-    const probe = await page.evaluate(() => (window as unknown as { mwProbe: { keydown: number; ghost: number } }).mwProbe);
+    const probe = await page.evaluate(
+      () => (window as unknown as { mwProbe: { keydown: number; ghost: number } }).mwProbe,
+    );
     if (probe.ghost) return probe.ghost - probe.keydown;
     await sleep(20);
   }
@@ -203,7 +254,6 @@ function step(title: string, body: () => Promise<void>): void {
     }
   });
 }
-
 
 describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30 * 60_000 }, () => {
   let standIn = false;
@@ -266,7 +316,8 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     // Keep the logs of the run beside the screenshots.
     const logs = path.join(codeServer?.userDataDir ?? root, 'logs');
     if (fs.existsSync(logs)) fs.cpSync(logs, path.join(artifacts, 'logs'), { recursive: true });
-    if (root && fs.existsSync(path.join(root, 'code-server.log'))) fs.copyFileSync(path.join(root, 'code-server.log'), path.join(artifacts, 'code-server.log'));
+    if (root && fs.existsSync(path.join(root, 'code-server.log')))
+      fs.copyFileSync(path.join(root, 'code-server.log'), path.join(artifacts, 'code-server.log'));
     timings.standInDefaultModel = String(standIn);
     fs.writeFileSync(path.join(artifacts, 'timings.json'), JSON.stringify(timings, null, 2) + '\n');
     log(`timings: ${JSON.stringify(timings)}`);
@@ -295,7 +346,14 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     let shown = false;
     for (const lineStart of ['return ', 'const width = shape.', 'if (shape.', 'let total = ']) {
       await page.keyboard.type(lineStart, { delay: 30 });
-      shown = await workbench.ghostText().first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
+      shown = await workbench
+        .ghostText()
+        .first()
+        .waitFor({ timeout: 10_000 })
+        .then(
+          () => true,
+          () => false,
+        );
       if (shown) break;
       log(`no ghost text after ${JSON.stringify(lineStart)}; clearing the line and trying another`);
       for (const key of ['Escape', 'Home', 'Shift+End', 'Backspace']) await page.keyboard.press(key);
@@ -319,7 +377,10 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
   step('measures keystroke-to-ghost-text time', async () => {
     const samples = await measureLatency('keystrokeToGhost');
     // Where the model is unsure the server shows nothing by design, so the median needs only most lines to answer.
-    assert.ok(samples.length >= latencyLines.length / 2, `ghost text after at least half of ${latencyLines.length} timed keystrokes (got ${samples.length})`);
+    assert.ok(
+      samples.length >= latencyLines.length / 2,
+      `ghost text after at least half of ${latencyLines.length} timed keystrokes (got ${samples.length})`,
+    );
     // A bound for gross regressions only; the goal (the instant-server baseline + 50 ms) is reported, not enforced.
     assert.ok(percentile(samples, 0.5) < 1000, 'p50 under a second');
     await workbench.screenshot('latency-runs');
@@ -357,7 +418,10 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     await workbench.pick(trainedModel);
     await workbench.pick('Inline completions');
     await workbench.statusItem().filter({ hasText: trainedModel }).waitFor({ timeout: 60_000 });
-    await page.locator('.sidebar .monaco-list-row', { hasText: trainedModel }).filter({ hasText: 'active' }).waitFor({ timeout: 20_000 });
+    await page
+      .locator('.sidebar .monaco-list-row', { hasText: trainedModel })
+      .filter({ hasText: 'active' })
+      .waitFor({ timeout: 20_000 });
     await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
     await page.keyboard.press('Control+End');
     assert.ok(await someGhostText(probeLines), 'ghost text from the deployed model');
@@ -376,7 +440,10 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     assert.ok(url, 'the notification gives the service URL');
     await workbench.screenshot('http-service');
     const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
-    assert.deepEqual(models.data.map((m) => m.id), [trainedModel]);
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      [trainedModel],
+    );
     const response = await fetch(`${url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -440,7 +507,9 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     // The end of the document names the model that wrote it.
     await explanation.click();
     await page.keyboard.press('Control+End');
-    await page.locator('.editor-instance .monaco-editor .view-lines', { hasText: 'Explained by' }).waitFor({ timeout: 10_000 });
+    await page
+      .locator('.editor-instance .monaco-editor .view-lines', { hasText: 'Explained by' })
+      .waitFor({ timeout: 10_000 });
     await workbench.screenshot('explanation-end');
   });
 
@@ -452,7 +521,8 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     const started = Date.now();
     const deadline = started + 60_000;
     let after: number[] = [];
-    while (Date.now() < deadline && !(after = languageServerPids().filter((pid) => pid !== before[0])).length) await sleep(200);
+    while (Date.now() < deadline && !(after = languageServerPids().filter((pid) => pid !== before[0])).length)
+      await sleep(200);
     assert.equal(after.length, 1, 'a new language server was started');
     await workbench.statusItem().filter({ hasText: trainedModel }).waitFor({ timeout: 60_000 });
     timings.restartMs = Date.now() - started;
@@ -469,7 +539,11 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     codeServer!.workspaceTrust = true;
     await codeServer!.start();
     codeServer!.workspaceTrust = false;
-    workbench = new Workbench(await browser!.newPage({ viewport: { width: 1440, height: 900 } }), artifacts, workbench.shotCount);
+    workbench = new Workbench(
+      await browser!.newPage({ viewport: { width: 1440, height: 900 } }),
+      artifacts,
+      workbench.shotCount,
+    );
     const page = workbench.page;
     await page.goto(codeServer!.url);
     const distrust = page.getByRole('button', { name: /No, I don.t trust/ });
@@ -484,7 +558,10 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     await page.keyboard.press('Escape');
     await page.keyboard.press('F1');
     await workbench.quickInput().fill('>Modelwright: ');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Explain Selection' }).first().waitFor({ timeout: 10_000 });
+    await page
+      .locator('.quick-input-widget .monaco-list-row', { hasText: 'Explain Selection' })
+      .first()
+      .waitFor({ timeout: 10_000 });
     const offered = await page.locator('.quick-input-widget .monaco-list-row').allInnerTexts();
     log(`Restricted Mode palette: ${offered.map((t) => t.split('\n')[0]).join(' | ')}`);
     assert.ok(!offered.some((t) => /Train Model|Deploy Model/.test(t)), 'no Train or Deploy in the palette');
@@ -494,11 +571,22 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
 
   step('measures the same keystrokes against a server that answers at once (the harness floor)', async () => {
     const instant = path.join(root, 'instantServer.js');
-    buildSync({ entryPoints: [path.join(__dirname, 'instantServer.ts')], outfile: instant, bundle: true, platform: 'node', format: 'cjs', logLevel: 'warning' });
+    buildSync({
+      entryPoints: [path.join(__dirname, 'instantServer.ts')],
+      outfile: instant,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      logLevel: 'warning',
+    });
     await workbench.page.close();
     await codeServer!.stop();
     await codeServer!.start({ MODELWRIGHT_SERVER_MODULE: instant });
-    workbench = new Workbench(await browser!.newPage({ viewport: { width: 1440, height: 900 } }), artifacts, workbench.shotCount);
+    workbench = new Workbench(
+      await browser!.newPage({ viewport: { width: 1440, height: 900 } }),
+      artifacts,
+      workbench.shotCount,
+    );
     await workbench.page.goto(codeServer!.url);
     await workbench.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     await workbench.openFile('example.ts');

@@ -2,11 +2,11 @@
 // code-server on a free loopback port with its own user data, extensions and settings, drives it with headless
 // Chromium through playwright-core, saves screenshots, and stops everything it started (by process group).
 /// <reference lib="dom" />
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { Browser, chromium, Frame, Page } from 'playwright-core';
+import { type Browser, chromium, type Frame, type Page } from 'playwright-core';
 
 export const repositoryRoot = path.resolve(__dirname, '../..');
 
@@ -29,7 +29,14 @@ export function log(message: string): void {
 /** Installs (once, cached) code-server and Chromium; returns the code-server executable. */
 export function installTools(): string {
   const script = path.join(__dirname, 'codeServer.install.sh');
-  return execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 }).trim().split('\n').pop() as string;
+  return execFileSync('bash', [script], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 15 * 60_000,
+  })
+    .trim()
+    .split('\n')
+    .pop() as string;
 }
 
 export function freePort(): Promise<number> {
@@ -72,16 +79,33 @@ export class CodeServer {
 
   private args(): string[] {
     const trust = this.workspaceTrust ? [] : ['--disable-workspace-trust'];
-    return ['--disable-telemetry', '--disable-update-check', ...trust, '--user-data-dir', this.userDataDir, '--extensions-dir', this.extensionsDir];
+    return [
+      '--disable-telemetry',
+      '--disable-update-check',
+      ...trust,
+      '--user-data-dir',
+      this.userDataDir,
+      '--extensions-dir',
+      this.extensionsDir,
+    ];
   }
 
   private environment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     // Keep code-server's own config file out of the home folder.
-    return { ...process.env, XDG_CONFIG_HOME: path.join(this.options.root, 'config'), XDG_DATA_HOME: path.join(this.options.root, 'data'), ...extra };
+    return {
+      ...process.env,
+      XDG_CONFIG_HOME: path.join(this.options.root, 'config'),
+      XDG_DATA_HOME: path.join(this.options.root, 'data'),
+      ...extra,
+    };
   }
 
   installExtension(vsix: string): void {
-    execFileSync(this.options.executable, [...this.args(), '--install-extension', vsix], { env: this.environment(), stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    execFileSync(this.options.executable, [...this.args(), '--install-extension', vsix], {
+      env: this.environment(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 120_000,
+    });
   }
 
   /** Starts code-server (with `env` added to its environment) and waits for /healthz; returns the milliseconds that took. */
@@ -96,7 +120,8 @@ export class CodeServer {
     );
     fs.closeSync(logFile);
     for (;;) {
-      if (this.process.exitCode !== null) throw new Error(`code-server exited with ${this.process.exitCode}; see ${this.options.root}/code-server.log`);
+      if (this.process.exitCode !== null)
+        throw new Error(`code-server exited with ${this.process.exitCode}; see ${this.options.root}/code-server.log`);
       try {
         const response = await fetch(`http://127.0.0.1:${this.port}/healthz`);
         if (response.ok) return Date.now() - started;
@@ -137,12 +162,19 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /** Chromium with a fresh profile (playwright makes one in a temporary folder and removes it on close). */
 export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: process.env.MODELWRIGHT_CHROMIUM ?? '/usr/bin/chromium', args: chromiumArgs });
+  return chromium.launch({
+    executablePath: process.env.MODELWRIGHT_CHROMIUM ?? '/usr/bin/chromium',
+    args: chromiumArgs,
+  });
 }
 
 /** Drives the VS Code workbench in a page: palette, quick picks, editor, notifications, screenshots. */
 export class Workbench {
-  constructor(readonly page: Page, private readonly artifacts: string, private shots = 0) {}
+  constructor(
+    readonly page: Page,
+    private readonly artifacts: string,
+    private shots = 0,
+  ) {}
 
   /** How many screenshots were taken (a new page's Workbench continues the numbering). */
   get shotCount(): number {
@@ -167,7 +199,10 @@ export class Workbench {
     const input = this.quickInput();
     await input.waitFor({ state: 'visible', timeout: 10_000 });
     await input.fill(text);
-    await this.page.locator('.quick-input-widget .monaco-list-row', { hasText: row }).first().waitFor({ timeout: 15_000 });
+    await this.page
+      .locator('.quick-input-widget .monaco-list-row', { hasText: row })
+      .first()
+      .waitFor({ timeout: 15_000 });
     await this.page.keyboard.press('Enter');
   }
 
@@ -179,11 +214,16 @@ export class Workbench {
   /** Picks the row of the open quick pick whose label matches exactly (after filtering by typing it). */
   async pick(label: string, options: { title?: string; timeout?: number } = {}): Promise<void> {
     const widget = this.page.locator('.quick-input-widget');
-    if (options.title) await widget.locator('.quick-input-title', { hasText: options.title }).waitFor({ timeout: options.timeout ?? 20_000 });
+    if (options.title)
+      await widget
+        .locator('.quick-input-title', { hasText: options.title })
+        .waitFor({ timeout: options.timeout ?? 20_000 });
     const input = this.quickInput();
     await input.waitFor({ state: 'visible', timeout: options.timeout ?? 20_000 });
     await input.fill(label);
-    const row = widget.locator('.monaco-list-row .label-name', { hasText: new RegExp(`^${escapeRegExp(label)}$`) }).first();
+    const row = widget
+      .locator('.monaco-list-row .label-name', { hasText: new RegExp(`^${escapeRegExp(label)}$`) })
+      .first();
     await row.waitFor({ timeout: 10_000 });
     await row.click();
   }
@@ -217,7 +257,9 @@ export class Workbench {
 
   /** The ghost text shown inside the current line (its first line; syntax coloring splits it into spans). */
   async inlineGhostText(): Promise<string> {
-    const parts = await this.page.locator('.editor-instance .monaco-editor .view-lines .ghost-text-decoration').allTextContents();
+    const parts = await this.page
+      .locator('.editor-instance .monaco-editor .view-lines .ghost-text-decoration')
+      .allTextContents();
     return parts.join('').replace(/\u00a0/g, ' ');
   }
 
@@ -231,7 +273,8 @@ export class Workbench {
       const top = (current.parentElement as HTMLElement).style.top;
       const line = lines.find((l) => l.style.top === top)?.cloneNode(true) as HTMLElement | undefined;
       // Ghost text is rendered inside the line: leave it out, it is not (yet) the line's text.
-      for (const ghost of Array.from(line?.querySelectorAll('.ghost-text-decoration, .ghost-text') ?? [])) ghost.remove();
+      for (const ghost of Array.from(line?.querySelectorAll('.ghost-text-decoration, .ghost-text') ?? []))
+        ghost.remove();
       return (line?.textContent ?? '').replace(/\u00a0/g, ' ');
     });
   }
@@ -239,8 +282,12 @@ export class Workbench {
   async showContainer(): Promise<void> {
     const icon = this.page.locator('.activitybar .action-item a[aria-label^="Modelwright"]');
     await icon.waitFor({ timeout: 30_000 });
-    const expanded = await icon.locator('xpath=..').getAttribute('aria-expanded').catch(() => null);
-    if (expanded !== 'true' && !(await this.page.locator('.sidebar .pane-header', { hasText: 'Models' }).isVisible())) await icon.click();
+    const expanded = await icon
+      .locator('xpath=..')
+      .getAttribute('aria-expanded')
+      .catch(() => null);
+    if (expanded !== 'true' && !(await this.page.locator('.sidebar .pane-header', { hasText: 'Models' }).isVisible()))
+      await icon.click();
     await this.page.locator('.sidebar .pane-header', { hasText: 'Models' }).waitFor({ timeout: 15_000 });
   }
 

@@ -18,7 +18,11 @@ function ensureNeovim(): string {
   if (!version()) {
     if (process.getuid?.() !== 0) throw new Error('nvim is missing; install it with: sudo apt-get install -y neovim');
     console.log('# installing neovim with apt-get');
-    const install = () => spawnSync('apt-get', ['install', '-y', '-q', 'neovim'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    const install = () =>
+      spawnSync('apt-get', ['install', '-y', '-q', 'neovim'], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
     if (install().status !== 0) {
       execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
       if (install().status !== 0) throw new Error('apt-get install neovim failed');
@@ -26,10 +30,10 @@ function ensureNeovim(): string {
   }
   const found = version();
   const match = /NVIM v(\d+)\.(\d+)/.exec(found ?? '');
-  if (!match || Number(match[1]) * 100 + Number(match[2]) < 7) throw new Error(`Neovim 0.7 or newer is needed, found ${found}`);
+  if (!match || Number(match[1]) * 100 + Number(match[2]) < 7)
+    throw new Error(`Neovim 0.7 or newer is needed, found ${found}`);
   return found!;
 }
-
 
 describe('Neovim as a real LSP client', { timeout: 180_000 }, () => {
   let root: string;
@@ -47,30 +51,36 @@ describe('Neovim as a real LSP client', { timeout: 180_000 }, () => {
     const hoverLine = lines.findIndex((l) => l.startsWith('export class CompletionPipeline'));
     assert.ok(line > 0 && hoverLine > 0, 'landmarks in the real file');
     const output = path.join(root, 'results.jsonl');
-    const run = spawnSync('nvim', ['--headless', '-u', 'NONE', '-i', 'NONE', '-n', '-c', `luafile ${path.join(__dirname, 'neovim.harness.lua')}`], {
-      encoding: 'utf8',
-      timeout: 180_000,
-      env: {
-        ...process.env,
-        MW_NODE: process.execPath,
-        MW_SERVER: path.join(repository, 'server', 'out', 'server.js'),
-        MW_ROOT: repository,
-        MW_FILE: realFile,
-        MW_MODELS: models,
-        MW_BUNDLED: bundled,
-        MW_OUT: output,
-        MW_LINE: String(line + 1),
-        MW_HOVER_LINE: String(hoverLine + 1), // one line was inserted above it
-        MW_HOVER_CHARACTER: '14',
+    const run = spawnSync(
+      'nvim',
+      ['--headless', '-u', 'NONE', '-i', 'NONE', '-n', '-c', `luafile ${path.join(__dirname, 'neovim.harness.lua')}`],
+      {
+        encoding: 'utf8',
+        timeout: 180_000,
+        env: {
+          ...process.env,
+          MW_NODE: process.execPath,
+          MW_SERVER: path.join(repository, 'server', 'out', 'server.js'),
+          MW_ROOT: repository,
+          MW_FILE: realFile,
+          MW_MODELS: models,
+          MW_BUNDLED: bundled,
+          MW_OUT: output,
+          MW_LINE: String(line + 1),
+          MW_HOVER_LINE: String(hoverLine + 1), // one line was inserted above it
+          MW_HOVER_CHARACTER: '14',
+        },
       },
-    });
+    );
     const text = fs.existsSync(output) ? fs.readFileSync(output, 'utf8') : '';
     for (const row of text.split('\n').filter(Boolean)) {
       const record = JSON.parse(row);
       records.set(record.kind, record);
     }
     if (run.status !== 0 || records.has('failure')) {
-      throw new Error(`nvim exited with ${run.status ?? run.signal}: ${records.get('failure')?.message ?? ''}\n${run.stdout}\n${run.stderr}\n${text}`);
+      throw new Error(
+        `nvim exited with ${run.status ?? run.signal}: ${records.get('failure')?.message ?? ''}\n${run.stdout}\n${run.stderr}\n${text}`,
+      );
     }
   });
   after(() => {

@@ -52,5 +52,8 @@ test('LruMap evicts in least-recently-used order and reports evictions', () => {
   map.get('a');
   map.set('c', 3);
   assert.deepEqual(evicted, ['b']);
-  assert.deepEqual(map.newestFirst().map(([k]) => k), ['c', 'a']);
+  assert.deepEqual(
+    map.newestFirst().map(([k]) => k),
+    ['c', 'a'],
+  );
 });

@@ -6,10 +6,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CompletionCancelled, CompletionModel, CompletionPipeline, CompletionRequest } from '../../server/src/completion/completionPipeline';
+import {
+  CompletionCancelled,
+  type CompletionModel,
+  CompletionPipeline,
+  type CompletionRequest,
+} from '../../server/src/completion/completionPipeline';
 import { KvCacheStore } from '../../server/src/completion/kvCacheStore';
 import { defaultSettings } from '../../server/src/protocol';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { makeModelFolder } from '../helpers/makeModelFolder';
 import { makeParrotModel } from '../server/testModels';
 
@@ -20,8 +25,16 @@ describe('completion pipeline', () => {
   let parrot: LanguageModel;
   let longParrot: LanguageModel;
   let random: LanguageModel;
-  const model = (languageModel: LanguageModel, key = 'parrot#1'): CompletionModel => ({ key, languageModel, fillInTheMiddle: false });
-  const request = (text: string, offset = text.length, overrides: Partial<CompletionRequest> = {}): CompletionRequest => ({
+  const model = (languageModel: LanguageModel, key = 'parrot#1'): CompletionModel => ({
+    key,
+    languageModel,
+    fillInTheMiddle: false,
+  });
+  const request = (
+    text: string,
+    offset = text.length,
+    overrides: Partial<CompletionRequest> = {},
+  ): CompletionRequest => ({
     uri: 'file:///a.ts',
     text,
     offset,
@@ -35,7 +48,9 @@ describe('completion pipeline', () => {
   before(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-pipeline-'));
     await makeParrotModel(path.join(root, 'parrot'));
-    await makeParrotModel(path.join(root, 'long'), { config: { contextLength: 1024, layers: 4, heads: 4, embedding: 128 } });
+    await makeParrotModel(path.join(root, 'long'), {
+      config: { contextLength: 1024, layers: 4, heads: 4, embedding: 128 },
+    });
     const folder = await makeModelFolder({ parentDir: root });
     [parrot, longParrot, random] = await Promise.all([
       loadLanguageModel(path.join(root, 'parrot'), { intraOpThreads: 1 }),
@@ -50,7 +65,10 @@ describe('completion pipeline', () => {
 
   test('suggests text from the model, limited by maxTokens', async () => {
     const pipeline = new CompletionPipeline();
-    const outcome = await pipeline.complete(model(parrot), request('let name = ', undefined, { settings: { ...settings, maxTokens: 10 } }));
+    const outcome = await pipeline.complete(
+      model(parrot),
+      request('let name = ', undefined, { settings: { ...settings, maxTokens: 10 } }),
+    );
     assert.equal(outcome.source, 'model');
     assert.equal(outcome.text, 'x'.repeat(10));
     assert.equal(outcome.generatedTokens, 10);
@@ -78,7 +96,10 @@ describe('completion pipeline', () => {
       assert.equal(first.reusedTokens, 0);
       const second = await pipeline.complete(model(parrot), request(`${prefix}let other = `));
       if (reuse) {
-        assert.ok(second.reusedTokens >= first.promptTokens - 2, `${second.reusedTokens} of ${first.promptTokens} reused`);
+        assert.ok(
+          second.reusedTokens >= first.promptTokens - 2,
+          `${second.reusedTokens} of ${first.promptTokens} reused`,
+        );
         assert.ok(pipeline.kvCaches.get('file:///a.ts', 'parrot#1')?.cache);
       } else {
         assert.equal(second.reusedTokens, 0);
@@ -96,7 +117,10 @@ describe('completion pipeline', () => {
     const started = performance.now();
     setTimeout(() => controller.abort(), 40);
     await assert.rejects(
-      pipeline.complete(model(longParrot), request('x = ', undefined, { signal: controller.signal, settings: { ...settings, maxTokens: 500 } })),
+      pipeline.complete(
+        model(longParrot),
+        request('x = ', undefined, { signal: controller.signal, settings: { ...settings, maxTokens: 500 } }),
+      ),
       (e: unknown) => {
         assert.ok(e instanceof CompletionCancelled);
         assert.ok(e.generatedTokens > 0 && e.generatedTokens < 500, `stopped after ${e.generatedTokens} tokens`);
@@ -122,11 +146,17 @@ describe('completion pipeline', () => {
 
   test('a suggestion below the confidence threshold is not shown', async () => {
     const pipeline = new CompletionPipeline();
-    const unsure = await pipeline.complete(model(random, 'random#1'), request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }));
+    const unsure = await pipeline.complete(
+      model(random, 'random#1'),
+      request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }),
+    );
     assert.equal(unsure.text, '');
     assert.equal(unsure.rejected, 'low confidence');
     assert.ok(unsure.meanProbability! < 0.5);
-    const sure = await pipeline.complete(model(parrot), request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }));
+    const sure = await pipeline.complete(
+      model(parrot),
+      request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }),
+    );
     assert.ok(sure.text.length > 0);
   });
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { balanceBrackets } from '../../server/src/completion/filters/balanceBrackets';
 import { dropDuplicateClosers } from '../../server/src/completion/filters/dropDuplicateClosers';
-import { FilterContext } from '../../server/src/completion/filters/filter';
+import type { FilterContext } from '../../server/src/completion/filters/filter';
 import { removeSuffixOverlap } from '../../server/src/completion/filters/removeSuffixOverlap';
 import { trimTrailingWhitespace } from '../../server/src/completion/filters/trimTrailingWhitespace';
 import { postprocess } from '../../server/src/completion/postprocess';
@@ -13,7 +13,12 @@ import { completionContext } from '../../server/src/completion/completionContext
 /** The filter context for a document with the cursor at `|`. */
 function at(document: string): FilterContext {
   const context = completionContext(document.replace('|', ''), document.indexOf('|'), 'typescript');
-  return { lineSuffix: context.lineSuffix, suffix: context.suffix, openBeforeCursor: context.openBeforeCursor, lineComment: context.lineComment };
+  return {
+    lineSuffix: context.lineSuffix,
+    suffix: context.suffix,
+    openBeforeCursor: context.openBeforeCursor,
+    lineComment: context.lineComment,
+  };
 }
 
 test('trimTrailingWhitespace trims every line end and trailing blank lines', () => {

@@ -2,7 +2,7 @@
 // move when the budget is exceeded, the document-start token, and fill-in-the-middle layout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PromptTokenizer, buildPrompt } from '../../server/src/completion/prompt';
+import { type PromptTokenizer, buildPrompt } from '../../server/src/completion/prompt';
 
 /** One token per character; FIM tokens as ids 1000–1002. */
 const characters: PromptTokenizer = {
@@ -49,5 +49,8 @@ test('a single line longer than the budget is cut from the left', () => {
 test('fill-in-the-middle puts prefix, suffix and middle tokens in PSM order', () => {
   const prompt = buildPrompt(characters, 'ab', 'cd\nef\n', { budget: 100, fillInTheMiddle: true });
   assert.deepEqual(prompt.ids, [1000, ...characters.encode('ab'), 1001, ...characters.encode('cd\nef\n'), 1002]);
-  assert.throws(() => buildPrompt({ ...characters, tokenId: () => undefined }, 'a', 'b', { budget: 10, fillInTheMiddle: true }), /fill-in-the-middle/);
+  assert.throws(
+    () => buildPrompt({ ...characters, tokenId: () => undefined }, 'a', 'b', { budget: 10, fillInTheMiddle: true }),
+    /fill-in-the-middle/,
+  );
 });

@@ -2,7 +2,7 @@
 // that repeats the next line after the cursor, max lines, single-line mode, and judging only complete lines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StopRuleContext, findStop } from '../../server/src/completion/stopRules';
+import { type StopRuleContext, findStop } from '../../server/src/completion/stopRules';
 
 const rules = (overrides: Partial<StopRuleContext> = {}): StopRuleContext => ({
   linePrefix: '',

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward, differentiableOps } from '../../server/src/engine/autodiff';
-import { Graph, Value, concreteShape } from '../../server/src/engine/graph';
-import { Session } from '../../server/src/runtime/onnxSession';
+import { Graph, type Value, concreteShape } from '../../server/src/engine/graph';
+import type { Session } from '../../server/src/runtime/onnxSession';
 import { f32, open, run, size, uniform } from '../helpers/engineHarness';
 
 interface Input {
@@ -33,21 +33,55 @@ const binary = (op: 'Add' | 'Sub' | 'Mul' | 'Div', a: number[], b: number[]): Ca
 });
 
 const broadcastPairs: [number[], number[]][] = [
-  [[2, 3, 4], [2, 3, 4]],
+  [
+    [2, 3, 4],
+    [2, 3, 4],
+  ],
   [[2, 3, 4], [4]],
-  [[2, 3, 4], [1, 3, 1]],
+  [
+    [2, 3, 4],
+    [1, 3, 1],
+  ],
   [[4], [2, 3, 4]],
-  [[1, 3, 1], [2, 1, 4]],
+  [
+    [1, 3, 1],
+    [2, 1, 4],
+  ],
   [[2, 3], []],
 ];
 
 const cases: Case[] = [
   ...(['Add', 'Sub', 'Mul', 'Div'] as const).flatMap((op) => broadcastPairs.map(([a, b]) => binary(op, a, b))),
-  { name: 'MatMul x[2,3,4]·W[4,5]', op: 'MatMul', inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }], build: (g, [a, b]) => g.matmul(a, b) },
-  { name: 'MatMul x[2,2,3,4]·W[4,5]', op: 'MatMul', inputs: [{ shape: [2, 2, 3, 4] }, { shape: [4, 5] }], build: (g, [a, b]) => g.matmul(a, b) },
-  { name: 'MatMul batched [2,2,3,4]·[2,2,4,5]', op: 'MatMul', inputs: [{ shape: [2, 2, 3, 4] }, { shape: [2, 2, 4, 5] }], build: (g, [a, b]) => g.matmul(a, b) },
-  { name: 'MatMul broadcast batch [2,1,3,4]·[2,4,5]', op: 'MatMul', inputs: [{ shape: [2, 1, 3, 4] }, { shape: [2, 4, 5] }], build: (g, [a, b]) => g.matmul(a, b) },
-  { name: 'MatMul [3,4]·[4,5]', op: 'MatMul', inputs: [{ shape: [3, 4] }, { shape: [4, 5] }], build: (g, [a, b]) => g.matmul(a, b) },
+  {
+    name: 'MatMul x[2,3,4]·W[4,5]',
+    op: 'MatMul',
+    inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }],
+    build: (g, [a, b]) => g.matmul(a, b),
+  },
+  {
+    name: 'MatMul x[2,2,3,4]·W[4,5]',
+    op: 'MatMul',
+    inputs: [{ shape: [2, 2, 3, 4] }, { shape: [4, 5] }],
+    build: (g, [a, b]) => g.matmul(a, b),
+  },
+  {
+    name: 'MatMul batched [2,2,3,4]·[2,2,4,5]',
+    op: 'MatMul',
+    inputs: [{ shape: [2, 2, 3, 4] }, { shape: [2, 2, 4, 5] }],
+    build: (g, [a, b]) => g.matmul(a, b),
+  },
+  {
+    name: 'MatMul broadcast batch [2,1,3,4]·[2,4,5]',
+    op: 'MatMul',
+    inputs: [{ shape: [2, 1, 3, 4] }, { shape: [2, 4, 5] }],
+    build: (g, [a, b]) => g.matmul(a, b),
+  },
+  {
+    name: 'MatMul [3,4]·[4,5]',
+    op: 'MatMul',
+    inputs: [{ shape: [3, 4] }, { shape: [4, 5] }],
+    build: (g, [a, b]) => g.matmul(a, b),
+  },
   {
     name: 'Gather with duplicate and unused rows',
     op: 'Gather',
@@ -75,12 +109,42 @@ const cases: Case[] = [
     inputs: [{ shape: [2, 6] }],
     build: (g, [x]) => g.split(x, 3)[2],
   },
-  { name: 'Transpose [2,3,4] perm [2,0,1]', op: 'Transpose', inputs: [{ shape: [2, 3, 4] }], build: (g, [x]) => g.transpose(x, [2, 0, 1]) },
-  { name: 'Transpose [2,3,4,5] perm [0,2,1,3]', op: 'Transpose', inputs: [{ shape: [2, 3, 4, 5] }], build: (g, [x]) => g.transpose(x, [0, 2, 1, 3]) },
-  { name: 'Reshape [2,3,4] → [4,-1]', op: 'Reshape', inputs: [{ shape: [2, 3, 4] }], build: (g, [x]) => g.reshape(x, [4, -1]) },
-  { name: 'Reshape [2,3,4] → [0,0,2,2]', op: 'Reshape', inputs: [{ shape: [2, 3, 4] }], build: (g, [x]) => g.reshape(x, [0, 0, 2, 2]) },
-  { name: 'Softmax last axis', op: 'Softmax', inputs: [{ shape: [2, 3, 5], init: wide }], build: (g, [x]) => g.softmax(x) },
-  { name: 'Softmax axis 1', op: 'Softmax', inputs: [{ shape: [2, 3, 5], init: wide }], build: (g, [x]) => g.softmax(x, 1) },
+  {
+    name: 'Transpose [2,3,4] perm [2,0,1]',
+    op: 'Transpose',
+    inputs: [{ shape: [2, 3, 4] }],
+    build: (g, [x]) => g.transpose(x, [2, 0, 1]),
+  },
+  {
+    name: 'Transpose [2,3,4,5] perm [0,2,1,3]',
+    op: 'Transpose',
+    inputs: [{ shape: [2, 3, 4, 5] }],
+    build: (g, [x]) => g.transpose(x, [0, 2, 1, 3]),
+  },
+  {
+    name: 'Reshape [2,3,4] → [4,-1]',
+    op: 'Reshape',
+    inputs: [{ shape: [2, 3, 4] }],
+    build: (g, [x]) => g.reshape(x, [4, -1]),
+  },
+  {
+    name: 'Reshape [2,3,4] → [0,0,2,2]',
+    op: 'Reshape',
+    inputs: [{ shape: [2, 3, 4] }],
+    build: (g, [x]) => g.reshape(x, [0, 0, 2, 2]),
+  },
+  {
+    name: 'Softmax last axis',
+    op: 'Softmax',
+    inputs: [{ shape: [2, 3, 5], init: wide }],
+    build: (g, [x]) => g.softmax(x),
+  },
+  {
+    name: 'Softmax axis 1',
+    op: 'Softmax',
+    inputs: [{ shape: [2, 3, 5], init: wide }],
+    build: (g, [x]) => g.softmax(x, 1),
+  },
   { name: 'Gelu (tanh)', op: 'Gelu', inputs: [{ shape: [3, 8], init: wide }], build: (g, [x]) => g.gelu(x) },
   {
     name: 'SoftmaxCrossEntropyLoss (mean) with repeated labels',
@@ -107,7 +171,10 @@ const cases: Case[] = [
 function weightedSum(g: Graph, y: Value, seed: number): Value {
   const n = size(concreteShape(y));
   const r = uniform(seed);
-  const weights = g.constant(Float32Array.from({ length: n }, () => 2 * r() - 1), [n, 1]);
+  const weights = g.constant(
+    Float32Array.from({ length: n }, () => 2 * r() - 1),
+    [n, 1],
+  );
   return g.reshape(g.matmul(g.reshape(y, [1, n]), weights), []);
 }
 
@@ -123,7 +190,10 @@ async function check(c: Case, index: number): Promise<void> {
   const g = new Graph(`gradcheck_${index}`);
   const xs = c.inputs.map((input, i) => g.input(`x${i}`, input.shape));
   const y = c.build(g, xs);
-  assert.ok(g.nodes.some((n) => n.op === c.op), `the graph of "${c.name}" contains no ${c.op}`);
+  assert.ok(
+    g.nodes.some((n) => n.op === c.op),
+    `the graph of "${c.name}" contains no ${c.op}`,
+  );
   const loss = weightedSum(g, y, 1000 + index);
   g.output(loss, 'loss');
   const forwardModel = g.toModel();
@@ -133,7 +203,9 @@ async function check(c: Case, index: number): Promise<void> {
   const gradientModel = g.toModel();
 
   const r = uniform(index + 1);
-  const values = c.inputs.map((input) => Float32Array.from({ length: size(input.shape) }, () => (input.init ?? ((u) => 3 * u - 1.5))(r())));
+  const values = c.inputs.map((input) =>
+    Float32Array.from({ length: size(input.shape) }, () => (input.init ?? ((u) => 3 * u - 1.5))(r())),
+  );
   const names = xs.map((x) => x.name);
   const shapes = c.inputs.map((input) => input.shape);
 
@@ -141,7 +213,10 @@ async function check(c: Case, index: number): Promise<void> {
   try {
     const analytic = await run(full, Object.fromEntries(names.map((n, i) => [n, f32(values[i], shapes[i])])));
     const base = await lossAt(fwd, names, values, shapes);
-    assert.ok(Math.abs(base - analytic.loss[0]) <= 1e-6 * (1 + Math.abs(base)), 'forward and gradient graphs disagree on the loss');
+    assert.ok(
+      Math.abs(base - analytic.loss[0]) <= 1e-6 * (1 + Math.abs(base)),
+      'forward and gradient graphs disagree on the loss',
+    );
 
     for (let i = 0; i < xs.length; i++) {
       const grad = analytic[`grad/${names[i]}`];

@@ -5,11 +5,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Graph, Value } from '../../server/src/engine/graph';
-import { GptConfig, causalBias, forward, parameterShapes } from '../../server/src/engine/model';
-import { AdamWSettings, stepScalarValues } from '../../server/src/engine/optimizer';
-import { buildGradients, buildTrainingStep, names, packParameters, unpackParameters } from '../../server/src/engine/trainingGraph';
-import { Feeds } from '../../server/src/runtime/onnxSession';
+import { Graph, type Value } from '../../server/src/engine/graph';
+import { type GptConfig, causalBias, forward, parameterShapes } from '../../server/src/engine/model';
+import { type AdamWSettings, stepScalarValues } from '../../server/src/engine/optimizer';
+import {
+  buildGradients,
+  buildTrainingStep,
+  names,
+  packParameters,
+  unpackParameters,
+} from '../../server/src/engine/trainingGraph';
+import type { Feeds } from '../../server/src/runtime/onnxSession';
 import { f32, i64, maxAbs, maxAbsDiff, open, run } from '../helpers/engineHarness';
 
 interface Entry {
@@ -19,7 +25,15 @@ interface Entry {
 }
 
 interface Fixture {
-  config: { vocab_size: number; n_positions: number; n_embd: number; n_head: number; n_layer: number; batch: number; seq: number };
+  config: {
+    vocab_size: number;
+    n_positions: number;
+    n_embd: number;
+    n_head: number;
+    n_layer: number;
+    batch: number;
+    seq: number;
+  };
   input_ids: number[][];
   targets: number[][];
   params: Entry[];
@@ -77,10 +91,14 @@ function compareEntries(
     for (let i = 0; i < a.length; i++) {
       const bound = limit(e, i);
       const d = Math.abs(a[i] - e.data[i]);
-      if (!(d <= bound) && !(d - bound <= worst.excess)) worst = { excess: Number.isNaN(d) ? Infinity : d - bound, index: i, bound };
+      if (!(d <= bound) && !(d - bound <= worst.excess))
+        worst = { excess: Number.isNaN(d) ? Infinity : d - bound, index: i, bound };
     }
     const i = worst.index;
-    if (i >= 0) failures.push(`${e.name}[${i}]: engine ${a[i]} vs reference ${e.data[i]} (|Δ| ${Math.abs(a[i] - e.data[i]).toExponential(2)} > ${worst.bound.toExponential(2)})`);
+    if (i >= 0)
+      failures.push(
+        `${e.name}[${i}]: engine ${a[i]} vs reference ${e.data[i]} (|Δ| ${Math.abs(a[i] - e.data[i]).toExponential(2)} > ${worst.bound.toExponential(2)})`,
+      );
   }
   assert.deepEqual(failures, [], `${label} disagree with the PyTorch reference`);
 }
@@ -99,7 +117,10 @@ function stepSensitivity(f: Fixture): Map<string, Float64Array> {
   const out = new Map<string, Float64Array>();
   for (const e of f.grads) {
     const delta = 1e-5 * clip * maxAbs(e.data);
-    out.set(e.name, Float64Array.from(e.data, (g) => Math.min(2, (eps * delta) / (Math.abs(clip * g) + eps) ** 2)));
+    out.set(
+      e.name,
+      Float64Array.from(e.data, (g) => Math.min(2, (eps * delta) / (Math.abs(clip * g) + eps) ** 2)),
+    );
   }
   return out;
 }
@@ -113,7 +134,10 @@ test('fixture matches the engine parameter layout', () => {
   const { config } = setup(f);
   const expected = parameterShapes(config).map(([n, s]) => `${n} [${s}]`);
   for (const list of [f.params, f.grads, f.updated, f.updated_step2]) {
-    assert.deepEqual(list.map((e) => `${e.name} [${e.shape}]`), expected);
+    assert.deepEqual(
+      list.map((e) => `${e.name} [${e.shape}]`),
+      expected,
+    );
   }
 });
 
@@ -124,7 +148,10 @@ test('logits match the reference', async () => {
   const ids = g.input(names.inputIds, [shape.batch, shape.time], 'int64');
   const weights: Record<string, Value> = {};
   for (const [n, s] of parameterShapes(config)) weights[n] = g.input(`param/${n}`, s);
-  const positions = g.constant(BigInt64Array.from({ length: shape.time }, (_, i) => BigInt(i)), [1, shape.time]);
+  const positions = g.constant(
+    BigInt64Array.from({ length: shape.time }, (_, i) => BigInt(i)),
+    [1, shape.time],
+  );
   const bias = g.constant(causalBias(shape.time), [shape.time, shape.time]);
   g.output(forward(g, config, weights, ids, positions, bias), 'logits');
 
@@ -143,7 +170,11 @@ test('loss and every parameter gradient match the reference', async () => {
   const f = load();
   const { config, shape, tokens, targets } = setup(f);
   const flat = flatParameters(config, f);
-  const feeds: Feeds = { [names.inputIds]: tokens, [names.targets]: targets, [names.parameters]: f32(flat, [flat.length]) };
+  const feeds: Feeds = {
+    [names.inputIds]: tokens,
+    [names.targets]: targets,
+    [names.parameters]: f32(flat, [flat.length]),
+  };
   const session = await open(buildGradients(config, shape));
   const out = await run(session, feeds);
   await session.release();
@@ -151,7 +182,12 @@ test('loss and every parameter gradient match the reference', async () => {
   assert.ok(Math.abs(out[names.loss][0] - f.loss) <= 1e-4, `loss ${out[names.loss][0]} vs ${f.loss}`);
   // Relative to the largest gradient of the same tensor, so that no tensor's check is swamped by another's scale.
   const scale = new Map(f.grads.map((e) => [e.name, maxAbs(e.data)]));
-  compareEntries('gradients', f.grads, (n) => out[names.gradient(n)], (e) => 1e-4 * scale.get(e.name)!);
+  compareEntries(
+    'gradients',
+    f.grads,
+    (n) => out[names.gradient(n)],
+    (e) => 1e-4 * scale.get(e.name)!,
+  );
 });
 
 test('grad norm and parameters after two AdamW steps match the reference', async () => {
@@ -175,7 +211,8 @@ test('grad norm and parameters after two AdamW steps match the reference', async
       [names.momentScale]: f32([s.momentScale], []),
       [names.varianceScale]: f32([s.varianceScale], []),
     });
-    for (const input of [names.parameters, names.moments, names.variances]) state[input] = f32(out[names.next(input)], [flat.length]);
+    for (const input of [names.parameters, names.moments, names.variances])
+      state[input] = f32(out[names.next(input)], [flat.length]);
     return out;
   };
 
@@ -186,7 +223,10 @@ test('grad norm and parameters after two AdamW steps match the reference', async
   const first = await step(1);
   assert.ok(Math.abs(first[names.loss][0] - f.loss) <= 1e-4, `step-1 loss ${first[names.loss][0]} vs ${f.loss}`);
   assert.ok(f.grad_norm > f.adamw.max_grad_norm, 'the fixture should exercise clipping');
-  assert.ok(Math.abs(first[names.gradNorm][0] - f.grad_norm) <= 1e-4 * f.grad_norm, `grad norm ${first[names.gradNorm][0]} vs ${f.grad_norm}`);
+  assert.ok(
+    Math.abs(first[names.gradNorm][0] - f.grad_norm) <= 1e-4 * f.grad_norm,
+    `grad norm ${first[names.gradNorm][0]} vs ${f.grad_norm}`,
+  );
   // Moments after step 1 follow from the reference gradient: m = (1−β1)·ĝ, v = (1−β2)·ĝ², ĝ = clip·g.
   const clip = Math.min(1, f.adamw.max_grad_norm / (f.grad_norm + 1e-6));
   const moments = f.grads.map((e) => ({ ...e, data: e.data.map((g) => (1 - adamw.beta1) * clip * g) }));
@@ -208,7 +248,10 @@ test('grad norm and parameters after two AdamW steps match the reference', async
   compareEntries('parameters after step 1', f.updated, weight(first, names.parameters), bound(1));
 
   const second = await step(2);
-  assert.ok(Math.abs(second[names.loss][0] - f.loss_step2) <= 1e-4, `step-2 loss ${second[names.loss][0]} vs ${f.loss_step2}`);
+  assert.ok(
+    Math.abs(second[names.loss][0] - f.loss_step2) <= 1e-4,
+    `step-2 loss ${second[names.loss][0]} vs ${f.loss_step2}`,
+  );
   compareEntries('parameters after step 2', f.updated_step2, weight(second, names.parameters), bound(2));
   await session.release();
 });

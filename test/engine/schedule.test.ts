@@ -3,13 +3,20 @@
 // back into itself) must overfit, and the evaluation graph must agree with the loss the step reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GptConfig, initialParameters } from '../../server/src/engine/model';
-import { Schedule, defaultAdamW, learningRateAt, stepScalarValues } from '../../server/src/engine/optimizer';
-import { buildEvaluation, buildTrainingStep, names, packParameters, unpackParameters } from '../../server/src/engine/trainingGraph';
-import { Feeds } from '../../server/src/runtime/onnxSession';
+import { type GptConfig, initialParameters } from '../../server/src/engine/model';
+import { type Schedule, defaultAdamW, learningRateAt, stepScalarValues } from '../../server/src/engine/optimizer';
+import {
+  buildEvaluation,
+  buildTrainingStep,
+  names,
+  packParameters,
+  unpackParameters,
+} from '../../server/src/engine/trainingGraph';
+import type { Feeds } from '../../server/src/runtime/onnxSession';
 import { f32, i64, open, run, uniform } from '../helpers/engineHarness';
 
-const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+const close = (a: number, b: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 
 test('learning rate warms up linearly to the peak', () => {
   const s: Schedule = { learningRate: 1e-3, warmupSteps: 10, totalSteps: 110, minLearningRateRatio: 0.1 };
@@ -26,7 +33,8 @@ test('learning rate decays by a cosine to the floor and stays there', () => {
   close(learningRateAt(s, 35), 1e-4 + 0.5 * 9e-4 * (1 + Math.cos(Math.PI / 4)), 'quarter way');
   close(learningRateAt(s, 110), 1e-4, 'end');
   close(learningRateAt(s, 1000), 1e-4, 'past the end');
-  for (let t = 11; t <= 110; t++) assert.ok(learningRateAt(s, t) <= learningRateAt(s, t - 1), `decay never rises at ${t}`);
+  for (let t = 11; t <= 110; t++)
+    assert.ok(learningRateAt(s, t) <= learningRateAt(s, t - 1), `decay never rises at ${t}`);
 });
 
 test('learning rate without warmup, and with totalSteps not beyond warmup', () => {
@@ -57,8 +65,14 @@ function batch() {
   const ids = Array.from({ length: shape.batch * (shape.time + 1) }, () => Math.floor(r() * config.vocabSize));
   const rows = [0, 1].map((b) => ids.slice(b * (shape.time + 1), (b + 1) * (shape.time + 1)));
   return {
-    [names.inputIds]: i64(rows.flatMap((row) => row.slice(0, -1)), [shape.batch, shape.time]),
-    [names.targets]: i64(rows.flatMap((row) => row.slice(1)), [shape.batch, shape.time]),
+    [names.inputIds]: i64(
+      rows.flatMap((row) => row.slice(0, -1)),
+      [shape.batch, shape.time],
+    ),
+    [names.targets]: i64(
+      rows.flatMap((row) => row.slice(1)),
+      [shape.batch, shape.time],
+    ),
   };
 }
 
@@ -83,7 +97,10 @@ function scalars(step: number, learningRate: number): Feeds {
 }
 
 test('training steps overfit a fixed batch, and evaluation agrees with the step loss', async () => {
-  const [train, evaluate] = await Promise.all([open(buildTrainingStep(config, shape, defaultAdamW)), open(buildEvaluation(config, shape))]);
+  const [train, evaluate] = await Promise.all([
+    open(buildTrainingStep(config, shape, defaultAdamW)),
+    open(buildEvaluation(config, shape)),
+  ]);
   const data = batch();
   const schedule: Schedule = { learningRate: 3e-2, warmupSteps: 3, totalSteps: 20, minLearningRateRatio: 0.1 };
   let state = initialState();
@@ -98,15 +115,22 @@ test('training steps overfit a fixed batch, and evaluation agrees with the step 
       // The loss the evaluation graph gives for the updated parameters is the loss the next step reports.
       const evaluated = (await run(evaluate, { [names.parameters]: next[names.parameters], ...data }))[names.loss][0];
       const stepTen = await run(train, { ...next, ...data, ...scalars(t + 2, learningRateAt(schedule, t + 1)) });
-      assert.ok(Math.abs(evaluated - stepTen[names.loss][0]) <= 1e-5, `evaluation ${evaluated} vs step ${stepTen[names.loss][0]}`);
+      assert.ok(
+        Math.abs(evaluated - stepTen[names.loss][0]) <= 1e-5,
+        `evaluation ${evaluated} vs step ${stepTen[names.loss][0]}`,
+      );
     }
     state = next;
   }
   await Promise.all([train.release(), evaluate.release()]);
 
   assert.ok(Math.abs(losses[0] - Math.log(config.vocabSize)) < 0.1, `initial loss ${losses[0]} should be near ln V`);
-  assert.ok(losses[19] < 0.3 * losses[0], `loss should fall below 30% of its start: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
-  for (let t = 1; t < 20; t++) assert.ok(losses[t] < losses[t - 1] + 0.05, `loss jumped at step ${t}: ${losses.join(' ')}`);
+  assert.ok(
+    losses[19] < 0.3 * losses[0],
+    `loss should fall below 30% of its start: ${losses.map((l) => l.toFixed(3)).join(' ')}`,
+  );
+  for (let t = 1; t < 20; t++)
+    assert.ok(losses[t] < losses[t - 1] + 0.05, `loss jumped at step ${t}: ${losses.join(' ')}`);
 });
 
 test('a step with learning rate 0 leaves the parameters unchanged but updates the moments', async () => {
@@ -116,5 +140,8 @@ test('a step with learning rate 0 leaves the parameters unchanged but updates th
   await train.release();
   assert.deepEqual(out[names.next(names.parameters)], state[names.parameters].data, 'parameters moved');
   const moment = unpackParameters(config, out[names.next(names.moments)]).get('transformer.wte.weight')!;
-  assert.ok(moment.some((v) => v !== 0), 'moments should take the gradient');
+  assert.ok(
+    moment.some((v) => v !== 0),
+    'moments should take the gradient',
+  );
 });

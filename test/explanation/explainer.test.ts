@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { explain, ExplainTarget } from '../../server/src/explanation/explainer';
+import { explain, type ExplainTarget } from '../../server/src/explanation/explainer';
 import { lineSurprisal } from '../../server/src/explanation/surprisal';
-import { ChatModel, hasChatTemplate, loadChatModel } from '../../server/src/runtime/chatModel';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type ChatModel, hasChatTemplate, loadChatModel } from '../../server/src/runtime/chatModel';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { makeModelFolder } from '../helpers/makeModelFolder';
 import { makeTrainedModel } from '../server/testModels';
 
@@ -21,16 +21,34 @@ describe('explainer', () => {
   let model: LanguageModel;
   let chat: ChatModel;
   const text = 'export function addOne(value: number): number {\n  return value + 1;\n}\n\nconst two = addOne(1);\n';
-  const target: ExplainTarget = { path: 'src/math.ts', languageId: 'typescript', text, startLine: 4, endLine: 4, code: 'const two = addOne(1);' };
-  const sources = [{ path: 'src/math.ts', text }, { path: 'src/use.ts', text: 'addOne(41);\n' }];
+  const target: ExplainTarget = {
+    path: 'src/math.ts',
+    languageId: 'typescript',
+    text,
+    startLine: 4,
+    endLine: 4,
+    code: 'const two = addOne(1);',
+  };
+  const sources = [
+    { path: 'src/math.ts', text },
+    { path: 'src/use.ts', text: 'addOne(41);\n' },
+  ];
 
   before(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-explainer-'));
     await makeTrainedModel(path.join(root, 'trained'));
     model = await loadLanguageModel(path.join(root, 'trained'), { intraOpThreads: 1 });
-    const chatFolder = await makeModelFolder({ parentDir: root, seed: 5, weightScale: 10, config: { contextLength: 512 } });
+    const chatFolder = await makeModelFolder({
+      parentDir: root,
+      seed: 5,
+      weightScale: 10,
+      config: { contextLength: 512 },
+    });
     const configFile = path.join(chatFolder.dir, 'tokenizer_config.json');
-    fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), chat_template: CHAT_TEMPLATE }));
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), chat_template: CHAT_TEMPLATE }),
+    );
     assert.ok(hasChatTemplate(chatFolder.dir));
     chat = await loadChatModel(chatFolder.dir);
   });
@@ -39,11 +57,16 @@ describe('explainer', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  test('streams grounding, surprisal and the code model\'s comment; the chunks add up to the text', async () => {
+  test("streams grounding, surprisal and the code model's comment; the chunks add up to the text", async () => {
     const chunks: string[] = [];
     const result = await explain(
       target,
-      { writer: { kind: 'code', name: 'trained', languageModel: model }, sources, statistics: () => lineSurprisal(model, text), surprisalModel: 'trained' },
+      {
+        writer: { kind: 'code', name: 'trained', languageModel: model },
+        sources,
+        statistics: () => lineSurprisal(model, text),
+        surprisalModel: 'trained',
+      },
       { maxTokens: 40, onChunk: (chunk) => chunks.push(chunk.text) },
     );
     assert.equal(chunks.join(''), result.text);
@@ -54,13 +77,20 @@ describe('explainer', () => {
     const comment = result.text.indexOf('Comment continued by the code model');
     assert.ok(grounding > 0 && surprisal > grounding && comment > surprisal, result.text);
     assert.match(result.text, /not reliable English/);
-    assert.deepEqual(result.lines.map((l) => l.line), [4]);
+    assert.deepEqual(
+      result.lines.map((l) => l.line),
+      [4],
+    );
     assert.ok(result.lines[0].bitsPerToken > 0);
   });
 
   test('a chat model writes the explanation (streamed), and cancellation ends it early', async () => {
     const chunks: string[] = [];
-    const result = await explain(target, { writer: { kind: 'chat', name: 'chatty', chatModel: chat }, sources }, { maxTokens: 24, onChunk: (c) => chunks.push(c.text) });
+    const result = await explain(
+      target,
+      { writer: { kind: 'chat', name: 'chatty', chatModel: chat }, sources },
+      { maxTokens: 24, onChunk: (c) => chunks.push(c.text) },
+    );
     assert.equal(chunks.join(''), result.text);
     assert.equal(result.model, 'chatty');
     assert.match(result.text, /\*\*Explanation\*\* \(chatty\)\n\n.+/s);

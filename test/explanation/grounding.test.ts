@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { describeGrounding, groundSymbols, identifiersIn, isDefinition } from '../../server/src/explanation/grounding';
 
 test('identifiersIn keeps names in order, without keywords and one-letter names', () => {
-  assert.deepEqual(identifiersIn('const total = computeSum(items, i) + offset; return total;'), ['total', 'computeSum', 'items', 'offset']);
+  assert.deepEqual(identifiersIn('const total = computeSum(items, i) + offset; return total;'), [
+    'total',
+    'computeSum',
+    'items',
+    'offset',
+  ]);
 });
 
 test('isDefinition recognizes common definition forms', () => {
@@ -22,13 +27,24 @@ test('isDefinition recognizes common definition forms', () => {
 
 test('groundSymbols finds definitions and usages in other files and ranks defined names first', () => {
   const sources = [
-    { path: 'src/sum.ts', text: 'export function computeSum(items: number[]): number {\n  return items.reduce((a, b) => a + b, 0);\n}\n' },
-    { path: 'src/main.ts', text: 'import { computeSum } from "./sum";\nconst total = computeSum([1, 2]);\nconsole.log(total);\n' },
+    {
+      path: 'src/sum.ts',
+      text: 'export function computeSum(items: number[]): number {\n  return items.reduce((a, b) => a + b, 0);\n}\n',
+    },
+    {
+      path: 'src/main.ts',
+      text: 'import { computeSum } from "./sum";\nconst total = computeSum([1, 2]);\nconsole.log(total);\n',
+    },
     { path: 'src/other.ts', text: 'const shown = computeSum(values);\n' },
   ];
-  const symbols = groundSymbols(identifiersIn('const total = computeSum([1, 2]);'), sources, { exclude: { path: 'src/main.ts', startLine: 1, endLine: 1 } });
+  const symbols = groundSymbols(identifiersIn('const total = computeSum([1, 2]);'), sources, {
+    exclude: { path: 'src/main.ts', startLine: 1, endLine: 1 },
+  });
   assert.equal(symbols[0].name, 'computeSum');
-  assert.deepEqual(symbols[0].definitions.map((d) => `${d.path}:${d.line}`), ['src/sum.ts:0']);
+  assert.deepEqual(
+    symbols[0].definitions.map((d) => `${d.path}:${d.line}`),
+    ['src/sum.ts:0'],
+  );
   assert.equal(symbols[0].usageCount, 2, 'the import line and other.ts; the explained line itself is excluded');
   const total = symbols.find((s) => s.name === 'total')!;
   assert.equal(total.usageCount, 1);

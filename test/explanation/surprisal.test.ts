@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isUnusual, lineBits, lineSurprisal } from '../../server/src/explanation/surprisal';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { makeTrainedModel, trainingSources } from '../server/testModels';
 
 describe('line surprisal', () => {
@@ -41,7 +41,10 @@ describe('line surprisal', () => {
     lines.splice(odd, 0, '  ZQXJ_vvv ^= 0x7f3a9bQQ ?? ~~Kk_ww9 @@ Ppp0;');
     const statistics = await lineSurprisal(model, lines.join('\n'));
     assert.ok(model.tokenizer.encode(lines.join('\n')).length > model.config.contextLength * 2);
-    assert.ok(isUnusual(statistics, odd), `odd line ${lineBits(statistics, odd)?.toFixed(2)} bits vs mean ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)}`);
+    assert.ok(
+      isUnusual(statistics, odd),
+      `odd line ${lineBits(statistics, odd)?.toFixed(2)} bits vs mean ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)}`,
+    );
     const unusual = statistics.bitsPerToken.filter((_, i) => isUnusual(statistics, i)).length;
     assert.ok(unusual < lines.length / 10, `${unusual} unusual lines`);
   });

@@ -1,14 +1,22 @@
 // Shared helpers for the engine tests: run a ModelDescription in onnxruntime with plain arrays in and out,
 // a seeded random source, and small array comparisons that report where the worst disagreement is.
 // Sessions are single-threaded: the test graphs are tiny, and several test files run in parallel.
-import { ModelDescription, encodeModel } from '../../server/src/engine/onnx';
-import { Feeds, Session, Tensor, createSession, floatTensor, int64Tensor } from '../../server/src/runtime/onnxSession';
+import { type ModelDescription, encodeModel } from '../../server/src/engine/onnx';
+import {
+  type Feeds,
+  type Session,
+  type Tensor,
+  createSession,
+  floatTensor,
+  int64Tensor,
+} from '../../server/src/runtime/onnxSession';
 
 export async function open(model: ModelDescription): Promise<Session> {
   return createSession(encodeModel(model), { intraOpThreads: 1 });
 }
 
-export const f32 = (data: ArrayLike<number>, dims: readonly number[]): Tensor => floatTensor(Float32Array.from(data), dims);
+export const f32 = (data: ArrayLike<number>, dims: readonly number[]): Tensor =>
+  floatTensor(Float32Array.from(data), dims);
 export const i64 = (data: ArrayLike<number>, dims: readonly number[]): Tensor =>
   int64Tensor(BigInt64Array.from(Array.from(data, (v) => BigInt(v))), dims);
 

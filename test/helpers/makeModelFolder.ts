@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GptConfig, initialParameters } from '../../server/src/engine/model';
+import { type GptConfig, initialParameters } from '../../server/src/engine/model';
 import { writeModelFiles } from '../../server/src/registry/modelFolder';
 import { trainBpe, writeTokenizerFiles } from '../../server/src/train/bpe';
 

@@ -9,11 +9,11 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { encodeModel } from '../../server/src/engine/onnx';
 import { generate } from '../../server/src/runtime/generate';
-import { KvCache, LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { KvCache, type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { toByteLevel } from '../../server/src/train/bpe';
 import { Sampler, argmax, logProbability, logSoftmax, tokenProbability } from '../../server/src/runtime/sampling';
 import { uniform } from '../helpers/engineHarness';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 
 const PROMPT = 'export function countOfTotal(count: number, total: number): number {\n';
 
@@ -115,7 +115,10 @@ describe('generate', () => {
   test('streamed text adds up to the result text', async () => {
     const pieces: string[] = [];
     const ids: number[] = [];
-    const result = await generate(model, PROMPT, { maxTokens: 20, onToken: (text, id) => (pieces.push(text), ids.push(id)) });
+    const result = await generate(model, PROMPT, {
+      maxTokens: 20,
+      onToken: (text, id) => (pieces.push(text), ids.push(id)),
+    });
     assert.equal(pieces.join(''), result.text);
     assert.deepEqual(ids, result.generatedIds);
   });
@@ -244,7 +247,11 @@ describe('generate', () => {
       },
     };
     const pieces: string[] = [];
-    const result = await generate(scripted, promptIds, { maxTokens: 30, stop: ['</div>'], onToken: (text) => pieces.push(text) });
+    const result = await generate(scripted, promptIds, {
+      maxTokens: 30,
+      stop: ['</div>'],
+      onToken: (text) => pieces.push(text),
+    });
     assert.equal(result.finishReason, 'stop');
     assert.equal(result.text, 'ab</x<é');
     assert.equal(pieces.join(''), 'ab</x<é');
@@ -255,9 +262,13 @@ describe('generate', () => {
   test('loads an export without position_ids, with use_cache_branch, from onnx/decoder_model_merged.onnx', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-merged-'));
     try {
-      for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(folder.dir, file), path.join(dir, file));
+      for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+        fs.copyFileSync(path.join(folder.dir, file), path.join(dir, file));
       fs.mkdirSync(path.join(dir, 'onnx'));
-      fs.writeFileSync(path.join(dir, 'onnx', 'decoder_model_merged.onnx'), likeAMergedExport(fs.readFileSync(path.join(folder.dir, 'onnx', 'model.onnx'))));
+      fs.writeFileSync(
+        path.join(dir, 'onnx', 'decoder_model_merged.onnx'),
+        likeAMergedExport(fs.readFileSync(path.join(folder.dir, 'onnx', 'model.onnx'))),
+      );
       const merged = await loadLanguageModel(dir, { intraOpThreads: 1 });
       try {
         assert.equal(merged.onnxFile, 'onnx/decoder_model_merged.onnx');
@@ -330,7 +341,11 @@ describe('sampling', () => {
           const sampler = new Sampler({ temperature: 1, topP, topK, seed: trial });
           const seen = new Set<number>();
           for (let i = 0; i < 4000; i++) seen.add(sampler.choose(row).id);
-          assert.deepEqual([...seen].sort((a, b) => a - b), nucleus.sort((a, b) => a - b), `trial ${trial} p ${topP} k ${topK}`);
+          assert.deepEqual(
+            [...seen].sort((a, b) => a - b),
+            nucleus.sort((a, b) => a - b),
+            `trial ${trial} p ${topP} k ${topK}`,
+          );
         }
       }
     }
@@ -361,7 +376,15 @@ describe('loadLanguageModel errors', () => {
   });
   after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
-  const config = { model_type: 'gpt2', vocab_size: 8, n_positions: 16, n_layer: 1, n_head: 1, n_embd: 4, eos_token_id: 0 };
+  const config = {
+    model_type: 'gpt2',
+    vocab_size: 8,
+    n_positions: 16,
+    n_layer: 1,
+    n_head: 1,
+    n_embd: 4,
+    eos_token_id: 0,
+  };
   function folderWith(name: string, files: Record<string, string | Uint8Array>): string {
     const dir = path.join(scratch, name);
     for (const [file, content] of Object.entries(files)) {
@@ -383,7 +406,13 @@ describe('loadLanguageModel errors', () => {
   test('a corrupt ONNX file and a model without past_key_values are reported', async () => {
     const tokenizerFiles = await tokenizerOf();
     await assert.rejects(
-      loadLanguageModel(folderWith('corrupt', { 'config.json': JSON.stringify(config), 'onnx/model.onnx': 'not a model', ...tokenizerFiles })),
+      loadLanguageModel(
+        folderWith('corrupt', {
+          'config.json': JSON.stringify(config),
+          'onnx/model.onnx': 'not a model',
+          ...tokenizerFiles,
+        }),
+      ),
       /onnx\/model\.onnx could not be loaded/,
     );
     // input_ids → logits with nothing else: a decoder exported without a KV cache.
@@ -392,11 +421,15 @@ describe('loadLanguageModel errors', () => {
       opset: 17,
       inputs: [{ name: 'input_ids', type: 'int64', shape: ['batch_size', 'sequence_length'] }],
       outputs: [{ name: 'logits', type: 'float32', shape: ['batch_size', 'sequence_length'] }],
-      nodes: [{ op: 'Cast', inputs: ['input_ids'], outputs: ['logits'], attributes: { to: { kind: 'int', value: 1 } } }],
+      nodes: [
+        { op: 'Cast', inputs: ['input_ids'], outputs: ['logits'], attributes: { to: { kind: 'int', value: 1 } } },
+      ],
       initializers: [],
     });
     await assert.rejects(
-      loadLanguageModel(folderWith('noCache', { 'config.json': JSON.stringify(config), 'onnx/model.onnx': noCache, ...tokenizerFiles })),
+      loadLanguageModel(
+        folderWith('noCache', { 'config.json': JSON.stringify(config), 'onnx/model.onnx': noCache, ...tokenizerFiles }),
+      ),
       /not a GPT-2-layout model \(no past_key_values inputs\)/,
     );
   });
@@ -405,7 +438,8 @@ describe('loadLanguageModel errors', () => {
   async function tokenizerOf(): Promise<Record<string, string>> {
     const small = await makeModelFolder({ parentDir: scratch });
     const files: Record<string, string> = {};
-    for (const name of ['tokenizer.json', 'tokenizer_config.json']) files[name] = fs.readFileSync(path.join(small.dir, name), 'utf8');
+    for (const name of ['tokenizer.json', 'tokenizer_config.json'])
+      files[name] = fs.readFileSync(path.join(small.dir, name), 'utf8');
     return files;
   }
 });

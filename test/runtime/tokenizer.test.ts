@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createBpeEncoder, specialTokens, trainBpe, writeTokenizerFiles, type TrainedBpe } from '../../server/src/train/bpe';
+import {
+  createBpeEncoder,
+  specialTokens,
+  trainBpe,
+  writeTokenizerFiles,
+  type TrainedBpe,
+} from '../../server/src/train/bpe';
 import { createStreamingDecoder, loadTokenizer, type Tokenizer } from '../../server/src/runtime/tokenizer';
 
 /** Training text: this repository's own TypeScript plus snippets in other languages and scripts. */
@@ -36,7 +42,7 @@ const samples = [
   'const emoji = "👩‍💻 🚀 🇩🇪"; // zero-width joiner and flags\n',
   'tabs\tand\t\ttrailing spaces   \nCRLF line\r\nnbsp\u00a0here, line\u2028separator, bom\ufeffinside\n',
   '\n\n\n    \n\t\n  leading blank lines and a last line without newline',
-  "x = 'single' + \"double\" + `template ${1 + 2}`;  // ümlaut ä ö ü ß, Ελληνικά, русский, العربية, हिन्दी\n",
+  'x = \'single\' + "double" + `template ${1 + 2}`;  // ümlaut ä ö ü ß, Ελληνικά, русский, العربية, हिन्दी\n',
   'vertical\u000btab, form\u000cfeed, ideographic\u3000space, en\u2002space',
   'mixed <|endoftext|> special <|fim_prefix|>tokens<|fim_suffix|> inline<|fim_middle|><|pad|>',
   '   ',
@@ -92,7 +98,10 @@ test('encode → decode round-trips exactly on code with unicode and odd whitesp
     assert.equal(tokenizer.decode(ids), sample, JSON.stringify(sample));
   }
   const special = tokenizer.encode(samples[6]);
-  assert.deepEqual(special.filter((id) => id < 5), [0, 1, 3, 2, 4]);
+  assert.deepEqual(
+    special.filter((id) => id < 5),
+    [0, 1, 3, 2, 4],
+  );
   assert.equal(tokenizer.decode(special, { skipSpecialTokens: true }), 'mixed  special tokens inline');
 });
 

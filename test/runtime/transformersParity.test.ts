@@ -4,8 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate } from '../../server/src/runtime/generate';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 
 const PROMPTS = [
   'export function countOfTotal(count: number, total: number): number {\n',
@@ -13,7 +13,7 @@ const PROMPTS = [
   'café',
 ];
 
-type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' } });
+type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
 
 describe('transformers.js parity', () => {
   let folder: ModelFolder;
@@ -23,12 +23,19 @@ describe('transformers.js parity', () => {
 
   before(async () => {
     // Weights ×10 make the random model's greedy choices depend on the context, so the comparison means something.
-    folder = await makeModelFolder({ seed: 2, weightScale: 10, config: { contextLength: 128, layers: 3, heads: 4, embedding: 32 } });
+    folder = await makeModelFolder({
+      seed: 2,
+      weightScale: 10,
+      config: { contextLength: 128, layers: 3, heads: 4, embedding: 32 },
+    });
     model = await loadLanguageModel(folder.dir, { intraOpThreads: 1 });
     transformers = await import('@huggingface/transformers');
     transformers.env.allowRemoteModels = false;
     // An absolute path is read from disk as is; no env.localModelPath needed.
-    theirs = await transformers.AutoModelForCausalLM.from_pretrained(folder.dir, { local_files_only: true, dtype: 'fp32' });
+    theirs = await transformers.AutoModelForCausalLM.from_pretrained(folder.dir, {
+      local_files_only: true,
+      dtype: 'fp32',
+    });
   });
   after(async () => {
     await theirs?.dispose();
@@ -55,10 +62,15 @@ describe('transformers.js parity', () => {
   });
 
   test('the text-generation pipeline loads the folder and continues the prompt as our runtime does', async () => {
-    const generator = await transformers.pipeline('text-generation', folder.dir, { local_files_only: true, dtype: 'fp32' });
+    const generator = await transformers.pipeline('text-generation', folder.dir, {
+      local_files_only: true,
+      dtype: 'fp32',
+    });
     try {
       const prompt = PROMPTS[0];
-      const output = (await generator(prompt, { do_sample: false, max_new_tokens: 20 })) as { generated_text: string }[];
+      const output = (await generator(prompt, { do_sample: false, max_new_tokens: 20 })) as {
+        generated_text: string;
+      }[];
       const ours = await generate(model, prompt, { maxTokens: 20 });
       if (ours.finishReason !== 'eos') assert.equal(output[0].generated_text, prompt + ours.text);
     } finally {

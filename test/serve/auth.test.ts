@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { bearerChecker, isLoopbackHost, readApiKeyFile } from '../../server/src/serve/auth';
 import { startServer } from '../../server/src/serve/httpServer';
 import { isValidModelName, nameForFolder, resolveModelDir } from '../../server/src/serve/modelNames';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 import { request } from './harness';
 
 const KEY = 'test-key-0123456789abcdef';
@@ -28,8 +28,10 @@ describe('service security', () => {
   });
 
   test('loopback names and addresses', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']) assert.ok(isLoopbackHost(host), host);
-    for (const host of ['0.0.0.0', '::', '192.168.1.10', '10.0.0.1', 'example.com', '128.0.0.1']) assert.ok(!isLoopbackHost(host), host);
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      assert.ok(isLoopbackHost(host), host);
+    for (const host of ['0.0.0.0', '::', '192.168.1.10', '10.0.0.1', 'example.com', '128.0.0.1'])
+      assert.ok(!isLoopbackHost(host), host);
   });
 
   test('binding a non-loopback address without an API key is refused before anything listens', async () => {
@@ -47,13 +49,24 @@ describe('service security', () => {
       assert.equal(missing.status, 401);
       assert.equal(missing.body.error.type, 'authentication_error');
       assert.equal(missing.headers.get('www-authenticate'), 'Bearer');
-      for (const authorization of [`Bearer ${KEY}x`, `Bearer ${KEY.slice(0, -1)}`, KEY, `Basic ${KEY}`, 'Bearer', `Bearer ${KEY} extra`]) {
+      for (const authorization of [
+        `Bearer ${KEY}x`,
+        `Bearer ${KEY.slice(0, -1)}`,
+        KEY,
+        `Basic ${KEY}`,
+        'Bearer',
+        `Bearer ${KEY} extra`,
+      ]) {
         const wrong = await request(`${server.url}/v1/completions`, { body, headers: { authorization } });
         assert.equal(wrong.status, 401, authorization);
       }
       for (const route of ['/v1/models', '/v2/models/m', '/metrics']) {
         assert.equal((await request(`${server.url}${route}`)).status, 401, route);
-        assert.equal((await request(`${server.url}${route}`, { headers: { authorization: `Bearer ${KEY}` } })).status, 200, route);
+        assert.equal(
+          (await request(`${server.url}${route}`, { headers: { authorization: `Bearer ${KEY}` } })).status,
+          200,
+          route,
+        );
       }
       const ok = await request(`${server.url}/v1/completions`, { body, headers: { authorization: `bearer ${KEY}` } });
       assert.equal(ok.status, 200);
@@ -78,7 +91,10 @@ describe('service security', () => {
     const file = path.join(scratch, 'key');
     fs.writeFileSync(file, `${KEY}\n`, { mode: 0o600 });
     const warnings: string[] = [];
-    assert.equal(readApiKeyFile(file, (w) => warnings.push(w)), KEY);
+    assert.equal(
+      readApiKeyFile(file, (w) => warnings.push(w)),
+      KEY,
+    );
     assert.equal(warnings.length, 0);
     fs.chmodSync(file, 0o644);
     readApiKeyFile(file, (w) => warnings.push(w));
@@ -112,7 +128,10 @@ describe('service security', () => {
     fs.cpSync(folder.dir, path.join(models, 'copy'), { recursive: true });
     const server = await startServer({ models: ['copy'], modelsDirectory: models });
     try {
-      assert.deepEqual((await request(`${server.url}/v1/models`)).body.data.map((m: { id: string }) => m.id), ['copy']);
+      assert.deepEqual(
+        (await request(`${server.url}/v1/models`)).body.data.map((m: { id: string }) => m.id),
+        ['copy'],
+      );
       await assert.rejects(server.reload('../copy'), /invalid model name/);
       assert.equal((await server.reload('copy')).version, 2);
     } finally {

@@ -5,12 +5,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchedDecoder } from '../../server/src/runtime/batchedDecoder';
 import { generate } from '../../server/src/runtime/generate';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { argmax } from '../../server/src/runtime/sampling';
-import { Tokenizer, loadTokenizer } from '../../server/src/runtime/tokenizer';
+import { type Tokenizer, loadTokenizer } from '../../server/src/runtime/tokenizer';
 import { BatchScheduler, fitPrompt } from '../../server/src/serve/batchScheduler';
 import { HttpError } from '../../server/src/serve/errors';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 
 const PROMPTS = [
   'export function countOfTotal(count: number, total: number): number {\n',
@@ -47,7 +47,12 @@ describe('batched decoding', () => {
 
   test('declares the graph inputs and outputs with -1 for dynamic dimensions', () => {
     const ids = decoder.inputs.find((i) => i.name === 'input_ids')!;
-    assert.deepEqual(ids, { name: 'input_ids', datatype: 'INT64', shape: [-1, -1], symbols: ['batch_size', 'sequence_length'] });
+    assert.deepEqual(ids, {
+      name: 'input_ids',
+      datatype: 'INT64',
+      shape: [-1, -1],
+      symbols: ['batch_size', 'sequence_length'],
+    });
     const past = decoder.inputs.find((i) => i.name === 'past_key_values.0.key')!;
     assert.deepEqual(past.shape, [-1, folder.config.heads, -1, folder.config.embedding / folder.config.heads]);
     assert.equal(past.datatype, 'FP32');
@@ -80,7 +85,11 @@ describe('batched decoding', () => {
     const joined = decoder.concat(kept, second.batch);
     const tokens = [argmax(first.logits[2]), argmax(first.logits[1]), argmax(second.logits[0])];
     const { logits } = await decoder.step(joined, tokens);
-    const sequences = [[...a[2], tokens[0]], [...a[1], tokens[1]], [...b[0], tokens[2]]];
+    const sequences = [
+      [...a[2], tokens[0]],
+      [...a[1], tokens[1]],
+      [...b[0], tokens[2]],
+    ];
     for (let row = 0; row < 3; row++) {
       const reference = await model.run(sequences[row], model.newCache());
       assert.ok(maxDifference(reference, logits[row]) < 1e-3, `row ${row}`);
@@ -95,7 +104,10 @@ describe('batched decoding', () => {
     await new Promise((resolve) => setTimeout(resolve, 2));
     const late = scheduler.complete(PROMPTS.slice(3).map(request));
     const outcomes = await Promise.all([...early, ...late]);
-    assert.deepEqual(outcomes.map((o) => o.text), expected);
+    assert.deepEqual(
+      outcomes.map((o) => o.text),
+      expected,
+    );
     for (const o of outcomes) assert.equal(o.completionTokens, 12);
     await scheduler.idle();
   });
@@ -105,7 +117,10 @@ describe('batched decoding', () => {
     const outcomes = await Promise.all(
       scheduler.complete(PROMPTS.map((p) => ({ promptIds: fit(p, 12), maxTokens: 12, sampling: {}, stops: [] }))),
     );
-    assert.deepEqual(outcomes.map((o) => o.text), expected);
+    assert.deepEqual(
+      outcomes.map((o) => o.text),
+      expected,
+    );
   });
 
   test('admission keeps rows × length within maxBatchTokens (but always runs at least one row)', async () => {
@@ -114,12 +129,26 @@ describe('batched decoding', () => {
     const original = decoder.step.bind(decoder);
     decoder.step = (batch, tokens) => (rows.push(tokens.length), original(batch, tokens));
     try {
-      const tight = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 8, maxQueue: 8, modelName: 't', maxBatchTokens: 2 * prompt.length + 1 });
-      await Promise.all(tight.complete(Array.from({ length: 6 }, () => ({ promptIds: prompt, maxTokens: 6, sampling: {}, stops: [] }))));
+      const tight = new BatchScheduler(decoder, tokenizer, {
+        maxBatchSize: 8,
+        maxQueue: 8,
+        modelName: 't',
+        maxBatchTokens: 2 * prompt.length + 1,
+      });
+      await Promise.all(
+        tight.complete(Array.from({ length: 6 }, () => ({ promptIds: prompt, maxTokens: 6, sampling: {}, stops: [] }))),
+      );
       assert.equal(Math.max(...rows), 2);
       rows.length = 0;
-      const alone = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 8, maxQueue: 8, modelName: 't', maxBatchTokens: 1 });
-      await Promise.all(alone.complete(Array.from({ length: 3 }, () => ({ promptIds: prompt, maxTokens: 4, sampling: {}, stops: [] }))));
+      const alone = new BatchScheduler(decoder, tokenizer, {
+        maxBatchSize: 8,
+        maxQueue: 8,
+        modelName: 't',
+        maxBatchTokens: 1,
+      });
+      await Promise.all(
+        alone.complete(Array.from({ length: 3 }, () => ({ promptIds: prompt, maxTokens: 4, sampling: {}, stops: [] }))),
+      );
       assert.equal(Math.max(...rows), 1);
     } finally {
       decoder.step = original;
@@ -133,7 +162,13 @@ describe('batched decoding', () => {
     assert.ok(stop.length > 0, 'the greedy continuation is long enough');
     let streamed = '';
     const [outcome] = scheduler.complete([
-      { promptIds: tokenizer.encode(PROMPTS[0]), maxTokens: 12, sampling: {}, stops: [stop], onText: (t) => (streamed += t) },
+      {
+        promptIds: tokenizer.encode(PROMPTS[0]),
+        maxTokens: 12,
+        sampling: {},
+        stops: [stop],
+        onText: (t) => (streamed += t),
+      },
     ]);
     const result = await outcome;
     assert.equal(result.text, full.slice(0, full.indexOf(stop)));
@@ -143,25 +178,43 @@ describe('batched decoding', () => {
 
   test('seeded sampling is reproducible', async () => {
     const scheduler = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 4, maxQueue: 4, modelName: 't' });
-    const request = { promptIds: tokenizer.encode(PROMPTS[1]), maxTokens: 10, sampling: { temperature: 1, topP: 0.9, seed: 5 }, stops: [] };
+    const request = {
+      promptIds: tokenizer.encode(PROMPTS[1]),
+      maxTokens: 10,
+      sampling: { temperature: 1, topP: 0.9, seed: 5 },
+      stops: [],
+    };
     const [a, b] = await Promise.all(scheduler.complete([request, request]));
     assert.equal(a.text, b.text);
   });
 
   test('a full queue refuses with 429, an aborted request rejects with its reason, a retired scheduler 503', async () => {
     const scheduler = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 1, maxQueue: 1, modelName: 't' });
-    const request = (signal?: AbortSignal) => ({ promptIds: tokenizer.encode(PROMPTS[0]), maxTokens: 30, sampling: {}, stops: [], signal, ignoreEos: true });
+    const request = (signal?: AbortSignal) => ({
+      promptIds: tokenizer.encode(PROMPTS[0]),
+      maxTokens: 30,
+      sampling: {},
+      stops: [],
+      signal,
+      ignoreEos: true,
+    });
     const controller = new AbortController();
     const [running] = scheduler.complete([request(controller.signal)]);
     const [queued] = scheduler.complete([request()]);
-    assert.throws(() => scheduler.complete([request()]), (e: unknown) => e instanceof HttpError && e.status === 429);
+    assert.throws(
+      () => scheduler.complete([request()]),
+      (e: unknown) => e instanceof HttpError && e.status === 429,
+    );
     controller.abort(new Error('gone'));
     await assert.rejects(running, /gone/);
     assert.equal((await queued).completionTokens, 30);
     await scheduler.idle();
     assert.ok(scheduler.isIdle);
     scheduler.stopAccepting(); // shutting down or replaced by a new version
-    assert.throws(() => scheduler.complete([request()]), (e: unknown) => e instanceof HttpError && e.status === 503);
+    assert.throws(
+      () => scheduler.complete([request()]),
+      (e: unknown) => e instanceof HttpError && e.status === 503,
+    );
   });
 });
 

@@ -5,9 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { generate } from '../../server/src/runtime/generate';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
-import { RunningServer, startServer } from '../../server/src/serve/httpServer';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type RunningServer, startServer } from '../../server/src/serve/httpServer';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 import { pool, request, sseData } from './harness';
 
 const PROMPT = 'export function countOfTotal(count: number, total: number): number {\n';
@@ -23,7 +23,13 @@ describe('HTTP service', () => {
     folder = await makeModelFolder({ seed: 21, weightScale: 10 });
     other = await makeModelFolder({ seed: 22, weightScale: 10 });
     model = await loadLanguageModel(folder.dir, { intraOpThreads: 1 });
-    server = await startServer({ models: [{ name: 'tiny', dir: folder.dir }, { name: 'other', dir: other.dir }], bodyLimitBytes: 64 * 1024 });
+    server = await startServer({
+      models: [
+        { name: 'tiny', dir: folder.dir },
+        { name: 'other', dir: other.dir },
+      ],
+      bodyLimitBytes: 64 * 1024,
+    });
     url = server.url;
   });
   after(async () => {
@@ -42,7 +48,10 @@ describe('HTTP service', () => {
     const list = await request(`${url}/v1/models`);
     assert.equal(list.status, 200);
     assert.equal(list.body.object, 'list');
-    assert.deepEqual(list.body.data.map((m: { id: string }) => m.id), ['tiny', 'other']);
+    assert.deepEqual(
+      list.body.data.map((m: { id: string }) => m.id),
+      ['tiny', 'other'],
+    );
     const one = await request(`${url}/v1/models/tiny`);
     assert.equal(one.body.id, 'tiny');
     assert.equal(one.body.max_model_len, folder.config.contextLength);
@@ -51,7 +60,9 @@ describe('HTTP service', () => {
 
   test('POST /v1/completions: greedy text equals the runtime, with usage counts', async () => {
     const expected = await generate(model, PROMPT, { maxTokens: 10 });
-    const response = await request(`${url}/v1/completions`, { body: { model: 'tiny', prompt: PROMPT, max_tokens: 10, temperature: 0 } });
+    const response = await request(`${url}/v1/completions`, {
+      body: { model: 'tiny', prompt: PROMPT, max_tokens: 10, temperature: 0 },
+    });
     assert.equal(response.status, 200);
     const body = response.body;
     assert.equal(body.object, 'text_completion');
@@ -61,13 +72,19 @@ describe('HTTP service', () => {
     assert.equal(body.choices[0].text, expected.text);
     assert.equal(body.choices[0].finish_reason, 'length');
     const promptTokens = model.tokenizer.encode(PROMPT).length;
-    assert.deepEqual(body.usage, { prompt_tokens: promptTokens, completion_tokens: 10, total_tokens: promptTokens + 10 });
+    assert.deepEqual(body.usage, {
+      prompt_tokens: promptTokens,
+      completion_tokens: 10,
+      total_tokens: promptTokens + 10,
+    });
   });
 
   test('stop sequences, seeds, several prompts and max_tokens 0', async () => {
     const full = (await generate(model, PROMPT, { maxTokens: 10 })).text;
     const stop = full.slice(3, 5);
-    const stopped = await request(`${url}/v1/completions`, { body: { model: 'tiny', prompt: PROMPT, max_tokens: 10, temperature: 0, stop } });
+    const stopped = await request(`${url}/v1/completions`, {
+      body: { model: 'tiny', prompt: PROMPT, max_tokens: 10, temperature: 0, stop },
+    });
     assert.equal(stopped.body.choices[0].text, full.slice(0, full.indexOf(stop)));
     assert.equal(stopped.body.choices[0].finish_reason, 'stop');
 
@@ -76,8 +93,13 @@ describe('HTTP service', () => {
     const b = await request(`${url}/v1/completions`, { body: sampled });
     assert.equal(a.body.choices[0].text, b.body.choices[0].text);
 
-    const many = await request(`${url}/v1/completions`, { body: { model: 'tiny', prompt: [PROMPT, 'for (let i'], max_tokens: 4, temperature: 0 } });
-    assert.deepEqual(many.body.choices.map((c: { index: number }) => c.index), [0, 1]);
+    const many = await request(`${url}/v1/completions`, {
+      body: { model: 'tiny', prompt: [PROMPT, 'for (let i'], max_tokens: 4, temperature: 0 },
+    });
+    assert.deepEqual(
+      many.body.choices.map((c: { index: number }) => c.index),
+      [0, 1],
+    );
     assert.equal(many.body.choices[0].text, (await generate(model, PROMPT, { maxTokens: 4 })).text);
     assert.equal(many.body.usage.completion_tokens, 8);
 
@@ -100,7 +122,14 @@ describe('HTTP service', () => {
     const response = await fetch(`${url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'tiny', prompt: PROMPT, max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({
+        model: 'tiny',
+        prompt: PROMPT,
+        max_tokens: 12,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
     });
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
@@ -143,16 +172,24 @@ describe('HTTP service', () => {
     assert.match(broken.body.error.message, /JSON/);
     const empty = await request(`${url}/v1/completions`, { raw: '' });
     assert.equal(empty.status, 400);
-    const form = await request(`${url}/v1/completions`, { raw: 'prompt=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await request(`${url}/v1/completions`, {
+      raw: 'prompt=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     assert.equal(form.status, 415);
     assert.ok(form.body.error.message);
-    const text = await request(`${url}/v1/completions`, { raw: '{"prompt": "x"}', headers: { 'content-type': 'text/plain' } });
+    const text = await request(`${url}/v1/completions`, {
+      raw: '{"prompt": "x"}',
+      headers: { 'content-type': 'text/plain' },
+    });
     assert.equal(text.status, 400, 'text/plain (what a cross-site form can send) is never parsed as JSON');
     assert.equal((await request(`${url}/v2/health/live`)).status, 200, 'still alive');
   });
 
   test('an oversized body gets 413', async () => {
-    const response = await request(`${url}/v1/completions`, { body: { model: 'tiny', prompt: 'x'.repeat(100 * 1024) } });
+    const response = await request(`${url}/v1/completions`, {
+      body: { model: 'tiny', prompt: 'x'.repeat(100 * 1024) },
+    });
     assert.equal(response.status, 413);
     assert.equal(response.body.error.type, 'payload_too_large');
   });
@@ -190,7 +227,11 @@ describe('HTTP service', () => {
     const input = (name: string) => meta.inputs.find((i: { name: string }) => i.name === name);
     assert.deepEqual(input('input_ids'), { name: 'input_ids', datatype: 'INT64', shape: [-1, -1] });
     assert.deepEqual(input('attention_mask'), { name: 'attention_mask', datatype: 'INT64', shape: [-1, -1] });
-    assert.deepEqual(input('past_key_values.0.key'), { name: 'past_key_values.0.key', datatype: 'FP32', shape: [-1, heads, -1, embedding / heads] });
+    assert.deepEqual(input('past_key_values.0.key'), {
+      name: 'past_key_values.0.key',
+      datatype: 'FP32',
+      shape: [-1, heads, -1, embedding / heads],
+    });
     assert.equal(meta.inputs.length, 3 + 2 * layers);
     assert.deepEqual(meta.outputs[0], { name: 'logits', datatype: 'FP32', shape: [-1, -1, folder.config.vocabSize] });
     assert.equal(meta.outputs.length, 1 + 2 * layers);
@@ -208,7 +249,13 @@ describe('HTTP service', () => {
       { name: 'position_ids', datatype: 'INT64', shape: [1, n], data: [ids.map((_, i) => i)] }, // nested is fine
     ];
     for (let i = 0; i < layers; i++) {
-      for (const kind of ['key', 'value']) inputs.push({ name: `past_key_values.${i}.${kind}`, datatype: 'FP32', shape: [1, heads, 0, embedding / heads], data: [] });
+      for (const kind of ['key', 'value'])
+        inputs.push({
+          name: `past_key_values.${i}.${kind}`,
+          datatype: 'FP32',
+          shape: [1, heads, 0, embedding / heads],
+          data: [],
+        });
     }
     return { id: 'req-1', inputs };
   };
@@ -230,8 +277,13 @@ describe('HTTP service', () => {
     const present = body.outputs.find((o: { name: string }) => o.name === 'present.0.key');
     assert.deepEqual(present.shape, [1, folder.config.heads, 6, folder.config.embedding / folder.config.heads]);
 
-    const onlyLogits = await request(`${url}/v2/models/tiny/infer`, { body: { ...inferBody(ids), outputs: [{ name: 'logits' }] } });
-    assert.deepEqual(onlyLogits.body.outputs.map((o: { name: string }) => o.name), ['logits']);
+    const onlyLogits = await request(`${url}/v2/models/tiny/infer`, {
+      body: { ...inferBody(ids), outputs: [{ name: 'logits' }] },
+    });
+    assert.deepEqual(
+      onlyLogits.body.outputs.map((o: { name: string }) => o.name),
+      ['logits'],
+    );
   });
 
   test('infer with wrong tensors gets 400 naming the problem', async () => {
@@ -248,7 +300,10 @@ describe('HTTP service', () => {
       [mutate((inputs) => (inputs[3].shape = [1, 99, 0, 8])), /dimension 1 must be/],
       [mutate((inputs) => (inputs[1].shape = [2, 3])), /batch_size/],
       [mutate((inputs) => inputs.splice(1, 1)), /missing input "attention_mask"/],
-      [mutate((inputs) => inputs.push({ name: 'bogus', datatype: 'INT64', shape: [1], data: [1] })), /unknown input "bogus"/],
+      [
+        mutate((inputs) => inputs.push({ name: 'bogus', datatype: 'INT64', shape: [1], data: [1] })),
+        /unknown input "bogus"/,
+      ],
       [mutate((inputs) => inputs.push({ ...inputs[0] })), /given twice/],
       [mutate((inputs) => (inputs[0].data = [1, 'two', 3])), /not an integer/],
       [mutate((inputs) => (inputs[0].data = [1, 2.5, 3])), /not an integer/],
@@ -279,15 +334,25 @@ describe('HTTP service', () => {
     const response = await fetch(`${url}/metrics`);
     assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await response.text();
-    assert.match(text, /^modelwright_http_requests_total\{route="\/v1\/completions",method="POST",status="200"\} \d+$/m);
-    assert.match(text, /^modelwright_http_requests_total\{route="\/v1\/completions",method="POST",status="400"\} \d+$/m);
+    assert.match(
+      text,
+      /^modelwright_http_requests_total\{route="\/v1\/completions",method="POST",status="200"\} \d+$/m,
+    );
+    assert.match(
+      text,
+      /^modelwright_http_requests_total\{route="\/v1\/completions",method="POST",status="400"\} \d+$/m,
+    );
     assert.match(text, /^# TYPE modelwright_http_request_duration_seconds histogram$/m);
-    assert.match(text, /^modelwright_http_request_duration_seconds_bucket\{route="\/v1\/completions",le="\+Inf"\} \d+$/m);
+    assert.match(
+      text,
+      /^modelwright_http_request_duration_seconds_bucket\{route="\/v1\/completions",le="\+Inf"\} \d+$/m,
+    );
     assert.match(text, /^modelwright_generated_tokens_total\{model="other"\} 3$/m);
     assert.match(text, /^modelwright_generated_tokens_per_second\{model="tiny"\} [\d.]+$/m);
     assert.match(text, /^modelwright_queue_depth\{model="tiny"\} 0$/m);
     assert.match(text, /^modelwright_batch_size_bucket\{model="tiny",le="1"\} \d+$/m);
-    for (const line of text.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+\d.e]+|\w+(\{[^}]*\})? [+-]?Inf)$/, line);
+    for (const line of text.trim().split('\n'))
+      assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+\d.e]+|\w+(\{[^}]*\})? [+-]?Inf)$/, line);
   });
 
   test('a Host header that is not a loopback name is refused (DNS rebinding)', async () => {
@@ -320,11 +385,16 @@ describe('HTTP service limits', () => {
     const server = await startServer({ models: [{ name: 'm', dir: bigger.dir }], maxBatchSize: 1, maxQueue: 1 });
     try {
       const body = { model: 'm', prompt: PROMPT, max_tokens: 100, temperature: 0, ignore_eos: true };
-      const responses = await Promise.all(Array.from({ length: 6 }, () => request(`${server.url}/v1/completions`, { body })));
+      const responses = await Promise.all(
+        Array.from({ length: 6 }, () => request(`${server.url}/v1/completions`, { body })),
+      );
       const statuses = responses.map((r) => r.status).sort();
       assert.ok(statuses.filter((s) => s === 429).length >= 1, `statuses ${statuses}`);
       assert.ok(statuses.filter((s) => s === 200).length >= 2, `statuses ${statuses}`);
-      assert.ok(statuses.every((s) => s === 200 || s === 429), `statuses ${statuses}`);
+      assert.ok(
+        statuses.every((s) => s === 200 || s === 429),
+        `statuses ${statuses}`,
+      );
       const refused = responses.find((r) => r.status === 429)!;
       assert.equal(refused.body.error.type, 'queue_full');
       assert.match(refused.body.error.message, /queue/);
@@ -338,10 +408,14 @@ describe('HTTP service limits', () => {
   test('a request over its time limit gets 504 and leaves the batch', async () => {
     const server = await startServer({ models: [{ name: 'm', dir: bigger.dir }], requestTimeoutMs: 1 });
     try {
-      const response = await request(`${server.url}/v1/completions`, { body: { model: 'm', prompt: PROMPT, max_tokens: 200, ignore_eos: true } });
+      const response = await request(`${server.url}/v1/completions`, {
+        body: { model: 'm', prompt: PROMPT, max_tokens: 200, ignore_eos: true },
+      });
       assert.equal(response.status, 504);
       assert.equal(response.body.error.type, 'timeout');
-      const stream = await request(`${server.url}/v1/completions`, { body: { model: 'm', prompt: PROMPT, max_tokens: 200, ignore_eos: true, stream: true } });
+      const stream = await request(`${server.url}/v1/completions`, {
+        body: { model: 'm', prompt: PROMPT, max_tokens: 200, ignore_eos: true, stream: true },
+      });
       assert.equal(stream.status, 200);
       const events = sseData(stream.text);
       assert.equal(events.at(-1), '[DONE]');
@@ -365,7 +439,8 @@ describe('HTTP service limits', () => {
       const reader = response.body!.getReader();
       await reader.read();
       controller.abort();
-      for (let i = 0; i < 100 && server.status().models[0].active > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      for (let i = 0; i < 100 && server.status().models[0].active > 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 5));
       assert.equal(server.status().models[0].active, 0);
     } finally {
       await server.close();
@@ -392,12 +467,16 @@ describe('HTTP service limits', () => {
       await Promise.all([...backlog, during]);
       await pool(8, 4, fire);
 
-      assert.ok(log.every((r) => r.status === 200), `statuses ${log.map((r) => r.status)}`);
+      assert.ok(
+        log.every((r) => r.status === 200),
+        `statuses ${log.map((r) => r.status)}`,
+      );
       const oldAfterSwitch = log.filter((r) => r.version === 'm@1' && r.at > reloadedAt);
       assert.ok(oldAfterSwitch.length > 0, 'some requests were in flight on version 1 when version 2 took over');
       assert.ok(log.some((r) => r.version === 'm@2'));
       assert.equal(log.at(-1)!.version, 'm@2');
-      for (let i = 0; i < 100 && server.status().retiring > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 100 && server.status().retiring > 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
       assert.equal(server.status().retiring, 0, 'the old version was released');
       assert.equal(server.status().models[0].dir, bigger.dir);
       assert.deepEqual((await request(`${server.url}/v2/models/m`)).body.versions, ['2']);
@@ -421,7 +500,8 @@ describe('HTTP service limits', () => {
     assert.ok(!first.done);
     const closing = server.close();
     let rest = new TextDecoder().decode(first.value);
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += new TextDecoder().decode(chunk.value);
     const events = sseData(rest);
     assert.equal(events.at(-1), '[DONE]');
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e));

@@ -4,10 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate } from '../../server/src/runtime/generate';
-import { LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
-import { RunningServer, startServer } from '../../server/src/serve/httpServer';
+import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
+import { type RunningServer, startServer } from '../../server/src/serve/httpServer';
 import { RemoteClient, RemoteError } from '../../server/src/serve/remoteClient';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 
 const PROMPT = 'export function valueOfIndex(value: string, index: number): string {\n';
 const KEY = 'remote-key-0123456789abcdef';
@@ -44,11 +44,20 @@ describe('remote client', () => {
     assert.ok(pieces.length > 1);
     assert.equal(streamed.completionTokens, 10);
     const stop = expected.slice(2, 4);
-    assert.equal((await client.complete(PROMPT, { maxTokens: 10, stop: [stop] })).text, expected.slice(0, expected.indexOf(stop)));
+    assert.equal(
+      (await client.complete(PROMPT, { maxTokens: 10, stop: [stop] })).text,
+      expected.slice(0, expected.indexOf(stop)),
+    );
   });
 
   test('Open Inference Protocol endpoint, decoding with the local tokenizer', async () => {
-    const client = new RemoteClient({ url: server.url, protocol: 'oip', model: 'coder', apiKey: KEY, modelDir: folder.dir });
+    const client = new RemoteClient({
+      url: server.url,
+      protocol: 'oip',
+      model: 'coder',
+      apiKey: KEY,
+      modelDir: folder.dir,
+    });
     try {
       const pieces: string[] = [];
       const result = await client.complete(PROMPT, { maxTokens: 10, onText: (t) => pieces.push(t) });
@@ -64,8 +73,17 @@ describe('remote client', () => {
 
   test('errors carry the status: wrong key 401, unknown model 404', async () => {
     const wrongKey = new RemoteClient({ url: server.url, protocol: 'openai', model: 'coder', apiKey: 'x'.repeat(20) });
-    await assert.rejects(wrongKey.complete(PROMPT), (e: unknown) => e instanceof RemoteError && e.status === 401 && /API key/.test(e.message));
-    const unknown = new RemoteClient({ url: server.url, protocol: 'oip', model: 'nope', apiKey: KEY, modelDir: folder.dir });
+    await assert.rejects(
+      wrongKey.complete(PROMPT),
+      (e: unknown) => e instanceof RemoteError && e.status === 401 && /API key/.test(e.message),
+    );
+    const unknown = new RemoteClient({
+      url: server.url,
+      protocol: 'oip',
+      model: 'nope',
+      apiKey: KEY,
+      modelDir: folder.dir,
+    });
     await assert.rejects(unknown.complete(PROMPT), (e: unknown) => e instanceof RemoteError && e.status === 404);
     unknown.dispose();
     assert.throws(() => new RemoteClient({ url: 'file:///etc/passwd', protocol: 'openai', model: 'x' }), /http/);

@@ -2,18 +2,25 @@
 // flight before exiting 0; it refuses a non-loopback host without --api-key-file and accepts one with it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 import { request, sseData } from './harness';
 
 const CLI = path.resolve(__dirname, '../../server/src/cli.ts');
 
 /** Starts the CLI; resolves with the URL it prints (or rejects with its stderr if it exits first). */
-function serve(args: string[]): { child: ChildProcess; url: Promise<string>; exit: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function serve(args: string[]): {
+  child: ChildProcess;
+  url: Promise<string>;
+  exit: Promise<number | null>;
+  stderr: () => string;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -53,15 +60,25 @@ describe('modelwright serve', () => {
       const response = await fetch(`${url}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'coder', prompt: 'export function', max_tokens: 200, ignore_eos: true, stream: true }),
+        body: JSON.stringify({
+          model: 'coder',
+          prompt: 'export function',
+          max_tokens: 200,
+          ignore_eos: true,
+          stream: true,
+        }),
       });
       const reader = response.body!.getReader();
       let text = new TextDecoder().decode((await reader.read()).value);
       server.child.kill('SIGTERM');
-      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        text += new TextDecoder().decode(chunk.value);
       const events = sseData(text);
       assert.equal(events.at(-1), '[DONE]');
-      const finishing = events.slice(0, -1).map((e) => JSON.parse(e)).find((c) => c.choices?.[0]?.finish_reason);
+      const finishing = events
+        .slice(0, -1)
+        .map((e) => JSON.parse(e))
+        .find((c) => c.choices?.[0]?.finish_reason);
       assert.equal(finishing.usage.completion_tokens, 200, 'the stream in flight was finished, not cut');
       assert.equal(await server.exit, 0);
       assert.match(server.stderr(), /SIGTERM: finishing requests in flight/);
@@ -83,7 +100,10 @@ describe('modelwright serve', () => {
     try {
       const url = await server.url;
       assert.equal((await request(`${url}/v1/models`)).status, 401);
-      assert.equal((await request(`${url}/v1/models`, { headers: { authorization: 'Bearer cli-key-0123456789abcdef' } })).status, 200);
+      assert.equal(
+        (await request(`${url}/v1/models`, { headers: { authorization: 'Bearer cli-key-0123456789abcdef' } })).status,
+        200,
+      );
       server.child.kill('SIGINT');
       assert.equal(await server.exit, 0);
     } finally {

@@ -7,13 +7,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../../server/src/cli';
-import { PbEnum, PbMessage, parsePbtxt, writePbtxt } from '../../server/src/deploy/pbtxt';
+import { PbEnum, type PbMessage, parsePbtxt, writePbtxt } from '../../server/src/deploy/pbtxt';
 import { exportTriton } from '../../server/src/deploy/tritonExport';
 import { readModelCard, writeModelCard } from '../../server/src/registry/modelCard';
 import { createSession } from '../../server/src/runtime/onnxSession';
-import { ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 
-const ortToTriton: Record<string, string> = { float32: 'TYPE_FP32', int64: 'TYPE_INT64', float16: 'TYPE_FP16', bool: 'TYPE_BOOL' };
+const ortToTriton: Record<string, string> = {
+  float32: 'TYPE_FP32',
+  int64: 'TYPE_INT64',
+  float16: 'TYPE_FP16',
+  bool: 'TYPE_BOOL',
+};
 
 /** The input or output blocks of a parsed config as plain {name, data_type, dims}. */
 function blocks(config: PbMessage, field: 'input' | 'output'): { name: string; dataType: string; dims: number[] }[] {
@@ -54,10 +59,17 @@ describe('Triton export', () => {
     // The reference: what onnxruntime reads from the exported file.
     const session = await createSession(result.modelFile, { intraOpThreads: 1 });
     try {
-      for (const [field, metadata] of [['input', session.inputMetadata], ['output', session.outputMetadata]] as const) {
+      for (const [field, metadata] of [
+        ['input', session.inputMetadata],
+        ['output', session.outputMetadata],
+      ] as const) {
         const expected = metadata.map((m) => {
           assert.ok(m.isTensor);
-          return { name: m.name, dataType: ortToTriton[m.type], dims: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
+          return {
+            name: m.name,
+            dataType: ortToTriton[m.type],
+            dims: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
+          };
         });
         assert.deepEqual(blocks(config, field), expected, field);
       }
@@ -67,16 +79,27 @@ describe('Triton export', () => {
     const { heads, embedding, layers, vocabSize } = folder.config;
     const inputs = blocks(config, 'input');
     assert.deepEqual(inputs[0], { name: 'input_ids', dataType: 'TYPE_INT64', dims: [-1, -1] });
-    assert.deepEqual(inputs.find((i) => i.name === `past_key_values.${layers - 1}.value`), {
-      name: `past_key_values.${layers - 1}.value`,
-      dataType: 'TYPE_FP32',
-      dims: [-1, heads, -1, embedding / heads],
-    });
+    assert.deepEqual(
+      inputs.find((i) => i.name === `past_key_values.${layers - 1}.value`),
+      {
+        name: `past_key_values.${layers - 1}.value`,
+        dataType: 'TYPE_FP32',
+        dims: [-1, heads, -1, embedding / heads],
+      },
+    );
     assert.deepEqual(blocks(config, 'output')[0], { name: 'logits', dataType: 'TYPE_FP32', dims: [-1, -1, vocabSize] });
   });
 
   test('the deploy command writes the repository and records it in the model card', async () => {
-    writeModelCard(folder.dir, { name: 'm', kind: 'causal-lm', createdAt: new Date().toISOString(), parameters: 1, hyperparameters: {}, curve: [], evaluations: [] });
+    writeModelCard(folder.dir, {
+      name: 'm',
+      kind: 'causal-lm',
+      createdAt: new Date().toISOString(),
+      parameters: 1,
+      hyperparameters: {},
+      curve: [],
+      evaluations: [],
+    });
     const target = path.join(out, 'repo');
     const writes: string[] = [];
     const write = process.stdout.write;
@@ -104,7 +127,10 @@ describe('Triton export', () => {
     const message: PbMessage = {
       name: 'a "quoted" name',
       max_batch_size: 0,
-      input: [{ name: 'x', data_type: new PbEnum('TYPE_INT64'), dims: [-1, 3] }, { name: 'y', data_type: new PbEnum('TYPE_FP32'), dims: [2] }],
+      input: [
+        { name: 'x', data_type: new PbEnum('TYPE_INT64'), dims: [-1, 3] },
+        { name: 'y', data_type: new PbEnum('TYPE_FP32'), dims: [2] },
+      ],
       optimization: { enabled: true },
     };
     const parsed = parsePbtxt(`# a comment\n${writePbtxt(message)}`);

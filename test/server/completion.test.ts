@@ -17,7 +17,10 @@ describe('inline completion', { timeout: 180_000 }, () => {
 
   before(async () => {
     dirs = modelDirectories();
-    await makeParrotModel(path.join(dirs.bundled, 'default'), { character: 'x', config: { contextLength: 1024, layers: 4, heads: 4, embedding: 128 } });
+    await makeParrotModel(path.join(dirs.bundled, 'default'), {
+      character: 'x',
+      config: { contextLength: 1024, layers: 4, heads: 4, embedding: 128 },
+    });
     await makeParrotModel(path.join(dirs.models, 'yankee'), { character: 'y' });
     const random = await makeModelFolder({ parentDir: dirs.models });
     const fs = await import('node:fs');
@@ -33,11 +36,13 @@ describe('inline completion', { timeout: 180_000 }, () => {
     dirs?.remove();
   });
 
-  test('an explicit invocation answers with the model\'s suggestion at the cursor', async () => {
+  test("an explicit invocation answers with the model's suggestion at the cursor", async () => {
     await server.configure(() => ({ ...base, completion: { ...base.completion, maxTokens: 12 } }));
     server.open('file:///work/a.ts', 'function area(width: number) {\n  return \n}\n');
     const result = await server.complete('file:///work/a.ts', 1, 9);
-    assert.deepEqual(result.items, [{ insertText: 'x'.repeat(12), range: { start: { line: 1, character: 9 }, end: { line: 1, character: 9 } } }]);
+    assert.deepEqual(result.items, [
+      { insertText: 'x'.repeat(12), range: { start: { line: 1, character: 9 }, end: { line: 1, character: 9 } } },
+    ]);
     assert.ok(server.configurationRequests.includes('file:///work/a.ts'), 'settings are fetched for the document');
     const status = await server.waitForStatus((s) => s.lastCompletionMs !== undefined);
     assert.ok(status.lastCompletionMs! > 0);
@@ -46,7 +51,8 @@ describe('inline completion', { timeout: 180_000 }, () => {
   test('settings apply per document: enable, disabled languages and the model', async () => {
     await server.configure((uri) => {
       if (uri?.includes('/off/')) return { ...base, completion: { ...base.completion, enable: false } };
-      if (uri?.includes('/other/')) return { ...base, models: { completion: 'yankee' }, completion: { ...base.completion, maxTokens: 5 } };
+      if (uri?.includes('/other/'))
+        return { ...base, models: { completion: 'yankee' }, completion: { ...base.completion, maxTokens: 5 } };
       return { ...base, completion: { ...base.completion, maxTokens: 5, disabledLanguages: ['python'] } };
     });
     server.open('file:///work/off/b.ts', 'let a = ');
@@ -60,10 +66,16 @@ describe('inline completion', { timeout: 180_000 }, () => {
   });
 
   test('an unknown model in the settings falls back to the active model with a warning', async () => {
-    await server.configure(() => ({ ...base, models: { completion: 'missing-model' }, completion: { ...base.completion, maxTokens: 3 } }));
+    await server.configure(() => ({
+      ...base,
+      models: { completion: 'missing-model' },
+      completion: { ...base.completion, maxTokens: 3 },
+    }));
     server.open('file:///work/unknown.ts', 'let u = ');
     assert.equal((await server.complete('file:///work/unknown.ts', 0, 8)).items[0].insertText, 'xxx');
-    await server.waitForStatus((s) => /unknown model "missing-model".*using the active model instead/.test(s.message ?? ''));
+    await server.waitForStatus((s) =>
+      /unknown model "missing-model".*using the active model instead/.test(s.message ?? ''),
+    );
   });
 
   test('automatic triggers are debounced; an explicit invocation answers at once', async () => {
@@ -108,11 +120,17 @@ describe('inline completion', { timeout: 180_000 }, () => {
   });
 
   test('no suggestion when the model is unsure (confidence threshold)', async () => {
-    await server.configure(() => ({ models: { completion: 'random' }, completion: { confidenceThreshold: 0.5, maxTokens: 8 } }));
+    await server.configure(() => ({
+      models: { completion: 'random' },
+      completion: { confidenceThreshold: 0.5, maxTokens: 8 },
+    }));
     server.open('file:///work/unsure.ts', 'let maybe = ');
     assert.deepEqual((await server.complete('file:///work/unsure.ts', 0, 12)).items, []);
     await server.waitForLog(/not shown: low confidence/);
-    await server.configure(() => ({ models: { completion: 'random' }, completion: { confidenceThreshold: 0, maxTokens: 8 } }));
+    await server.configure(() => ({
+      models: { completion: 'random' },
+      completion: { confidenceThreshold: 0, maxTokens: 8 },
+    }));
     server.change('file:///work/unsure.ts', 'let maybe = 1;\nlet other = ');
     assert.equal((await server.complete('file:///work/unsure.ts', 1, 12)).items.length, 1);
   });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes } from 'vscode-languageserver-protocol';
-import { CodeActionRequest, HoverRequest, MarkupContent } from 'vscode-languageserver-protocol';
+import { CodeActionRequest, HoverRequest, type MarkupContent } from 'vscode-languageserver-protocol';
 import { Explain, ExplainCommand } from '../../server/src/protocol';
 import { ServerHarness, modelDirectories } from './serverHarness';
 import { makeTrainedModel, writeSourcesWorkspace } from './testModels';
@@ -78,7 +78,10 @@ describe('explanations', { timeout: 180_000 }, () => {
     assert.equal(actions.length, 1);
     assert.equal(actions[0].title, 'Explain with Modelwright');
     assert.equal(actions[0].command?.command, ExplainCommand.command);
-    assert.deepEqual(actions[0].command?.arguments, [fileUri, { start: { line: 3, character: 0 }, end: { line: 5, character: 0 } }]);
+    assert.deepEqual(actions[0].command?.arguments, [
+      fileUri,
+      { start: { line: 3, character: 0 }, end: { line: 5, character: 0 } },
+    ]);
     const filtered = await server.connection.sendRequest(CodeActionRequest.type, {
       textDocument: { uri: fileUri },
       range: { start: { line: 3, character: 0 }, end: { line: 3, character: 0 } },
@@ -89,16 +92,33 @@ describe('explanations', { timeout: 180_000 }, () => {
 
   test('hover: an unusual-line note when explanations are off, the explanation when on', async () => {
     const odd = lines.length - 3;
-    const text = [...lines.slice(0, odd), '  ZQXJ_vvv ^= 0x7f3a9bQQ ?? ~~Kk_ww9 @@ Ppp0;', ...lines.slice(odd)].join('\n');
+    const text = [...lines.slice(0, odd), '  ZQXJ_vvv ^= 0x7f3a9bQQ ?? ~~Kk_ww9 @@ Ppp0;', ...lines.slice(odd)].join(
+      '\n',
+    );
     server.change(fileUri, text);
     const ordinary = lines.findIndex((l) => l.startsWith('export interface'));
-    assert.equal(await server.connection.sendRequest(HoverRequest.type, { textDocument: { uri: fileUri }, position: { line: ordinary, character: 3 } }), null);
-    const note = await server.connection.sendRequest(HoverRequest.type, { textDocument: { uri: fileUri }, position: { line: odd, character: 4 } });
-    assert.match((note?.contents as MarkupContent).value, /unusual line for this codebase — [\d.]+ bits\/token under default/);
+    assert.equal(
+      await server.connection.sendRequest(HoverRequest.type, {
+        textDocument: { uri: fileUri },
+        position: { line: ordinary, character: 3 },
+      }),
+      null,
+    );
+    const note = await server.connection.sendRequest(HoverRequest.type, {
+      textDocument: { uri: fileUri },
+      position: { line: odd, character: 4 },
+    });
+    assert.match(
+      (note?.contents as MarkupContent).value,
+      /unusual line for this codebase — [\d.]+ bits\/token under default/,
+    );
 
     hover = true;
     await server.configure(server.settings);
-    const explained = await server.connection.sendRequest(HoverRequest.type, { textDocument: { uri: fileUri }, position: { line: ordinary, character: 20 } });
+    const explained = await server.connection.sendRequest(HoverRequest.type, {
+      textDocument: { uri: fileUri },
+      position: { line: ordinary, character: 20 },
+    });
     const value = (explained?.contents as MarkupContent).value;
     assert.equal((explained?.contents as MarkupContent).kind, 'markdown');
     assert.match(value, /stopRules\.ts, line \d+/);
@@ -112,11 +132,19 @@ describe('explanations', { timeout: 180_000 }, () => {
     await server.configure(() => ({ models: { explanation: 'no-such-model' } }));
     try {
       await assert.rejects(
-        server.connection.sendRequest(Explain.type, { textDocument: { uri: fileUri }, range: { start: { line: 0, character: 0 }, end: { line: 1, character: 0 } } }),
-        (e: unknown) => (e as { code: number }).code === ErrorCodes.InvalidParams && /unknown model "no-such-model"/.test((e as Error).message),
+        server.connection.sendRequest(Explain.type, {
+          textDocument: { uri: fileUri },
+          range: { start: { line: 0, character: 0 }, end: { line: 1, character: 0 } },
+        }),
+        (e: unknown) =>
+          (e as { code: number }).code === ErrorCodes.InvalidParams &&
+          /unknown model "no-such-model"/.test((e as Error).message),
       );
       await assert.rejects(
-        server.connection.sendRequest(Explain.type, { textDocument: { uri: 'file:///nowhere/missing.ts' }, range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } } }),
+        server.connection.sendRequest(Explain.type, {
+          textDocument: { uri: 'file:///nowhere/missing.ts' },
+          range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
+        }),
         /neither open nor a readable file/,
       );
     } finally {

@@ -5,8 +5,20 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { ErrorCodes, IPCMessageReader, IPCMessageWriter, StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-languageserver-protocol/node';
-import { HoverRequest, InitializeRequest, InitializeResult, InlineCompletionRequest } from 'vscode-languageserver-protocol';
+import {
+  ErrorCodes,
+  IPCMessageReader,
+  IPCMessageWriter,
+  StreamMessageReader,
+  StreamMessageWriter,
+  createMessageConnection,
+} from 'vscode-languageserver-protocol/node';
+import {
+  HoverRequest,
+  InitializeRequest,
+  type InitializeResult,
+  InlineCompletionRequest,
+} from 'vscode-languageserver-protocol';
 import { ListModels } from '../../server/src/protocol';
 import { ServerHarness, delay, fullCapabilities, modelDirectories, repository, serverScript } from './serverHarness';
 import { makeParrotModel } from './testModels';
@@ -15,7 +27,11 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
   let dirs: ReturnType<typeof modelDirectories>;
   const harnesses: ServerHarness[] = [];
   const start = async (options: Partial<Parameters<typeof ServerHarness.start>[0]> = {}) => {
-    const harness = await ServerHarness.start({ modelsDirectory: dirs.models, bundledModelsDirectory: dirs.bundled, ...options });
+    const harness = await ServerHarness.start({
+      modelsDirectory: dirs.models,
+      bundledModelsDirectory: dirs.bundled,
+      ...options,
+    });
     harnesses.push(harness);
     return harness;
   };
@@ -32,7 +48,10 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
     const server = await start();
     const status = await server.waitForStatus((s) => s.health !== 'starting');
     assert.equal(status.health, 'error');
-    assert.match(status.message ?? '', /No completion model: the bundled "default" model is missing .* Train a model and deploy it/);
+    assert.match(
+      status.message ?? '',
+      /No completion model: the bundled "default" model is missing .* Train a model and deploy it/,
+    );
     server.open('file:///tmp/empty.ts', 'const a = ');
     assert.deepEqual(await server.complete('file:///tmp/empty.ts', 0, 10), { items: [] });
     assert.deepEqual(await server.connection.sendRequest(ListModels.type, {}), { models: [], active: {} });
@@ -65,7 +84,9 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
   });
 
   test('`modelwright lsp --stdio` and node IPC both serve', async () => {
-    const cli = createMessageConnectionTo(spawn(process.execPath, [path.join(repository, 'bin', 'modelwright.js'), 'lsp', '--stdio']));
+    const cli = createMessageConnectionTo(
+      spawn(process.execPath, [path.join(repository, 'bin', 'modelwright.js'), 'lsp', '--stdio']),
+    );
     const ipcChild = fork(serverScript, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
     const ipc = createMessageConnection(new IPCMessageReader(ipcChild), new IPCMessageWriter(ipcChild));
     ipc.listen();
@@ -106,14 +127,64 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
     server.child.stdin!.write('Content-Length: 9\r\n\r\n{"broken"');
     server.child.stdin!.write('Content-Length: 2\r\n\r\n[]');
     await delay(100);
-    assert.equal(await errorCode(send(InlineCompletionRequest.method, { textDocument: { uri }, position: { line: 99999, character: 0 }, context: { triggerKind: 1 } })), ErrorCodes.InvalidParams);
-    assert.equal(await errorCode(send(InlineCompletionRequest.method, { textDocument: { uri }, position: { line: 'one', character: -1 }, context: { triggerKind: 1 } })), ErrorCodes.InvalidParams);
-    assert.equal(await errorCode(send(InlineCompletionRequest.method, { textDocument: { uri }, position: { line: 0, character: 0 }, context: { triggerKind: 7 } })), ErrorCodes.InvalidParams);
+    assert.equal(
+      await errorCode(
+        send(InlineCompletionRequest.method, {
+          textDocument: { uri },
+          position: { line: 99999, character: 0 },
+          context: { triggerKind: 1 },
+        }),
+      ),
+      ErrorCodes.InvalidParams,
+    );
+    assert.equal(
+      await errorCode(
+        send(InlineCompletionRequest.method, {
+          textDocument: { uri },
+          position: { line: 'one', character: -1 },
+          context: { triggerKind: 1 },
+        }),
+      ),
+      ErrorCodes.InvalidParams,
+    );
+    assert.equal(
+      await errorCode(
+        send(InlineCompletionRequest.method, {
+          textDocument: { uri },
+          position: { line: 0, character: 0 },
+          context: { triggerKind: 7 },
+        }),
+      ),
+      ErrorCodes.InvalidParams,
+    );
     assert.equal(await errorCode(send(InlineCompletionRequest.method, null)), ErrorCodes.InvalidParams);
-    assert.equal(await errorCode(send(InlineCompletionRequest.method, { textDocument: { uri: 'file:///never/opened.ts' }, position: { line: 0, character: 0 }, context: { triggerKind: 1 } })), ErrorCodes.InvalidParams);
-    assert.equal(await errorCode(send(HoverRequest.method, { textDocument: {}, position: {} })), ErrorCodes.InvalidParams);
-    assert.equal(await errorCode(send('modelwright/deploy', { name: 42, role: 'completion' })), ErrorCodes.InvalidParams);
-    assert.equal(await errorCode(send('modelwright/explain', { textDocument: { uri }, range: { start: { line: 1, character: 0 }, end: { line: 0, character: 0 } } })), ErrorCodes.InvalidParams);
+    assert.equal(
+      await errorCode(
+        send(InlineCompletionRequest.method, {
+          textDocument: { uri: 'file:///never/opened.ts' },
+          position: { line: 0, character: 0 },
+          context: { triggerKind: 1 },
+        }),
+      ),
+      ErrorCodes.InvalidParams,
+    );
+    assert.equal(
+      await errorCode(send(HoverRequest.method, { textDocument: {}, position: {} })),
+      ErrorCodes.InvalidParams,
+    );
+    assert.equal(
+      await errorCode(send('modelwright/deploy', { name: 42, role: 'completion' })),
+      ErrorCodes.InvalidParams,
+    );
+    assert.equal(
+      await errorCode(
+        send('modelwright/explain', {
+          textDocument: { uri },
+          range: { start: { line: 1, character: 0 }, end: { line: 0, character: 0 } },
+        }),
+      ),
+      ErrorCodes.InvalidParams,
+    );
     assert.equal(await errorCode(send('modelwright/noSuchMethod', {})), ErrorCodes.MethodNotFound);
     // A character past the end of the line means the end of the line.
     const clamped = await server.complete(uri, 0, 500);
@@ -124,7 +195,10 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
 });
 
 function createMessageConnectionTo(child: ReturnType<typeof spawn>) {
-  const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+  const connection = createMessageConnection(
+    new StreamMessageReader(child.stdout!),
+    new StreamMessageWriter(child.stdin!),
+  );
   connection.onError(() => undefined);
   connection.listen();
   return {

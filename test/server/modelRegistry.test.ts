@@ -43,7 +43,8 @@ describe('model registry', { timeout: 180_000 }, () => {
     fs.writeFileSync(path.join(dirs.models, 'corrupt', 'onnx', 'model.onnx'), 'not an onnx file');
     await makeParrotModel(path.join(dirs.models, 'mismatched'));
     const bigger = await makeModelFolder({ config: { vocabSize: 900 }, parentDir: dirs.root });
-    for (const file of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(bigger.dir, file), path.join(dirs.models, 'mismatched', file));
+    for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(bigger.dir, file), path.join(dirs.models, 'mismatched', file));
   });
   after(async () => {
     await Promise.all(registries.map((r) => r.dispose()));
@@ -52,7 +53,10 @@ describe('model registry', { timeout: 180_000 }, () => {
 
   test('lists model folders of both directories; the bundled default serves both roles', async () => {
     const r = registry();
-    assert.deepEqual(r.entries().map((e) => `${e.name}${e.bundled ? ' (bundled)' : ''}`), ['corrupt', 'default (bundled)', 'mismatched', 'xray', 'yankee']);
+    assert.deepEqual(
+      r.entries().map((e) => `${e.name}${e.bundled ? ' (bundled)' : ''}`),
+      ['corrupt', 'default (bundled)', 'mismatched', 'xray', 'yankee'],
+    );
     await r.start();
     assert.deepEqual(r.activeModels(), { completion: 'default', explanation: 'default' });
     assert.equal(r.isServing('completion'), true);
@@ -76,11 +80,16 @@ describe('model registry', { timeout: 180_000 }, () => {
     old!.release();
     await assert.rejects(oldModel.run([0], oldModel.newCache()), /disposed/);
     // Persisted: a new registry starts with it.
-    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dirs.models, 'active.json'), 'utf8')), { completion: 'xray' });
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dirs.models, 'active.json'), 'utf8')), {
+      completion: 'xray',
+    });
     const restarted = registry();
     await restarted.start();
     assert.equal(restarted.activeModels().completion, 'xray');
-    assert.match(JSON.parse(fs.readFileSync(path.join(dirs.models, 'xray', 'modelwright.json'), 'utf8')).deployedAt.completion, /^\d{4}-/);
+    assert.match(
+      JSON.parse(fs.readFileSync(path.join(dirs.models, 'xray', 'modelwright.json'), 'utf8')).deployedAt.completion,
+      /^\d{4}-/,
+    );
     await r.deploy('default', 'completion');
   });
 
@@ -94,9 +103,18 @@ describe('model registry', { timeout: 180_000 }, () => {
       assert.match(e.message, /"yankee" keeps serving completion/);
       return true;
     });
-    await assert.rejects(r.deploy('mismatched', 'completion'), /the tokenizer has \d+ tokens but the model's vocabulary has \d+/);
-    await assert.rejects(r.deploy('nothing', 'completion'), (e: unknown) => e instanceof RegistryError && e.code === 'unknownModel' && /known models: /.test(e.message));
-    await assert.rejects(r.deploy('../etc', 'completion'), (e: unknown) => e instanceof RegistryError && e.code === 'invalidName');
+    await assert.rejects(
+      r.deploy('mismatched', 'completion'),
+      /the tokenizer has \d+ tokens but the model's vocabulary has \d+/,
+    );
+    await assert.rejects(
+      r.deploy('nothing', 'completion'),
+      (e: unknown) => e instanceof RegistryError && e.code === 'unknownModel' && /known models: /.test(e.message),
+    );
+    await assert.rejects(
+      r.deploy('../etc', 'completion'),
+      (e: unknown) => e instanceof RegistryError && e.code === 'invalidName',
+    );
     await assert.rejects(r.deploy('xray', 'reviewer' as never), /unknown role/);
     assert.equal(r.activeModels().completion, 'yankee');
     assert.equal(await firstToken(r), 'y');
@@ -106,7 +124,12 @@ describe('model registry', { timeout: 180_000 }, () => {
 
   test('a folder that failed to load is not retried until its files change', async () => {
     const logs: string[] = [];
-    const r = new ModelRegistry({ modelsDirectory: dirs.models, bundledModelsDirectory: dirs.bundled, trusted: true, log: (m) => logs.push(m) });
+    const r = new ModelRegistry({
+      modelsDirectory: dirs.models,
+      bundledModelsDirectory: dirs.bundled,
+      trusted: true,
+      log: (m) => logs.push(m),
+    });
     registries.push(r);
     await makeParrotModel(path.join(dirs.models, 'flaky'));
     fs.writeFileSync(path.join(dirs.models, 'flaky', 'onnx', 'model.onnx'), 'broken');
@@ -139,15 +162,25 @@ describe('model registry', { timeout: 180_000 }, () => {
   test('an untrusted workspace sees bundled models only and cannot deploy others', async () => {
     const r = registry(false);
     await r.start();
-    assert.deepEqual(r.entries().map((e) => e.name), ['default']);
-    await assert.rejects(r.deploy('xray', 'completion'), (e: unknown) => e instanceof RegistryError && e.code === 'unknownModel');
+    assert.deepEqual(
+      r.entries().map((e) => e.name),
+      ['default'],
+    );
+    await assert.rejects(
+      r.deploy('xray', 'completion'),
+      (e: unknown) => e instanceof RegistryError && e.code === 'unknownModel',
+    );
     assert.equal(r.activeModels().completion, 'default');
   });
 
   test('without any model the roles are empty', async () => {
     const empty = modelDirectories();
     try {
-      const r = new ModelRegistry({ modelsDirectory: empty.models, bundledModelsDirectory: empty.bundled, trusted: true });
+      const r = new ModelRegistry({
+        modelsDirectory: empty.models,
+        bundledModelsDirectory: empty.bundled,
+        trusted: true,
+      });
       await r.start();
       assert.deepEqual(r.activeModels(), {});
       assert.equal(await r.acquire('completion'), undefined);

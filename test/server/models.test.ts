@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, LSPErrorCodes } from 'vscode-languageserver-protocol';
-import { DeleteModel, DeployModel, GetModelCard, ListModels, StartService, StopService } from '../../server/src/protocol';
+import {
+  DeleteModel,
+  DeployModel,
+  GetModelCard,
+  ListModels,
+  StartService,
+  StopService,
+} from '../../server/src/protocol';
 import { ServerHarness, modelDirectories } from './serverHarness';
 import { makeParrotModel } from './testModels';
 
@@ -54,7 +61,10 @@ describe('model commands', { timeout: 180_000 }, () => {
     assert.ok(byName.yankee.parameters! > 0);
     const card = await server.connection.sendRequest(GetModelCard.type, { name: 'yankee' });
     assert.equal(card.kind, 'causal-lm');
-    assert.equal((await codeOf(server.connection.sendRequest(GetModelCard.type, { name: 'nope' }))).code, ErrorCodes.InvalidParams);
+    assert.equal(
+      (await codeOf(server.connection.sendRequest(GetModelCard.type, { name: 'nope' }))).code,
+      ErrorCodes.InvalidParams,
+    );
   });
 
   test('deploy during a completion: the request finishes on the old model, later ones use the new model', async () => {
@@ -69,27 +79,44 @@ describe('model commands', { timeout: 180_000 }, () => {
     server.change(uri, 'const swapped = 1;\nconst again = ');
     const fresh = await server.complete(uri, 1, 14);
     assert.match(fresh.items[0].insertText as string, /^y+$/);
-    await server.waitForStatus((s) => s.active.completion === 'yankee' && /"yankee" now serves completion/.test(s.message ?? ''));
-    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dirs.models, 'active.json'), 'utf8')), { completion: 'yankee' });
+    await server.waitForStatus(
+      (s) => s.active.completion === 'yankee' && /"yankee" now serves completion/.test(s.message ?? ''),
+    );
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dirs.models, 'active.json'), 'utf8')), {
+      completion: 'yankee',
+    });
   });
 
   test('a failed deploy is a clear error and the previous model keeps serving', async () => {
-    const broken = await codeOf(server.connection.sendRequest(DeployModel.type, { name: 'broken', role: 'completion' }));
+    const broken = await codeOf(
+      server.connection.sendRequest(DeployModel.type, { name: 'broken', role: 'completion' }),
+    );
     assert.equal(broken.code, LSPErrorCodes.RequestFailed);
     assert.match(broken.message ?? '', /model "broken" could not be loaded: .*"yankee" keeps serving completion/);
     await server.waitForStatus((s) => /Could not deploy "broken"/.test(s.message ?? '') && s.health === 'ready');
-    const unknown = await codeOf(server.connection.sendRequest(DeployModel.type, { name: 'ghost', role: 'completion' }));
+    const unknown = await codeOf(
+      server.connection.sendRequest(DeployModel.type, { name: 'ghost', role: 'completion' }),
+    );
     assert.equal(unknown.code, ErrorCodes.InvalidParams);
     assert.match(unknown.message ?? '', /unknown model "ghost"; known models: broken, default, spare, yankee/);
-    assert.equal((await codeOf(server.connection.sendRequest(DeployModel.type, { name: 'spare', role: 'painter' as never }))).code, ErrorCodes.InvalidParams);
+    assert.equal(
+      (await codeOf(server.connection.sendRequest(DeployModel.type, { name: 'spare', role: 'painter' as never }))).code,
+      ErrorCodes.InvalidParams,
+    );
     const uri = 'file:///work/still.ts';
     server.open(uri, 'let still = ');
     assert.match((await server.complete(uri, 0, 12)).items[0].insertText as string, /^y+$/);
   });
 
   test('delete refuses bundled and active models and removes others', async () => {
-    assert.match((await codeOf(server.connection.sendRequest(DeleteModel.type, { name: 'default' }))).message ?? '', /bundled model/);
-    assert.match((await codeOf(server.connection.sendRequest(DeleteModel.type, { name: 'yankee' }))).message ?? '', /active for completion/);
+    assert.match(
+      (await codeOf(server.connection.sendRequest(DeleteModel.type, { name: 'default' }))).message ?? '',
+      /bundled model/,
+    );
+    assert.match(
+      (await codeOf(server.connection.sendRequest(DeleteModel.type, { name: 'yankee' }))).message ?? '',
+      /active for completion/,
+    );
     await server.connection.sendRequest(DeleteModel.type, { name: 'spare' });
     assert.equal(fs.existsSync(path.join(dirs.models, 'spare')), false);
     const list = await server.connection.sendRequest(ListModels.type, {});
@@ -103,19 +130,42 @@ describe('model commands', { timeout: 180_000 }, () => {
     assert.equal((await fetch(`${started.url}/v2/health/ready`)).status, 200);
     await server.connection.sendRequest(StopService.type, {});
     await assert.rejects(fetch(`${started.url}/v2/health/ready`));
-    assert.equal((await codeOf(server.connection.sendRequest(StartService.type, { models: [] }))).code, ErrorCodes.InvalidParams);
-    assert.equal((await codeOf(server.connection.sendRequest(StartService.type, { models: ['ghost'] }))).code, ErrorCodes.InvalidParams);
+    assert.equal(
+      (await codeOf(server.connection.sendRequest(StartService.type, { models: [] }))).code,
+      ErrorCodes.InvalidParams,
+    );
+    assert.equal(
+      (await codeOf(server.connection.sendRequest(StartService.type, { models: ['ghost'] }))).code,
+      ErrorCodes.InvalidParams,
+    );
   });
 
   test('an untrusted workspace serves bundled models only and cannot deploy or delete', async () => {
-    const untrusted = await ServerHarness.start({ modelsDirectory: dirs.models, bundledModelsDirectory: dirs.bundled, trusted: false });
+    const untrusted = await ServerHarness.start({
+      modelsDirectory: dirs.models,
+      bundledModelsDirectory: dirs.bundled,
+      trusted: false,
+    });
     try {
       await untrusted.waitForStatus((s) => s.health === 'ready');
       const list = await untrusted.connection.sendRequest(ListModels.type, {});
-      assert.deepEqual(list.models.map((m) => m.name), ['default']);
-      assert.deepEqual(list.active, { completion: 'default', explanation: 'default' }, 'active.json of the models directory is ignored');
-      assert.equal((await codeOf(untrusted.connection.sendRequest(DeployModel.type, { name: 'yankee', role: 'completion' }))).code, ErrorCodes.InvalidParams);
-      assert.match((await codeOf(untrusted.connection.sendRequest(DeleteModel.type, { name: 'yankee' }))).message ?? '', /untrusted/);
+      assert.deepEqual(
+        list.models.map((m) => m.name),
+        ['default'],
+      );
+      assert.deepEqual(
+        list.active,
+        { completion: 'default', explanation: 'default' },
+        'active.json of the models directory is ignored',
+      );
+      assert.equal(
+        (await codeOf(untrusted.connection.sendRequest(DeployModel.type, { name: 'yankee', role: 'completion' }))).code,
+        ErrorCodes.InvalidParams,
+      );
+      assert.match(
+        (await codeOf(untrusted.connection.sendRequest(DeleteModel.type, { name: 'yankee' }))).message ?? '',
+        /untrusted/,
+      );
     } finally {
       await untrusted.stop();
     }

@@ -1,13 +1,13 @@
 // A JSON-RPC test client for the built language server (server/out/server.js --stdio): spawns it, initializes
 // it with the capabilities a full client has, answers workspace/configuration from per-URI settings, records
 // status notifications, log messages and progress, and offers small helpers for the requests the tests send.
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  CancellationTokenSource,
-  MessageConnection,
+  type CancellationTokenSource,
+  type MessageConnection,
   StreamMessageReader,
   StreamMessageWriter,
   createMessageConnection,
@@ -20,7 +20,7 @@ import {
   ExitNotification,
   InitializeRequest,
   InitializedNotification,
-  InlineCompletionList,
+  type InlineCompletionList,
   InlineCompletionRequest,
   LogMessageNotification,
   RegistrationRequest,
@@ -28,7 +28,7 @@ import {
   WorkDoneProgress,
   WorkDoneProgressCreateRequest,
 } from 'vscode-languageserver-protocol';
-import { ServerStatus, Status, TrainingFigures, TrainingProgress } from '../../server/src/protocol';
+import { type ServerStatus, Status, type TrainingFigures, TrainingProgress } from '../../server/src/protocol';
 
 export const repository = path.resolve(__dirname, '..', '..');
 export const serverScript = path.join(repository, 'server', 'out', 'server.js');
@@ -88,7 +88,10 @@ export class ServerHarness {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...options.env },
     });
-    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    const connection = createMessageConnection(
+      new StreamMessageReader(child.stdout!),
+      new StreamMessageWriter(child.stdin!),
+    );
     const harness = new ServerHarness(child, connection, options);
     child.stderr!.on('data', (chunk: Buffer) => (harness.stderr += chunk.toString()));
     child.on('exit', (code) => (harness.exitCode = code));
@@ -122,7 +125,11 @@ export class ServerHarness {
       initializationOptions:
         options.initializationOptions !== undefined
           ? options.initializationOptions
-          : { modelsDirectory: options.modelsDirectory, bundledModelsDirectory: options.bundledModelsDirectory, trusted: options.trusted ?? true },
+          : {
+              modelsDirectory: options.modelsDirectory,
+              bundledModelsDirectory: options.bundledModelsDirectory,
+              trusted: options.trusted ?? true,
+            },
     });
     await connection.sendNotification(InitializedNotification.type, {});
     return harness;
@@ -143,7 +150,10 @@ export class ServerHarness {
     for (;;) {
       const found = this.statuses.find(predicate);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching status within ${timeoutMs} ms; got ${JSON.stringify(this.statuses)}\n${this.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no matching status within ${timeoutMs} ms; got ${JSON.stringify(this.statuses)}\n${this.stderr}`,
+        );
       await delay(20);
     }
   }
@@ -153,7 +163,10 @@ export class ServerHarness {
     for (;;) {
       const found = this.logs.find((l) => pattern.test(l.message));
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no log matching ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(this.logs.map((l) => l.message))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no log matching ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(this.logs.map((l) => l.message))}`,
+        );
       await delay(20);
     }
   }
@@ -166,17 +179,28 @@ export class ServerHarness {
 
   open(uri: string, text: string, languageId = 'typescript'): void {
     this.versions.set(uri, 1);
-    void this.connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId, version: 1, text } });
+    void this.connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri, languageId, version: 1, text },
+    });
   }
 
   /** Replaces the whole text of an open document. */
   change(uri: string, text: string): void {
     const version = (this.versions.get(uri) ?? 1) + 1;
     this.versions.set(uri, version);
-    void this.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version }, contentChanges: [{ text }] });
+    void this.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri, version },
+      contentChanges: [{ text }],
+    });
   }
 
-  complete(uri: string, line: number, character: number, triggerKind: 1 | 2 = 1, token?: CancellationTokenSource): Promise<InlineCompletionList> {
+  complete(
+    uri: string,
+    line: number,
+    character: number,
+    triggerKind: 1 | 2 = 1,
+    token?: CancellationTokenSource,
+  ): Promise<InlineCompletionList> {
     return this.connection.sendRequest(
       InlineCompletionRequest.type,
       { textDocument: { uri }, position: { line, character }, context: { triggerKind } },

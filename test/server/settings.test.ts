@@ -6,18 +6,33 @@ import { normalizeSettings } from '../../server/src/features/settings';
 import { defaultSettings } from '../../server/src/protocol';
 
 test('nothing, null or garbage gives the defaults', () => {
-  for (const raw of [undefined, null, 42, 'modelwright', [], {}]) assert.deepEqual(normalizeSettings(raw), defaultSettings);
+  for (const raw of [undefined, null, 42, 'modelwright', [], {}])
+    assert.deepEqual(normalizeSettings(raw), defaultSettings);
 });
 
 test('valid values are kept, malformed ones replaced one by one', () => {
   const settings = normalizeSettings({
     models: { completion: ' mine ', explanation: 7 },
-    completion: { enable: false, disabledLanguages: ['python', 3], maxTokens: 32, maxLines: -2, debounceMs: 'soon', confidenceThreshold: 0.35 },
+    completion: {
+      enable: false,
+      disabledLanguages: ['python', 3],
+      maxTokens: 32,
+      maxLines: -2,
+      debounceMs: 'soon',
+      confidenceThreshold: 0.35,
+    },
     explanation: { hover: 'yes', maxTokens: 1e9 },
   });
   assert.deepEqual(settings, {
     models: { completion: 'mine', explanation: '' },
-    completion: { enable: false, disabledLanguages: ['python'], maxTokens: 32, maxLines: defaultSettings.completion.maxLines, debounceMs: 75, confidenceThreshold: 0.35 },
+    completion: {
+      enable: false,
+      disabledLanguages: ['python'],
+      maxTokens: 32,
+      maxLines: defaultSettings.completion.maxLines,
+      debounceMs: 75,
+      confidenceThreshold: 0.35,
+    },
     explanation: { hover: false, maxTokens: defaultSettings.explanation.maxTokens },
   });
 });

@@ -5,7 +5,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GptConfig, initialParameters, parameterCount } from '../../server/src/engine/model';
+import { type GptConfig, initialParameters, parameterCount } from '../../server/src/engine/model';
 import { writeModelCard } from '../../server/src/registry/modelCard';
 import { writeModelFiles } from '../../server/src/registry/modelFolder';
 import { toByteLevel, trainBpe, writeTokenizerFiles } from '../../server/src/train/bpe';
@@ -24,7 +24,14 @@ export interface ParrotOptions {
 export async function makeParrotModel(dir: string, options: ParrotOptions = {}): Promise<void> {
   const character = options.character ?? 'x';
   const trained = trainBpe(sampleCode(), { vocabSize: 400, minFrequency: 1 });
-  const config: GptConfig = { vocabSize: trained.vocab.length, contextLength: 128, layers: 2, heads: 2, embedding: 32, ...options.config };
+  const config: GptConfig = {
+    vocabSize: trained.vocab.length,
+    contextLength: 128,
+    layers: 2,
+    heads: 2,
+    embedding: 32,
+    ...options.config,
+  };
   config.vocabSize = trained.vocab.length;
   const target = trained.vocab.indexOf(toByteLevel(character));
   if (target < 0) throw new Error(`no token for ${JSON.stringify(character)}`);
@@ -81,9 +88,22 @@ export async function makeTrainedModel(dir: string): Promise<void> {
       const workspace = path.join(work, 'workspace');
       fs.mkdirSync(workspace);
       texts.forEach((text, i) => fs.writeFileSync(path.join(workspace, path.basename(trainingSources[i])), text));
-      const base = await makeModelFolder({ config: { contextLength: 128, layers: 2, heads: 2, embedding: 64, vocabSize: 600 }, texts, parentDir: work });
+      const base = await makeModelFolder({
+        config: { contextLength: 128, layers: 2, heads: 2, embedding: 64, vocabSize: 600 },
+        texts,
+        parentDir: work,
+      });
       const out = path.join(work, 'trained');
-      await train({ workspace, out, base: base.dir, steps: 300, batchSize: 8, learningRate: 3e-3, threads: 1, seed: 1 });
+      await train({
+        workspace,
+        out,
+        base: base.dir,
+        steps: 300,
+        batchSize: 8,
+        learningRate: 3e-3,
+        threads: 1,
+        seed: 1,
+      });
       fs.rmSync(path.join(out, 'checkpoint'), { recursive: true, force: true });
       fs.mkdirSync(cacheRoot, { recursive: true });
       try {

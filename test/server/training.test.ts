@@ -44,7 +44,13 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
   test('trains in the background while completions keep answering, with progress', async () => {
     const workDoneToken = 'train-1';
     server.watchProgress(workDoneToken);
-    const training = server.connection.sendRequest(TrainModel.type, { workspaceFolder: workspace, name: 'fresh', base: 'default', steps: 60, workDoneToken });
+    const training = server.connection.sendRequest(TrainModel.type, {
+      workspaceFolder: workspace,
+      name: 'fresh',
+      base: 'default',
+      steps: 60,
+      workDoneToken,
+    });
     let finished = false;
     void training.finally(() => (finished = true));
 
@@ -69,12 +75,27 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
     assert.ok(sawTraining, 'completions were answered while the trainer was stepping');
     assert.ok(latencies.length >= 5, `${latencies.length} completions during training`);
     const sorted = [...latencies].sort((a, b) => a - b);
-    assert.ok(sorted[Math.floor(sorted.length / 2)] < 250, `median completion latency during training ${sorted[Math.floor(sorted.length / 2)]} ms`);
+    assert.ok(
+      sorted[Math.floor(sorted.length / 2)] < 250,
+      `median completion latency during training ${sorted[Math.floor(sorted.length / 2)]} ms`,
+    );
 
-    const progress = server.progress.get(workDoneToken) as { kind: string; message?: string; percentage?: number; cancellable?: boolean }[];
+    const progress = server.progress.get(workDoneToken) as {
+      kind: string;
+      message?: string;
+      percentage?: number;
+      cancellable?: boolean;
+    }[];
     assert.equal(progress[0].kind, 'begin');
     assert.equal(progress[0].cancellable, true);
-    assert.ok(progress.some((p) => p.kind === 'report' && /^step \d+\/60 · loss \d+\.\d+ · \d+ tok\/s$/.test(p.message ?? '') && p.percentage! > 0));
+    assert.ok(
+      progress.some(
+        (p) =>
+          p.kind === 'report' &&
+          /^step \d+\/60 · loss \d+\.\d+ · \d+ tok\/s$/.test(p.message ?? '') &&
+          p.percentage! > 0,
+      ),
+    );
     assert.equal(progress.at(-1)!.kind, 'end');
     const phases = server.trainingFigures.filter((f) => f.name === 'fresh').map((f) => f.phase);
     assert.equal(phases[0], 'preparing');
@@ -86,9 +107,23 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
   test('cancelling the progress stops training cleanly; the model is exported', async () => {
     const workDoneToken = 'train-2';
     server.watchProgress(workDoneToken);
-    const training = server.connection.sendRequest(TrainModel.type, { workspaceFolder: workspace, name: 'stopped', base: 'default', steps: 100_000, workDoneToken });
-    while (!server.trainingFigures.some((f) => f.name === 'stopped' && f.phase === 'training' && f.step >= 3)) await delay(20);
-    const second = await failure(server.connection.sendRequest(TrainModel.type, { workspaceFolder: workspace, name: 'another', base: 'default', steps: 5 }));
+    const training = server.connection.sendRequest(TrainModel.type, {
+      workspaceFolder: workspace,
+      name: 'stopped',
+      base: 'default',
+      steps: 100_000,
+      workDoneToken,
+    });
+    while (!server.trainingFigures.some((f) => f.name === 'stopped' && f.phase === 'training' && f.step >= 3))
+      await delay(20);
+    const second = await failure(
+      server.connection.sendRequest(TrainModel.type, {
+        workspaceFolder: workspace,
+        name: 'another',
+        base: 'default',
+        steps: 5,
+      }),
+    );
     assert.equal(second.code, LSPErrorCodes.RequestFailed);
     assert.match(second.message, /"stopped" is training; one training runs at a time/);
     await server.connection.sendNotification(WorkDoneProgressCancelNotification.type, { token: workDoneToken });
@@ -97,11 +132,21 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
     assert.ok(result.steps >= 3 && result.steps < 100_000);
     assert.ok(fs.existsSync(path.join(dirs.models, 'stopped', 'onnx', 'model.onnx')));
     assert.ok(fs.existsSync(path.join(dirs.models, 'stopped', 'checkpoint', 'state.safetensors')));
-    await server.waitForStatus((s) => s.training?.name === 'stopped' && s.training.phase === 'done' && s.training.message === 'stopped');
+    await server.waitForStatus(
+      (s) => s.training?.name === 'stopped' && s.training.phase === 'done' && s.training.message === 'stopped',
+    );
   });
 
   test('refuses bad parameters clearly', async () => {
-    const train = (params: object) => failure(server.connection.sendRequest(TrainModel.type, { workspaceFolder: workspace, name: 'x1', steps: 5, ...params } as never));
+    const train = (params: object) =>
+      failure(
+        server.connection.sendRequest(TrainModel.type, {
+          workspaceFolder: workspace,
+          name: 'x1',
+          steps: 5,
+          ...params,
+        } as never),
+      );
     assert.match((await train({ preset: 'enormous' })).message, /unknown preset "enormous"/);
     assert.match((await train({ steps: -1 })).message, /steps must be a positive number/);
     assert.match((await train({ name: '../escape' })).message, /name must be a model name/);
@@ -112,7 +157,11 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
   });
 
   test('evaluates the trained model and deploys it', async () => {
-    const metrics = await server.connection.sendRequest(EvaluateModel.type, { name: 'fresh', workspaceFolder: workspace, samples: 4 });
+    const metrics = await server.connection.sendRequest(EvaluateModel.type, {
+      name: 'fresh',
+      workspaceFolder: workspace,
+      samples: 4,
+    });
     assert.ok(metrics.perplexity > 1 && metrics.valLoss > 0);
     assert.equal(metrics.samples, 4);
     assert.ok(metrics.latencyMs.p50 > 0);
@@ -125,9 +174,15 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
   });
 
   test('an untrusted workspace cannot train', async () => {
-    const untrusted = await ServerHarness.start({ modelsDirectory: dirs.models, bundledModelsDirectory: dirs.bundled, trusted: false });
+    const untrusted = await ServerHarness.start({
+      modelsDirectory: dirs.models,
+      bundledModelsDirectory: dirs.bundled,
+      trusted: false,
+    });
     try {
-      const refused = await failure(untrusted.connection.sendRequest(TrainModel.type, { workspaceFolder: workspace, name: 'nope', steps: 5 }));
+      const refused = await failure(
+        untrusted.connection.sendRequest(TrainModel.type, { workspaceFolder: workspace, name: 'nope', steps: 5 }),
+      );
       assert.match(refused.message, /untrusted workspace: training is disabled/);
     } finally {
       await untrusted.stop();

@@ -23,9 +23,41 @@ function syntheticCode(lines: number, seed = 1): string {
     state = (state * 1103515245 + 12345) % 2147483648;
     return state % n;
   };
-  const words = ['const', 'let', 'return', 'function', 'if', 'else', 'for', 'while', 'import', 'export', 'class', 'value',
-    'count', 'index', 'result', 'items', 'map', 'filter', 'length', 'push', 'self', 'def', 'None', 'true', 'false',
-    'await', 'async', 'this', 'name', 'größe', 'données', '名前', 'π'];
+  const words = [
+    'const',
+    'let',
+    'return',
+    'function',
+    'if',
+    'else',
+    'for',
+    'while',
+    'import',
+    'export',
+    'class',
+    'value',
+    'count',
+    'index',
+    'result',
+    'items',
+    'map',
+    'filter',
+    'length',
+    'push',
+    'self',
+    'def',
+    'None',
+    'true',
+    'false',
+    'await',
+    'async',
+    'this',
+    'name',
+    'größe',
+    'données',
+    '名前',
+    'π',
+  ];
   const symbols = [' = ', '(', ')', ' + ', ', ', ';', ' {', '}', '.', ' => ', ' === ', '[', ']', ': '];
   const out: string[] = [];
   for (let i = 0; i < lines; i++) {
@@ -48,10 +80,22 @@ test('vocabulary layout: special tokens, then the 256 bytes, then merges, exactl
   const trained = trainBpe(texts, { vocabSize: 700 });
   assert.equal(trained.vocab.length, 700);
   assert.equal(new Set(trained.vocab).size, 700, 'token strings are unique');
-  assert.deepEqual(trained.vocab.slice(0, 5), ['<|endoftext|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|pad|>']);
+  assert.deepEqual(trained.vocab.slice(0, 5), [
+    '<|endoftext|>',
+    '<|fim_prefix|>',
+    '<|fim_middle|>',
+    '<|fim_suffix|>',
+    '<|pad|>',
+  ]);
   assert.deepEqual(
     trained.specialTokens.map((token) => [token.id, token.content]),
-    [[0, '<|endoftext|>'], [1, '<|fim_prefix|>'], [2, '<|fim_middle|>'], [3, '<|fim_suffix|>'], [4, '<|pad|>']],
+    [
+      [0, '<|endoftext|>'],
+      [1, '<|fim_prefix|>'],
+      [2, '<|fim_middle|>'],
+      [3, '<|fim_suffix|>'],
+      [4, '<|pad|>'],
+    ],
   );
   assert.equal(specialTokens.endOfText, 0);
   assert.equal(specialTokens.pad, 4);
@@ -72,14 +116,21 @@ test('merges the most frequent pair first (hand-checked example)', () => {
   // Pre-tokens: "abababab" ×1, " cdcd" ×1, " e" ×1.
   // Pairs: ab 4, ba 3, cd 2, dc 1, Ġc 1, Ġe 1 → first merge a+b; then the word is ab ab ab ab: (ab,ab) 3 → ab+ab.
   const trained = trainBpe(['abababab cdcd e'], { vocabSize: 263, minFrequency: 1 });
-  assert.deepEqual(trained.merges, [['a', 'b'], ['ab', 'ab']]);
+  assert.deepEqual(trained.merges, [
+    ['a', 'b'],
+    ['ab', 'ab'],
+  ]);
   assert.deepEqual(trained.vocab.slice(261), ['ab', 'abab']);
 });
 
 test('minFrequency stops training early rather than merging pairs seen once', () => {
   const trained = trainBpe(['abababab cdcd e'], { vocabSize: 1000, minFrequency: 2 });
   // ab (4), then ab+ab (3), then cd (2); after that no pair is seen twice.
-  assert.deepEqual(trained.merges, [['a', 'b'], ['ab', 'ab'], ['c', 'd']]);
+  assert.deepEqual(trained.merges, [
+    ['a', 'b'],
+    ['ab', 'ab'],
+    ['c', 'd'],
+  ]);
   assert.equal(trained.vocab.length, 264);
 });
 
@@ -93,7 +144,9 @@ test('merges never cross pre-token boundaries or special tokens', () => {
 });
 
 test('tokens named like Object.prototype members survive training and writing', async () => {
-  const trained = trainBpe(['a.constructor(b.toString(), c.hasOwnProperty(d.valueOf));\n'.repeat(100)], { vocabSize: 330 });
+  const trained = trainBpe(['a.constructor(b.toString(), c.hasOwnProperty(d.valueOf));\n'.repeat(100)], {
+    vocabSize: 330,
+  });
   const risky = ['constructor', 'toString', 'hasOwnProperty', 'valueOf'];
   for (const token of risky) assert.ok(trained.vocab.includes(token), token);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-bpe-'));
@@ -119,13 +172,24 @@ test('writeTokenizerFiles writes the Hugging Face layout', async () => {
     assert.equal(Object.keys(json.model.vocab).length, 300);
     assert.equal(json.model.merges.length, trained.merges.length);
     assert.equal(json.model.merges[0], trained.merges[0].join(' '));
-    assert.deepEqual(json.pre_tokenizer, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true });
+    assert.deepEqual(json.pre_tokenizer, {
+      type: 'ByteLevel',
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true,
+    });
     assert.equal(json.decoder.type, 'ByteLevel');
     assert.equal(json.post_processor.type, 'ByteLevel');
     assert.equal(json.added_tokens.length, 5);
     assert.ok(json.added_tokens.every((token: { special: boolean }) => token.special));
     assert.deepEqual(json.added_tokens[4], {
-      id: 4, content: '<|pad|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id: 4,
+      content: '<|pad|>',
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     });
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
     assert.equal(config.tokenizer_class, 'GPT2Tokenizer');

@@ -72,9 +72,23 @@ function makeWorkspace(): string {
   write(root, 'notes.txt', 'plain notes\n');
   // Secret by name, with harmless content: the reason proves the name decided, not the content.
   for (const name of [
-    '.env', '.env.local', 'config/prod.env', 'certs/server.pem', 'certs/private.key', 'certs/cert.p12', 'certs/cert.pfx',
-    '.ssh-backup/id_rsa', 'keys/id_ed25519.pub', 'keys/id_ecdsa', '.npmrc', '.netrc', '.pypirc', 'credentials.json',
-    'config/secrets.yaml', 'src/secrets.ts', 'android/release.keystore',
+    '.env',
+    '.env.local',
+    'config/prod.env',
+    'certs/server.pem',
+    'certs/private.key',
+    'certs/cert.p12',
+    'certs/cert.pfx',
+    '.ssh-backup/id_rsa',
+    'keys/id_ed25519.pub',
+    'keys/id_ecdsa',
+    '.npmrc',
+    '.netrc',
+    '.pypirc',
+    'credentials.json',
+    'config/secrets.yaml',
+    'src/secrets.ts',
+    'android/release.keystore',
   ]) {
     write(root, name, 'export const harmless = 1;\n');
   }
@@ -83,10 +97,18 @@ function makeWorkspace(): string {
   write(root, 'content/openssh.md', fakeSecrets.opensshKey);
   write(root, 'content/aws.py', `client = boto3.client("s3", aws_access_key_id="${fakeSecrets.awsKeyId}")\n`);
   write(root, 'content/github.ts', `const octokit = new Octokit({ auth: '${fakeSecrets.githubToken}' });\n`);
-  write(root, 'content/githubPat.sh', `curl -H "Authorization: Bearer ${fakeSecrets.githubPat}" https://api.github.com\n`);
+  write(
+    root,
+    'content/githubPat.sh',
+    `curl -H "Authorization: Bearer ${fakeSecrets.githubPat}" https://api.github.com\n`,
+  );
   write(root, 'content/slack.js', `const slack = new WebClient('${fakeSecrets.slackToken}');\n`);
   write(root, 'content/stripe.rb', `Stripe.api_key = '${fakeSecrets.stripeKey}'\n`);
-  write(root, 'content/google.html', `<script src="https://maps.googleapis.com/maps/api/js?key=${fakeSecrets.googleKey}"></script>\n`);
+  write(
+    root,
+    'content/google.html',
+    `<script src="https://maps.googleapis.com/maps/api/js?key=${fakeSecrets.googleKey}"></script>\n`,
+  );
   write(root, 'content/jwt.json', `{ "session": "${fakeSecrets.jwt}" }\n`);
   write(root, 'content/db.ts', `const config = { host: 'db', db_password: "${fakeSecrets.assignedPassword}" };\n`);
   write(root, 'content/settings.yaml', `service:\n  api_key: ${fakeSecrets.assignedPassword}\n`);
@@ -120,7 +142,14 @@ test('collectCorpus includes source, honours .gitignore and skips the excluded k
     const corpus = await collectCorpus(root);
     const included = corpus.files.map((file) => file.path);
     assert.deepEqual(included, [
-      'Makefile', 'README.md', 'content/clean.ts', 'local.ts', 'src/app.ts', 'src/util.py', 'sub/keep.tmp.ts', 'sub/other.ts',
+      'Makefile',
+      'README.md',
+      'content/clean.ts',
+      'local.ts',
+      'src/app.ts',
+      'src/util.py',
+      'sub/keep.tmp.ts',
+      'sub/other.ts',
     ]);
     assert.deepEqual([...included].sort(), included, 'files are sorted by path');
 
@@ -172,7 +201,10 @@ test('collectCorpus includes source, honours .gitignore and skips the excluded k
     const appBytes = fs.readFileSync(path.join(root, 'src/app.ts'));
     assert.equal(app.bytes, appBytes.length);
     assert.equal(app.sha256, createHash('sha256').update(appBytes).digest('hex'));
-    assert.equal(corpus.files.find((file) => file.path === 'src/util.py')!.text, 'def greet(name):\n    return f"héllo {name} 👋"\n');
+    assert.equal(
+      corpus.files.find((file) => file.path === 'src/util.py')!.text,
+      'def greet(name):\n    return f"héllo {name} 👋"\n',
+    );
     assert.equal(corpus.root, path.resolve(root));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -182,9 +214,23 @@ test('collectCorpus includes source, honours .gitignore and skips the excluded k
 test('collectCorpus never opens files whose name marks them secret', async () => {
   const root = makeWorkspace();
   const secretNames = [
-    '.env', '.env.local', 'config/prod.env', 'certs/server.pem', 'certs/private.key', 'certs/cert.p12', 'certs/cert.pfx',
-    '.ssh-backup/id_rsa', 'keys/id_ed25519.pub', 'keys/id_ecdsa', '.npmrc', '.netrc', '.pypirc', 'credentials.json',
-    'config/secrets.yaml', 'src/secrets.ts', 'android/release.keystore',
+    '.env',
+    '.env.local',
+    'config/prod.env',
+    'certs/server.pem',
+    'certs/private.key',
+    'certs/cert.p12',
+    'certs/cert.pfx',
+    '.ssh-backup/id_rsa',
+    'keys/id_ed25519.pub',
+    'keys/id_ecdsa',
+    '.npmrc',
+    '.netrc',
+    '.pypirc',
+    'credentials.json',
+    'config/secrets.yaml',
+    'src/secrets.ts',
+    'android/release.keystore',
   ];
   // Tests run as root, so chmod 000 would not stop a read: spy on every way the module reads files instead.
   const opened: string[] = [];
@@ -223,7 +269,10 @@ test('collectCorpus options: maxFileBytes and extensions', async () => {
     write(root, 'b.py', 'y = 1\n');
     write(root, 'c.md', '# c\n');
     const corpus = await collectCorpus(root, { maxFileBytes: 20, extensions: ['.ts', 'py'] });
-    assert.deepEqual(corpus.files.map((file) => file.path), ['b.py']);
+    assert.deepEqual(
+      corpus.files.map((file) => file.path),
+      ['b.py'],
+    );
     assert.equal(reasonOf(corpus, 'a.ts'), 'too large');
     assert.equal(corpus.notSourceByExtension.md, 1);
   } finally {
@@ -242,7 +291,10 @@ test('collectCorpus skips model folders and large JSON data, keeping small JSON 
     write(root, 'package.json', '{"name": "app"}\n');
     write(root, 'src/main.ts', 'export const main = () => 1;\n');
     const corpus = await collectCorpus(root);
-    assert.deepEqual(corpus.files.map((file) => file.path), ['package.json', 'src/main.ts']);
+    assert.deepEqual(
+      corpus.files.map((file) => file.path),
+      ['package.json', 'src/main.ts'],
+    );
     assert.equal(reasonOf(corpus, 'models/app/'), 'model folder');
     assert.equal(reasonOf(corpus, 'hub/gpt2/'), 'model folder');
     assert.equal(reasonOf(corpus, 'fixtures/big.json'), 'data file');
@@ -277,7 +329,10 @@ test('splitByFile is reproducible, seed-dependent, and near the requested fracti
   const quarter = splitByFile(files, { validationFraction: 0.25 });
   assert.ok(quarter.validation.length > 200 && quarter.validation.length < 300);
   // Order within each side follows the input order.
-  assert.deepEqual(first.train, files.filter((file) => first.train.includes(file)));
+  assert.deepEqual(
+    first.train,
+    files.filter((file) => first.train.includes(file)),
+  );
 });
 
 test('splitByFile: adding a file never moves another', () => {
@@ -296,7 +351,10 @@ test('splitByFile guarantees one validation and one train file', () => {
     assert.equal(split.train.length, 1);
     assert.equal(split.validation.length, 1);
   }
-  assert.deepEqual(splitByFile([{ path: 'only.ts' }], { validationFraction: 1 }), { train: [{ path: 'only.ts' }], validation: [] });
+  assert.deepEqual(splitByFile([{ path: 'only.ts' }], { validationFraction: 1 }), {
+    train: [{ path: 'only.ts' }],
+    validation: [],
+  });
   assert.deepEqual(splitByFile([]), { train: [], validation: [] });
 });
 

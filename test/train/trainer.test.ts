@@ -3,7 +3,7 @@
 // uninterrupted run; and the folder works with `eval --json` and `complete --json`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,11 +12,32 @@ import { readModelCard } from '../../server/src/registry/modelCard';
 const cli = path.resolve(__dirname, '../../bin/modelwright.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-trainer-'));
 const workspace = path.join(root, 'workspace');
-const common = ['--preset', 'tiny', '--steps', '14', '--batch-size', '4', '--context', '32', '--eval-every', '5', '--threads', '1', '--seed', '3'];
+const common = [
+  '--preset',
+  'tiny',
+  '--steps',
+  '14',
+  '--batch-size',
+  '4',
+  '--context',
+  '32',
+  '--eval-every',
+  '5',
+  '--threads',
+  '1',
+  '--seed',
+  '3',
+];
 
 function writeWorkspace(): void {
   const source = path.resolve(__dirname, '../../server/src');
-  for (const file of ['engine/graph.ts', 'engine/autodiff.ts', 'engine/model.ts', 'train/dataset.ts', 'eval/editSimilarity.ts']) {
+  for (const file of [
+    'engine/graph.ts',
+    'engine/autodiff.ts',
+    'engine/model.ts',
+    'train/dataset.ts',
+    'eval/editSimilarity.ts',
+  ]) {
     fs.mkdirSync(path.dirname(path.join(workspace, file)), { recursive: true });
     fs.copyFileSync(path.join(source, file), path.join(workspace, file));
   }
@@ -31,7 +52,11 @@ function run(args: string[]) {
 
 /** Starts a training run and resolves once its checkpoint has reached `step`. */
 async function startAndWaitForStep(out: string, step: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli, 'train', '--workspace', workspace, '--out', out, ...common, '--checkpoint-seconds', '0'], { stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [cli, 'train', '--workspace', workspace, '--out', out, ...common, '--checkpoint-seconds', '0'],
+    { stdio: 'ignore' },
+  );
   const checkpoint = path.join(out, 'checkpoint', 'state.safetensors');
   for (let i = 0; i < 600; i++) {
     await new Promise((r) => setTimeout(r, 100));
@@ -45,7 +70,8 @@ async function startAndWaitForStep(out: string, step: number): Promise<ChildProc
   throw new Error('training never reached the step');
 }
 
-const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
 const weights = (dir: string) => fs.readFileSync(path.join(dir, 'onnx', 'model.onnx'));
 
 writeWorkspace();
@@ -53,14 +79,27 @@ const reference = path.join(root, 'uninterrupted');
 
 test('train writes a model folder with its card, checkpoint and exclusions', () => {
   run(['train', '--workspace', workspace, '--out', reference, ...common]);
-  for (const file of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx', 'modelwright.json', 'checkpoint/state.safetensors']) {
+  for (const file of [
+    'config.json',
+    'generation_config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'onnx/model.onnx',
+    'modelwright.json',
+    'checkpoint/state.safetensors',
+  ]) {
     assert.ok(fs.existsSync(path.join(reference, file)), `${file} is missing`);
   }
   const card = readModelCard(reference)!;
   assert.equal(card.training?.steps, 14);
   assert.equal(card.training?.finished, true);
-  assert.ok(card.curve.some((p) => p.valLoss !== undefined), 'the curve records validation loss');
-  assert.ok(card.data!.files.some((f) => f.split === 'validation') && card.data!.files.some((f) => f.split === 'train'));
+  assert.ok(
+    card.curve.some((p) => p.valLoss !== undefined),
+    'the curve records validation loss',
+  );
+  assert.ok(
+    card.data!.files.some((f) => f.split === 'validation') && card.data!.files.some((f) => f.split === 'train'),
+  );
   assert.deepEqual(card.data!.excluded.find((e) => e.path === '.env')?.reason, 'secret file name');
   assert.ok(!card.data!.files.some((f) => f.path === '.env'));
 });
@@ -91,11 +130,30 @@ test('Ctrl-C saves a usable model and a checkpoint; resuming finishes the run', 
 test('a time budget sizes the schedule from the measured step time and stops within it', () => {
   const out = path.join(root, 'timed');
   const started = Date.now();
-  run(['train', '--workspace', workspace, '--out', out, '--preset', 'tiny', '--minutes', '0.05', '--batch-size', '4', '--context', '32', '--threads', '1']);
+  run([
+    'train',
+    '--workspace',
+    workspace,
+    '--out',
+    out,
+    '--preset',
+    'tiny',
+    '--minutes',
+    '0.05',
+    '--batch-size',
+    '4',
+    '--context',
+    '32',
+    '--threads',
+    '1',
+  ]);
   const card = readModelCard(out)!;
   const seconds = (Date.now() - started) / 1000;
   assert.ok(card.training!.steps > 3, `only ${card.training!.steps} steps`);
-  assert.ok(card.training!.elapsedSeconds <= 3 * 1.25, `training took ${card.training!.elapsedSeconds}s of a 3s budget`);
+  assert.ok(
+    card.training!.elapsedSeconds <= 3 * 1.25,
+    `training took ${card.training!.elapsedSeconds}s of a 3s budget`,
+  );
   assert.ok(Number(card.hyperparameters.totalSteps) >= card.training!.steps, 'the schedule covers the run');
   assert.ok(seconds < 60);
 });
@@ -103,8 +161,17 @@ test('a time budget sizes the schedule from the measured step time and stops wit
 test('eval --json reports the documented fields on held-out files only', () => {
   const result = run(['eval', reference, '--workspace', workspace, '--samples', '5', '--json']);
   const metrics = JSON.parse(result.stdout);
-  assert.deepEqual(Object.keys(metrics).sort(), ['editSimilarity', 'exactMatch', 'latencyMs', 'perplexity', 'samples', 'valLoss']);
-  assert.ok(metrics.valLoss > 0 && Math.abs(metrics.perplexity - Math.exp(metrics.valLoss)) < 1e-6 * metrics.perplexity);
+  assert.deepEqual(Object.keys(metrics).sort(), [
+    'editSimilarity',
+    'exactMatch',
+    'latencyMs',
+    'perplexity',
+    'samples',
+    'valLoss',
+  ]);
+  assert.ok(
+    metrics.valLoss > 0 && Math.abs(metrics.perplexity - Math.exp(metrics.valLoss)) < 1e-6 * metrics.perplexity,
+  );
   assert.ok(metrics.latencyMs.p50 > 0 && metrics.latencyMs.p95 >= metrics.latencyMs.p50);
   assert.ok(metrics.samples > 0 && metrics.samples <= 5);
   const evaluation = readModelCard(reference)!.evaluations.at(-1)!;
@@ -112,12 +179,24 @@ test('eval --json reports the documented fields on held-out files only', () => {
 });
 
 test('complete --json returns prompt and generated ids, and cuts a long prompt from the left', () => {
-  const result = run(['complete', '--model', reference, '--prompt', 'export function ', '--greedy', '--max-tokens', '5', '--json']);
+  const result = run([
+    'complete',
+    '--model',
+    reference,
+    '--prompt',
+    'export function ',
+    '--greedy',
+    '--max-tokens',
+    '5',
+    '--json',
+  ]);
   const { text, tokenIds } = JSON.parse(result.stdout);
   assert.equal(typeof text, 'string');
   assert.ok(tokenIds.length > 5 && tokenIds.length <= 5 + 10);
   const long = 'const value = 1;\n'.repeat(200);
-  const cut = JSON.parse(run(['complete', '--model', reference, '--prompt', long, '--greedy', '--max-tokens', '4', '--json']).stdout);
+  const cut = JSON.parse(
+    run(['complete', '--model', reference, '--prompt', long, '--greedy', '--max-tokens', '4', '--json']).stdout,
+  );
   const context = JSON.parse(fs.readFileSync(path.join(reference, 'config.json'), 'utf8')).n_positions;
   assert.ok(cut.tokenIds.length <= context, `${cut.tokenIds.length} ids exceed the context of ${context}`);
 });

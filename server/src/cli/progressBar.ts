@@ -4,7 +4,10 @@ export class ProgressBar {
   private lastPlainLine = 0;
   private readonly tty: boolean;
 
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly plainIntervalMs = 5000) {
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly plainIntervalMs = 5000,
+  ) {
     this.tty = Boolean(stream.isTTY);
   }
 

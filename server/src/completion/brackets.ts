@@ -9,6 +9,7 @@ export interface Bracket {
   opening: boolean;
 }
 
+// biome-ignore format: a table reads better in rows
 const hashCommentLanguages = new Set([
   'python', 'shellscript', 'sh', 'bash', 'zsh', 'ruby', 'perl', 'r', 'yaml', 'toml', 'makefile', 'dockerfile',
   'coffeescript', 'elixir', 'julia', 'nim', 'powershell', 'cmake',

@@ -1,6 +1,6 @@
 // LSP cancellation ($/cancelRequest → CancellationToken) as an AbortSignal, which generate() checks between
 // tokens, so a cancelled completion stops decoding mid-way instead of running to its token limit.
-import { CancellationToken, LSPErrorCodes, ResponseError } from 'vscode-languageserver';
+import { type CancellationToken, LSPErrorCodes, ResponseError } from 'vscode-languageserver';
 
 export interface TokenSignal {
   signal: AbortSignal;

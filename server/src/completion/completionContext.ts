@@ -47,7 +47,8 @@ export function completionContext(text: string, offset: number, languageId: stri
   }
   const lineComment = lineCommentFor(languageId);
   let windowStart = lineStart;
-  for (let n = 0; n < BRACKET_LINES && windowStart > 0; n++) windowStart = prefix.lastIndexOf('\n', windowStart - 2) + 1;
+  for (let n = 0; n < BRACKET_LINES && windowStart > 0; n++)
+    windowStart = prefix.lastIndexOf('\n', windowStart - 2) + 1;
   return {
     prefix,
     suffix,

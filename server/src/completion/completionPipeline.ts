@@ -5,13 +5,13 @@ import type { Settings } from '../protocol';
 import { generate } from '../runtime/generate';
 import type { LanguageModel } from '../runtime/languageModel';
 import { CompletionCache } from './completionCache';
-import { CompletionContext, completionContext } from './completionContext';
+import { type CompletionContext, completionContext } from './completionContext';
 import { isConfident, keptTokenProbabilities, meanProbability } from './confidence';
 import { Debouncer } from './debouncer';
 import { KvCacheStore } from './kvCacheStore';
 import { postprocess } from './postprocess';
 import { buildPrompt } from './prompt';
-import { Stop, findStop } from './stopRules';
+import { type Stop, findStop } from './stopRules';
 
 export interface CompletionModel {
   /** Unique per loaded model (a reloaded folder gets a new key), for caches. */
@@ -98,7 +98,11 @@ export class CompletionPipeline {
     return outcome;
   }
 
-  private async generateSuggestion(model: CompletionModel, request: CompletionRequest, context: CompletionContext): Promise<CompletionOutcome> {
+  private async generateSuggestion(
+    model: CompletionModel,
+    request: CompletionRequest,
+    context: CompletionContext,
+  ): Promise<CompletionOutcome> {
     const languageModel = model.languageModel;
     const { contextLength, eosTokenId } = languageModel.config;
     const maxTokens = Math.max(1, Math.min(request.settings.maxTokens, Math.floor(contextLength / 2)));
@@ -135,7 +139,11 @@ export class CompletionPipeline {
         }
       },
     });
-    this.kvCaches.set(request.uri, { modelKey: model.key, cache: this.reuseKvCache ? result.cache : undefined, anchor: prompt.anchor });
+    this.kvCaches.set(request.uri, {
+      modelKey: model.key,
+      cache: this.reuseKvCache ? result.cache : undefined,
+      anchor: prompt.anchor,
+    });
     if (request.signal.aborted) throw new CompletionCancelled(result.generatedIds.length, maxTokens);
 
     text = result.text;
@@ -163,7 +171,8 @@ export class CompletionPipeline {
       stop: stop?.rule ?? (result.finishReason === 'eos' ? 'eos' : 'length'),
     };
     if (suggestion === '') return { ...outcome, rejected: 'empty' };
-    if (!isConfident(mean, request.settings.confidenceThreshold)) return { ...outcome, text: '', rejected: 'low confidence' };
+    if (!isConfident(mean, request.settings.confidenceThreshold))
+      return { ...outcome, text: '', rejected: 'low confidence' };
     return outcome;
   }
 }

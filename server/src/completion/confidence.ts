@@ -5,7 +5,11 @@
  * Probabilities of the tokens whose text is (at least partly) inside the first `keptLength` characters.
  * `tokenEnds[i]` is the length of the text after token i was decoded.
  */
-export function keptTokenProbabilities(tokenEnds: readonly number[], probabilities: readonly number[], keptLength: number): number[] {
+export function keptTokenProbabilities(
+  tokenEnds: readonly number[],
+  probabilities: readonly number[],
+  keptLength: number,
+): number[] {
   const kept: number[] = [];
   let start = 0;
   for (let i = 0; i < probabilities.length && start < keptLength; i++) {

@@ -34,7 +34,8 @@ export class KvCacheStore {
 
   /** Drops the caches of every model except `modelKey` (after a hot-swap). */
   keepOnly(modelKey: string): void {
-    for (const [uri, entry] of this.documents.newestFirst()) if (entry.modelKey !== modelKey) this.documents.delete(uri);
+    for (const [uri, entry] of this.documents.newestFirst())
+      if (entry.modelKey !== modelKey) this.documents.delete(uri);
   }
 
   get size(): number {

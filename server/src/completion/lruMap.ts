@@ -7,7 +7,8 @@ export class LruMap<K, V> {
     readonly capacity: number,
     private readonly onEvict?: (key: K, value: V) => void,
   ) {
-    if (!(Number.isInteger(capacity) && capacity > 0)) throw new Error(`capacity must be a positive integer, got ${capacity}`);
+    if (!(Number.isInteger(capacity) && capacity > 0))
+      throw new Error(`capacity must be a positive integer, got ${capacity}`);
   }
 
   get size(): number {

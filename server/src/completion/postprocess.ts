@@ -7,7 +7,12 @@ import type { Filter, FilterContext } from './filters/filter';
 import { removeSuffixOverlap } from './filters/removeSuffixOverlap';
 import { trimTrailingWhitespace } from './filters/trimTrailingWhitespace';
 
-export const filters: readonly Filter[] = [trimTrailingWhitespace, removeSuffixOverlap, dropDuplicateClosers, balanceBrackets];
+export const filters: readonly Filter[] = [
+  trimTrailingWhitespace,
+  removeSuffixOverlap,
+  dropDuplicateClosers,
+  balanceBrackets,
+];
 
 export function postprocess(text: string, context: FilterContext): string {
   let result = text;

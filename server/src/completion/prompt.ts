@@ -34,14 +34,21 @@ const KEEP_SHARE = 0.85;
 
 export const fimTokens = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' } as const;
 
-export function fimTokenIds(tokenizer: Pick<PromptTokenizer, 'tokenId'>): { prefix: number; suffix: number; middle: number } | undefined {
+export function fimTokenIds(
+  tokenizer: Pick<PromptTokenizer, 'tokenId'>,
+): { prefix: number; suffix: number; middle: number } | undefined {
   const prefix = tokenizer.tokenId(fimTokens.prefix);
   const suffix = tokenizer.tokenId(fimTokens.suffix);
   const middle = tokenizer.tokenId(fimTokens.middle);
   return prefix === undefined || suffix === undefined || middle === undefined ? undefined : { prefix, suffix, middle };
 }
 
-export function buildPrompt(tokenizer: PromptTokenizer, prefix: string, suffix: string, options: PromptOptions): Prompt {
+export function buildPrompt(
+  tokenizer: PromptTokenizer,
+  prefix: string,
+  suffix: string,
+  options: PromptOptions,
+): Prompt {
   const budget = Math.max(1, Math.floor(options.budget));
   const fim = options.fillInTheMiddle ? fimTokenIds(tokenizer) : undefined;
   if (options.fillInTheMiddle && !fim) throw new Error('the tokenizer has no fill-in-the-middle tokens');

@@ -34,7 +34,9 @@ function tensorOf(value: onnx.IValueInfoProto): SignatureTensor {
   const tensorType = value.type?.tensorType;
   if (!tensorType) throw new Error(`${value.name}: only tensor inputs and outputs are supported`);
   const elementType = onnx.TensorProto.DataType[tensorType.elemType ?? 0] ?? 'UNDEFINED';
-  const dims = (tensorType.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && !d.dimParam ? Number(d.dimValue) : -1));
+  const dims = (tensorType.shape?.dim ?? []).map((d) =>
+    d.dimValue !== undefined && d.dimValue !== null && !d.dimParam ? Number(d.dimValue) : -1,
+  );
   const symbols = (tensorType.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : undefined));
   return { name: value.name ?? '', elementType, dims, symbols };
 }

@@ -64,7 +64,8 @@ export function parsePbtxt(text: string): PbMessage {
     const add = (field: string, value: PbValue, list: boolean) => {
       const existing = message[field];
       if (existing === undefined) message[field] = list ? (value as PbValue[]) : value;
-      else if (Array.isArray(existing) && (list || !Array.isArray(value))) message[field] = list ? [...existing, ...(value as PbValue[])] : [...existing, value];
+      else if (Array.isArray(existing) && (list || !Array.isArray(value)))
+        message[field] = list ? [...existing, ...(value as PbValue[])] : [...existing, value];
       else message[field] = [existing, value];
     };
     while (at < tokens.length && peek() !== end) {
@@ -93,7 +94,8 @@ export function parsePbtxt(text: string): PbMessage {
     const token = next();
     if (token === '{') return parseMessage('}');
     if (token === '<') return parseMessage('>');
-    if (token.startsWith('"') || token.startsWith("'")) return JSON.parse(token.startsWith("'") ? `"${token.slice(1, -1).replace(/"/g, '\\"')}"` : token);
+    if (token.startsWith('"') || token.startsWith("'"))
+      return JSON.parse(token.startsWith("'") ? `"${token.slice(1, -1).replace(/"/g, '\\"')}"` : token);
     if (/^-?(\d|\.\d)/.test(token)) return Number(token);
     if (token === 'true' || token === 'false') return token === 'true';
     return new PbEnum(token);
@@ -107,12 +109,14 @@ function tokenize(text: string): string[] {
   const pattern = /\s+|#[^\n]*|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[{}[\]<>:,;]|[^\s{}[\]<>:,;"'#]+/g;
   let expected = 0;
   for (const match of text.matchAll(pattern)) {
-    if (match.index !== expected) throw new Error(`unexpected character ${JSON.stringify(text[expected])} at offset ${expected}`);
+    if (match.index !== expected)
+      throw new Error(`unexpected character ${JSON.stringify(text[expected])} at offset ${expected}`);
     expected = match.index + match[0].length;
     const token = match[0];
     if (/^\s/.test(token) || token.startsWith('#')) continue;
     tokens.push(token);
   }
-  if (expected !== text.length) throw new Error(`unexpected character ${JSON.stringify(text[expected])} at offset ${expected}`);
+  if (expected !== text.length)
+    throw new Error(`unexpected character ${JSON.stringify(text[expected])} at offset ${expected}`);
   return tokens;
 }

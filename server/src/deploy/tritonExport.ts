@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ONNX_CANDIDATES } from '../runtime/languageModel';
 import { checkModelName, nameForFolder } from '../serve/modelNames';
-import { OnnxSignature, SignatureTensor, readOnnxSignature } from './onnxSignature';
-import { PbEnum, PbMessage, writePbtxt } from './pbtxt';
+import { type OnnxSignature, type SignatureTensor, readOnnxSignature } from './onnxSignature';
+import { PbEnum, type PbMessage, writePbtxt } from './pbtxt';
 
 /** Triton's data_type for each ONNX element type. */
 export const tritonDataType: Record<string, string> = {
@@ -66,7 +66,8 @@ export function exportTriton(modelDir: string, repositoryDir: string, options: T
   const onnxFile = path.join(modelDir, found);
   const name = checkModelName(options.name ?? nameForFolder(modelDir));
   const version = options.version ?? 1;
-  if (!(Number.isInteger(version) && version >= 1)) throw new Error(`version must be a positive integer, got ${version}`);
+  if (!(Number.isInteger(version) && version >= 1))
+    throw new Error(`version must be a positive integer, got ${version}`);
   const signature = readOnnxSignature(onnxFile);
   const config = tritonConfig(name, signature, options.instances ?? 1);
 

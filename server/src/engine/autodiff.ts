@@ -1,7 +1,7 @@
 // Reverse-mode automatic differentiation over a Graph: walks the recorded nodes backwards and appends,
 // for each op, the standard ONNX ops that compute its inputs' gradients. The result is one graph that
 // computes the loss and every parameter's gradient in a single onnxruntime run.
-import { Graph, Node, Value, concreteShape } from './graph';
+import { type Graph, type Node, type Value, concreteShape } from './graph';
 import { int } from './onnx';
 
 /** Gradients of a node's inputs from its outputs' gradients; `needs[i]` says whether input i wants one. */
@@ -41,7 +41,10 @@ const rules: Record<string, GradientRule> = {
   ],
   Mul: (g, n, [dy], needs) => {
     const [a, b] = n.inputs;
-    return [needs[0] ? unbroadcast(g, g.mul(dy!, b), a) : undefined, needs[1] ? unbroadcast(g, g.mul(dy!, a), b) : undefined];
+    return [
+      needs[0] ? unbroadcast(g, g.mul(dy!, b), a) : undefined,
+      needs[1] ? unbroadcast(g, g.mul(dy!, a), b) : undefined,
+    ];
   },
   Div: (g, n, [dy], needs) => {
     const [a, b] = n.inputs;
@@ -105,7 +108,11 @@ const rules: Record<string, GradientRule> = {
     const k = Math.sqrt(2 / Math.PI);
     const c = 0.044715;
     const x2 = g.mul(x, x);
-    const sigma = g.node('Sigmoid', [g.mul(x, g.add(g.mul(x2, g.scalar(2 * k * c)), g.scalar(2 * k)))], [[x.shape, x.type]])[0];
+    const sigma = g.node(
+      'Sigmoid',
+      [g.mul(x, g.add(g.mul(x2, g.scalar(2 * k * c)), g.scalar(2 * k)))],
+      [[x.shape, x.type]],
+    )[0];
     const slope = g.add(g.mul(x2, g.scalar(6 * k * c)), g.scalar(2 * k));
     const inner = g.mul(g.mul(x, g.sub(g.scalar(1), sigma)), slope);
     return [g.mul(dy!, g.add(sigma, g.mul(sigma, inner)))];
@@ -134,10 +141,15 @@ const rules: Record<string, GradientRule> = {
     const [rowCount] = concreteShape(logits);
     const logProb = n.outputs[1];
     const minusOne = g.constant(new Float32Array(rowCount).fill(-1), [rowCount, 1]);
-    const [dLogits] = g.node('ScatterElements', [g.exp(logProb), g.unsqueeze(labels, [1]), minusOne], [[logits.shape, 'float32']], {
-      axis: int(1),
-      reduction: { kind: 'string', value: 'add' },
-    });
+    const [dLogits] = g.node(
+      'ScatterElements',
+      [g.exp(logProb), g.unsqueeze(labels, [1]), minusOne],
+      [[logits.shape, 'float32']],
+      {
+        axis: int(1),
+        reduction: { kind: 'string', value: 'add' },
+      },
+    );
     return [g.mul(dLogits, g.mul(dLoss!, g.scalar(1 / rowCount))), undefined];
   },
 };
@@ -190,4 +202,3 @@ export function backward(g: Graph, loss: Value, params: Value[]): Map<string, Va
   for (const p of params) grads.set(p.name, total(p) ?? g.zerosLike(p));
   return grads;
 }
-

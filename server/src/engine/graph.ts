@@ -1,7 +1,18 @@
 // A small builder for ONNX graphs: each method appends one standard ONNX op and returns its output with a
 // known shape, so that the model reads as plain code and autodiff.ts can walk the recorded nodes backwards.
 // Shapes are concrete in training graphs; inference graphs use named (symbolic) dims for batch and length.
-import { Attribute, DataType, Dim, ModelDescription, NodeProto, TensorData, float, int, ints, tensor } from './onnx';
+import {
+  type Attribute,
+  type DataType,
+  type Dim,
+  type ModelDescription,
+  type NodeProto,
+  type TensorData,
+  float,
+  int,
+  ints,
+  tensor,
+} from './onnx';
 
 export interface Value {
   readonly name: string;
@@ -62,8 +73,7 @@ export class Graph {
 
   /** A constant tensor stored as an initializer (float32 unless int64 data is given). */
   constant(values: number[] | Float32Array | BigInt64Array, dims: number[] = [values.length]): Value {
-    const data =
-      values instanceof BigInt64Array || values instanceof Float32Array ? values : Float32Array.from(values);
+    const data = values instanceof BigInt64Array || values instanceof Float32Array ? values : Float32Array.from(values);
     const type: DataType = data instanceof BigInt64Array ? 'int64' : 'float32';
     return this.initializer(this.fresh('const'), { type, dims, data });
   }
@@ -97,21 +107,43 @@ export class Graph {
   private elementwise(op: string, a: Value, b: Value): Value {
     return this.node(op, [a, b], [[broadcastShape(a.shape, b.shape), a.type]])[0];
   }
-  add(a: Value, b: Value) { return this.elementwise('Add', a, b); }
-  sub(a: Value, b: Value) { return this.elementwise('Sub', a, b); }
-  mul(a: Value, b: Value) { return this.elementwise('Mul', a, b); }
-  div(a: Value, b: Value) { return this.elementwise('Div', a, b); }
-  pow(a: Value, b: Value) { return this.elementwise('Pow', a, b); }
-  min(a: Value, b: Value) { return this.elementwise('Min', a, b); }
-  max(a: Value, b: Value) { return this.elementwise('Max', a, b); }
+  add(a: Value, b: Value) {
+    return this.elementwise('Add', a, b);
+  }
+  sub(a: Value, b: Value) {
+    return this.elementwise('Sub', a, b);
+  }
+  mul(a: Value, b: Value) {
+    return this.elementwise('Mul', a, b);
+  }
+  div(a: Value, b: Value) {
+    return this.elementwise('Div', a, b);
+  }
+  pow(a: Value, b: Value) {
+    return this.elementwise('Pow', a, b);
+  }
+  min(a: Value, b: Value) {
+    return this.elementwise('Min', a, b);
+  }
+  max(a: Value, b: Value) {
+    return this.elementwise('Max', a, b);
+  }
 
   private unary(op: string, x: Value, attributes: Record<string, Attribute> = {}): Value {
     return this.node(op, [x], [[x.shape, x.type]], attributes)[0];
   }
-  tanh(x: Value) { return this.unary('Tanh', x); }
-  sqrt(x: Value) { return this.unary('Sqrt', x); }
-  exp(x: Value) { return this.unary('Exp', x); }
-  neg(x: Value) { return this.unary('Neg', x); }
+  tanh(x: Value) {
+    return this.unary('Tanh', x);
+  }
+  sqrt(x: Value) {
+    return this.unary('Sqrt', x);
+  }
+  exp(x: Value) {
+    return this.unary('Exp', x);
+  }
+  neg(x: Value) {
+    return this.unary('Neg', x);
+  }
   identity(x: Value, name?: string): Value {
     return this.node('Identity', [x], [[x.shape, x.type]], {}, name ? [name] : undefined)[0];
   }
@@ -120,8 +152,12 @@ export class Graph {
     return this.node('Cast', [x], [[x.shape, to]], { to: int(code) })[0];
   }
   /** GPT-2's GELU: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
-  gelu(x: Value) { return this.unary('Gelu', x, { approximate: { kind: 'string', value: 'tanh' } }); }
-  softmax(x: Value, axis = -1) { return this.unary('Softmax', x, { axis: int(axis) }); }
+  gelu(x: Value) {
+    return this.unary('Gelu', x, { approximate: { kind: 'string', value: 'tanh' } });
+  }
+  softmax(x: Value, axis = -1) {
+    return this.unary('Softmax', x, { axis: int(axis) });
+  }
 
   // ── shapes ───────────────────────────────────────────────────────────────────
   /** ONNX Reshape: 0 copies the input's dim at that index, -1 is inferred. */
@@ -153,7 +189,9 @@ export class Graph {
     const rank = values[0].shape.length;
     const a = axis < 0 ? axis + rank : axis;
     const sizes = values.map((v) => v.shape[a]);
-    const joined = sizes.every((s) => typeof s === 'number') ? (sizes as number[]).reduce((x, y) => x + y, 0) : this.symbol();
+    const joined = sizes.every((s) => typeof s === 'number')
+      ? (sizes as number[]).reduce((x, y) => x + y, 0)
+      : this.symbol();
     const shape = values[0].shape.map((d, i) => (i === a ? joined : d));
     return this.node('Concat', values, [[shape, values[0].type]], { axis: int(axis) })[0];
   }
@@ -203,7 +241,9 @@ export class Graph {
 
   /** Rows of `table` picked by integer `indices` (embedding lookup). */
   gather(table: Value, indices: Value): Value {
-    return this.node('Gather', [table, indices], [[[...indices.shape, ...table.shape.slice(1)], table.type]], { axis: int(0) })[0];
+    return this.node('Gather', [table, indices], [[[...indices.shape, ...table.shape.slice(1)], table.type]], {
+      axis: int(0),
+    })[0];
   }
 
   /** LayerNormalization over the last axis; also returns the saved mean and inverse std dev for backward. */
@@ -212,7 +252,11 @@ export class Graph {
     const [y, mean, invStdDev] = this.node(
       'LayerNormalization',
       [x, scale, bias],
-      [[x.shape, x.type], [statShape, 'float32'], [statShape, 'float32']],
+      [
+        [x.shape, x.type],
+        [statShape, 'float32'],
+        [statShape, 'float32'],
+      ],
       { axis: int(-1), epsilon: float(epsilon) },
     );
     return { y, mean, invStdDev };
@@ -227,7 +271,10 @@ export class Graph {
     const [loss, logProb] = this.node(
       'SoftmaxCrossEntropyLoss',
       [logits, labels],
-      [[[], 'float32'], [logits.shape, 'float32']],
+      [
+        [[], 'float32'],
+        [logits.shape, 'float32'],
+      ],
       { reduction: { kind: 'string', value: 'mean' } },
     );
     return { loss, logProb };

@@ -1,9 +1,9 @@
 // Builds the inference graph of a trained model in the Hugging Face / transformers.js GPT-2 layout: inputs
 // input_ids, attention_mask, position_ids and past_key_values.{i}.key|value; outputs logits and
 // present.{i}.key|value, with the weights stored as initializers.
-import { Graph, Value } from './graph';
-import { GptConfig, KvCache, forward, parameterShapes } from './model';
-import { ModelDescription, tensor } from './onnx';
+import { Graph, type Value } from './graph';
+import { type GptConfig, type KvCache, forward, parameterShapes } from './model';
+import { type ModelDescription, tensor } from './onnx';
 
 export function buildInference(c: GptConfig, weights: Map<string, Float32Array>): ModelDescription {
   const g = new Graph('modelwright_gpt');
@@ -42,7 +42,12 @@ function attentionBias(g: Graph, tokens: Value, mask: Value, pastKey: Value): Va
   const newLength = g.shapeOf(tokens, 1, 2);
   const totalLength = g.add(pastLength, newLength);
   const one = tensor({ type: 'float32', dims: [1], data: new Float32Array([1]) });
-  const ones = g.node('ConstantOfShape', [g.concat([newLength, totalLength], 0)], [[['sequence_length', 'total_sequence_length'], 'float32']], { value: one })[0];
+  const ones = g.node(
+    'ConstantOfShape',
+    [g.concat([newLength, totalLength], 0)],
+    [[['sequence_length', 'total_sequence_length'], 'float32']],
+    { value: one },
+  )[0];
   const diagonal = g.node('Squeeze', [pastLength, g.int64s([0])], [[[], 'int64']])[0];
   const causal = g.node('Trilu', [ones, diagonal], [[ones.shape, 'float32']], { upper: { kind: 'int', value: 0 } })[0];
   const padding = g.unsqueeze(g.cast(mask, 'float32'), [1, 2]); // [batch, 1, 1, total]

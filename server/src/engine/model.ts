@@ -1,7 +1,7 @@
 // The GPT model, defined once: GPT-2's architecture (pre-LayerNorm blocks, tanh GELU MLP, learned positions,
 // biases in every linear layer, LM head tied to the token embedding) written as ONNX ops with the Graph
 // builder. Training graphs and KV-cache inference graphs are both built from `forward` below.
-import { Graph, Value } from './graph';
+import type { Graph, Value } from './graph';
 import { gaussian } from './random';
 
 export interface GptConfig {
@@ -29,12 +29,18 @@ export function parameterShapes(c: GptConfig): [string, number[]][] {
   for (let i = 0; i < c.layers; i++) {
     const h = `transformer.h.${i}`;
     shapes.push(
-      [`${h}.ln_1.weight`, [d]], [`${h}.ln_1.bias`, [d]],
-      [`${h}.attn.c_attn.weight`, [d, 3 * d]], [`${h}.attn.c_attn.bias`, [3 * d]],
-      [`${h}.attn.c_proj.weight`, [d, d]], [`${h}.attn.c_proj.bias`, [d]],
-      [`${h}.ln_2.weight`, [d]], [`${h}.ln_2.bias`, [d]],
-      [`${h}.mlp.c_fc.weight`, [d, 4 * d]], [`${h}.mlp.c_fc.bias`, [4 * d]],
-      [`${h}.mlp.c_proj.weight`, [4 * d, d]], [`${h}.mlp.c_proj.bias`, [d]],
+      [`${h}.ln_1.weight`, [d]],
+      [`${h}.ln_1.bias`, [d]],
+      [`${h}.attn.c_attn.weight`, [d, 3 * d]],
+      [`${h}.attn.c_attn.bias`, [3 * d]],
+      [`${h}.attn.c_proj.weight`, [d, d]],
+      [`${h}.attn.c_proj.bias`, [d]],
+      [`${h}.ln_2.weight`, [d]],
+      [`${h}.ln_2.bias`, [d]],
+      [`${h}.mlp.c_fc.weight`, [d, 4 * d]],
+      [`${h}.mlp.c_fc.bias`, [4 * d]],
+      [`${h}.mlp.c_proj.weight`, [4 * d, d]],
+      [`${h}.mlp.c_proj.bias`, [d]],
     );
   }
   shapes.push(['transformer.ln_f.weight', [d]], ['transformer.ln_f.bias', [d]]);

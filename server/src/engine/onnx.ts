@@ -63,12 +63,18 @@ function tensorProto(name: string, t: TensorData): onnx.ITensorProto {
 function attributeProto(name: string, a: Attribute): onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
-    case 'int': return { name, type: T.INT, i: a.value };
-    case 'float': return { name, type: T.FLOAT, f: a.value };
-    case 'ints': return { name, type: T.INTS, ints: a.value };
-    case 'floats': return { name, type: T.FLOATS, floats: a.value };
-    case 'string': return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
-    case 'tensor': return { name, type: T.TENSOR, t: tensorProto('', a.value) };
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'ints':
+      return { name, type: T.INTS, ints: a.value };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: a.value };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: tensorProto('', a.value) };
   }
 }
 
@@ -110,7 +116,7 @@ export function readInitializers(bytes: Uint8Array): Map<string, { dims: number[
     if (t.dataType !== onnx.TensorProto.DataType.FLOAT) continue;
     const dims = (t.dims ?? []).map(Number);
     let data: Float32Array;
-    if (t.rawData && t.rawData.length) {
+    if (t.rawData?.length) {
       data = new Float32Array(t.rawData.length / 4);
       new Uint8Array(data.buffer).set(t.rawData);
     } else {

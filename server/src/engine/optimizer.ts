@@ -1,7 +1,7 @@
 // AdamW with decoupled weight decay and global gradient-norm clipping, appended to a graph so that the whole
 // optimizer update runs inside the same onnxruntime call as the forward and backward pass; plus the
 // learning-rate schedule (linear warmup, then cosine decay) computed per step on the host.
-import { Graph, Value } from './graph';
+import type { Graph, Value } from './graph';
 
 export interface AdamWSettings {
   beta1: number;
@@ -11,7 +11,13 @@ export interface AdamWSettings {
   maxGradNorm: number;
 }
 
-export const defaultAdamW: AdamWSettings = { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1, maxGradNorm: 1.0 };
+export const defaultAdamW: AdamWSettings = {
+  beta1: 0.9,
+  beta2: 0.95,
+  epsilon: 1e-8,
+  weightDecay: 0.1,
+  maxGradNorm: 1.0,
+};
 
 /** The parameters as one flat vector with its gradient, Adam moments and weight-decay mask (1 = decayed). */
 export interface OptimizerParameter {

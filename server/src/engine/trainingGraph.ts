@@ -3,10 +3,10 @@
 // travel as ONE flat vector `parameters` (with `adam_m`, `adam_v`), sliced into named weights inside the graph:
 // the optimizer then runs a dozen ops on one vector instead of a dozen per weight, and nothing is copied per step.
 import { backward } from './autodiff';
-import { Graph, Value } from './graph';
-import { GptConfig, causalBias, forward, isDecayed, parameterShapes } from './model';
-import { ModelDescription } from './onnx';
-import { AdamWSettings, appendAdamW } from './optimizer';
+import { Graph, type Value } from './graph';
+import { type GptConfig, causalBias, forward, isDecayed, parameterShapes } from './model';
+import type { ModelDescription } from './onnx';
+import { type AdamWSettings, appendAdamW } from './optimizer';
 
 export interface BatchShape {
   batch: number;
@@ -72,7 +72,10 @@ function lossGraph(c: GptConfig, shape: BatchShape, name: string) {
   const flat = g.input(names.parameters, [total]);
   const weights: Record<string, Value> = {};
   for (const s of slots) weights[s.name] = g.reshape(g.slice1d(flat, s.offset, s.offset + s.size), s.shape);
-  const positions = g.constant(BigInt64Array.from({ length: time }, (_, i) => BigInt(i)), [1, time]);
+  const positions = g.constant(
+    BigInt64Array.from({ length: time }, (_, i) => BigInt(i)),
+    [1, time],
+  );
   const bias = g.constant(causalBias(time), [time, time]);
   const logits = forward(g, c, weights, tokens, positions, bias);
   const { loss } = g.crossEntropy(g.reshape(logits, [batch * time, c.vocabSize]), g.reshape(targets, [batch * time]));
@@ -82,8 +85,15 @@ function lossGraph(c: GptConfig, shape: BatchShape, name: string) {
 /** The graph of one optimizer step. */
 export function buildTrainingStep(c: GptConfig, shape: BatchShape, adamw: AdamWSettings): ModelDescription {
   const { g, slots, total, flat, weights, loss } = lossGraph(c, shape, 'modelwright_train_step');
-  const grads = backward(g, loss, slots.map((s) => weights[s.name]));
-  const flatGradient = g.concat(slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])), 0);
+  const grads = backward(
+    g,
+    loss,
+    slots.map((s) => weights[s.name]),
+  );
+  const flatGradient = g.concat(
+    slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
+    0,
+  );
   const decayMask = new Float32Array(total);
   for (const s of slots) if (isDecayed(s.shape)) decayMask.fill(1, s.offset, s.offset + s.size);
   const scalars = {
@@ -93,7 +103,12 @@ export function buildTrainingStep(c: GptConfig, shape: BatchShape, adamw: AdamWS
   };
   const moment = g.input(names.moments, [total]);
   const variance = g.input(names.variances, [total]);
-  const step = appendAdamW(g, { value: flat, gradient: flatGradient, moment, variance, decayMask: g.constant(decayMask) }, adamw, scalars);
+  const step = appendAdamW(
+    g,
+    { value: flat, gradient: flatGradient, moment, variance, decayMask: g.constant(decayMask) },
+    adamw,
+    scalars,
+  );
   g.output(loss, names.loss);
   g.output(step.gradNorm, names.gradNorm);
   g.output(step.nextValue, names.next(names.parameters));
@@ -112,7 +127,11 @@ export function buildEvaluation(c: GptConfig, shape: BatchShape): ModelDescripti
 /** Loss and every weight's raw gradient (`grad/NAME`, no optimizer), for checking the engine against a reference. */
 export function buildGradients(c: GptConfig, shape: BatchShape): ModelDescription {
   const { g, slots, weights, loss } = lossGraph(c, shape, 'modelwright_gradients');
-  const grads = backward(g, loss, slots.map((s) => weights[s.name]));
+  const grads = backward(
+    g,
+    loss,
+    slots.map((s) => weights[s.name]),
+  );
   g.output(loss, names.loss);
   for (const s of slots) g.output(grads.get(weights[s.name].name)!, names.gradient(s.name));
   return g.toModel();

@@ -14,7 +14,11 @@ export function isTrivialLine(line: string): boolean {
   return t.length < 4 || !/[\p{L}\p{N}]/u.test(t);
 }
 
-export function sampleCompletions(files: { path: string; text: string }[], count: number, seed: number): CompletionSample[] {
+export function sampleCompletions(
+  files: { path: string; text: string }[],
+  count: number,
+  seed: number,
+): CompletionSample[] {
   const candidates: CompletionSample[] = [];
   for (const file of files) {
     let offset = 0;
@@ -22,7 +26,11 @@ export function sampleCompletions(files: { path: string; text: string }[], count
     lines.forEach((line, index) => {
       const indentation = line.length - line.trimStart().length;
       if (index > 0 && !isTrivialLine(line)) {
-        candidates.push({ path: file.path, prefix: file.text.slice(0, offset + indentation), expected: line.slice(indentation).trimEnd() });
+        candidates.push({
+          path: file.path,
+          prefix: file.text.slice(0, offset + indentation),
+          expected: line.slice(indentation).trimEnd(),
+        });
       }
       offset += line.length + 1;
     });

@@ -2,9 +2,9 @@
 // next-line completion at sampled cursor positions (exact match and edit similarity of the first generated
 // line), and completion latency p50/p95. On the model's own training workspace only its held-out files are used.
 import * as path from 'node:path';
-import { Evaluation, readModelCard, updateModelCard } from '../registry/modelCard';
+import { type Evaluation, readModelCard, updateModelCard } from '../registry/modelCard';
 import { generate } from '../runtime/generate';
-import { LanguageModel, loadLanguageModel } from '../runtime/languageModel';
+import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel';
 import { logSoftmax } from '../runtime/sampling';
 import { collectCorpus } from '../train/corpus';
 import { concatenateDocuments } from '../train/dataset';
@@ -27,18 +27,29 @@ export interface EvaluateOptions {
 
 export type EvaluationResult = Omit<Evaluation, 'at' | 'workspace'> & { heldOutFiles: number };
 
-export async function evaluateModel(modelDir: string, workspace: string, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+export async function evaluateModel(
+  modelDir: string,
+  workspace: string,
+  options: EvaluateOptions = {},
+): Promise<EvaluationResult> {
   const corpus = await collectCorpus(workspace);
   const card = readModelCard(modelDir);
   const trainedHere = card?.data && path.resolve(workspace) === card.data.workspace;
-  const heldOut = trainedHere ? new Set(card.data!.files.filter((f) => f.split === 'validation').map((f) => f.path)) : undefined;
+  const heldOut = trainedHere
+    ? new Set(card.data!.files.filter((f) => f.split === 'validation').map((f) => f.path))
+    : undefined;
   const files = heldOut ? corpus.files.filter((f) => heldOut.has(f.path)) : corpus.files;
-  if (files.length === 0) throw new Error(`no ${heldOut ? 'held-out ' : ''}source files to evaluate on in ${workspace}`);
+  if (files.length === 0)
+    throw new Error(`no ${heldOut ? 'held-out ' : ''}source files to evaluate on in ${workspace}`);
 
   const model = await loadLanguageModel(modelDir, { intraOpThreads: options.threads ?? 1 });
   try {
     const report = options.onProgress ?? (() => {});
-    const valLoss = await heldOutLoss(model, files.map((f) => f.text), options.lossWindows ?? 16);
+    const valLoss = await heldOutLoss(
+      model,
+      files.map((f) => f.text),
+      options.lossWindows ?? 16,
+    );
     const samples = sampleCompletions(files, options.samples ?? 100, options.seed ?? 0);
     let exact = 0;
     let similarity = 0;
@@ -47,7 +58,11 @@ export async function evaluateModel(modelDir: string, workspace: string, options
       if (options.signal?.aborted) throw new Error('evaluation cancelled');
       report(i, samples.length, `completion ${i + 1}/${samples.length}`);
       const started = performance.now();
-      const result = await generate(model, sample.prefix, { maxTokens: options.maxTokens ?? 48, temperature: 0, stop: ['\n'] });
+      const result = await generate(model, sample.prefix, {
+        maxTokens: options.maxTokens ?? 48,
+        temperature: 0,
+        stop: ['\n'],
+      });
       latencies.push(performance.now() - started);
       const line = result.text.split('\n')[0].trimEnd();
       if (line === sample.expected) exact++;
@@ -65,7 +80,9 @@ export async function evaluateModel(modelDir: string, workspace: string, options
     };
     if (card && options.record !== false) {
       const { heldOutFiles: _, ...evaluation } = result;
-      updateModelCard(modelDir, (c) => c.evaluations.push({ at: new Date().toISOString(), workspace: path.resolve(workspace), ...evaluation }));
+      updateModelCard(modelDir, (c) =>
+        c.evaluations.push({ at: new Date().toISOString(), workspace: path.resolve(workspace), ...evaluation }),
+      );
     }
     return result;
   } finally {
@@ -76,7 +93,10 @@ export async function evaluateModel(modelDir: string, workspace: string, options
 /** Mean next-token cross-entropy over non-overlapping context windows of the held-out text. */
 async function heldOutLoss(model: LanguageModel, texts: string[], maxWindows: number): Promise<number> {
   const eos = model.config.eosTokenId;
-  const stream = concatenateDocuments(texts.map((t) => model.tokenizer.encode(t)), eos);
+  const stream = concatenateDocuments(
+    texts.map((t) => model.tokenizer.encode(t)),
+    eos,
+  );
   const window = model.config.contextLength;
   const vocab = model.config.vocabSize;
   const logProbs = new Float32Array(vocab);

@@ -6,8 +6,8 @@ import { lineCommentFor } from '../completion/brackets';
 import type { ChatModel } from '../runtime/chatModel';
 import { generate } from '../runtime/generate';
 import type { LanguageModel } from '../runtime/languageModel';
-import { SourceFile, describeGrounding, groundSymbols, identifiersIn } from './grounding';
-import { LineStatistics, UNUSUAL_DEVIATIONS, isUnusual, lineBits } from './surprisal';
+import { type SourceFile, describeGrounding, groundSymbols, identifiersIn } from './grounding';
+import { type LineStatistics, UNUSUAL_DEVIATIONS, isUnusual, lineBits } from './surprisal';
 
 export interface ExplainTarget {
   /** Display path of the document. */
@@ -43,14 +43,21 @@ export interface ExplainOptions {
   onChunk?: (chunk: Explain.Chunk) => void;
 }
 
-export async function explain(target: ExplainTarget, using: ExplainSources, options: ExplainOptions): Promise<Explain.Result> {
+export async function explain(
+  target: ExplainTarget,
+  using: ExplainSources,
+  options: ExplainOptions,
+): Promise<Explain.Result> {
   let text = '';
   const emit = (chunk: string) => {
     if (!chunk) return;
     text += chunk;
     options.onChunk?.({ text: chunk });
   };
-  const lineLabel = target.startLine === target.endLine ? `line ${target.startLine + 1}` : `lines ${target.startLine + 1}–${target.endLine + 1}`;
+  const lineLabel =
+    target.startLine === target.endLine
+      ? `line ${target.startLine + 1}`
+      : `lines ${target.startLine + 1}–${target.endLine + 1}`;
 
   // 1. Grounding: instant and the most reliable part.
   const symbols = groundSymbols(identifiersIn(target.code), using.sources, {
@@ -59,7 +66,11 @@ export async function explain(target: ExplainTarget, using: ExplainSources, opti
   });
   const facts = describeGrounding(symbols);
   emit(`**${target.path}, ${lineLabel}**\n\n`);
-  emit(facts.length ? `**Where its names come from**\n${facts.map((f) => `- ${f}`).join('\n')}\n\n` : 'No definitions or usages of its names were found elsewhere in the workspace.\n\n');
+  emit(
+    facts.length
+      ? `**Where its names come from**\n${facts.map((f) => `- ${f}`).join('\n')}\n\n`
+      : 'No definitions or usages of its names were found elsewhere in the workspace.\n\n',
+  );
 
   // 2. Surprisal of each line under the workspace model.
   const statistics = using.statistics ? await using.statistics() : undefined;
@@ -76,11 +87,19 @@ export async function explain(target: ExplainTarget, using: ExplainSources, opti
   const writer = using.writer;
   if (writer?.kind === 'chat') {
     emit(`**Explanation** (${writer.name})\n\n`);
-    await writer.chatModel.chat(chatMessages(target, lineLabel, facts), { maxTokens: options.maxTokens, signal: options.signal, onText: emit });
+    await writer.chatModel.chat(chatMessages(target, lineLabel, facts), {
+      maxTokens: options.maxTokens,
+      signal: options.signal,
+      onText: emit,
+    });
     emit('\n');
   } else if (writer?.kind === 'code') {
-    emit(`**Comment continued by the code model** (${writer.name}; a small code model writes code-like text, not reliable English — the facts above are the dependable part)\n\n> `);
-    await continueComment(writer.languageModel, target, lineLabel, facts, options, (piece) => emit(piece.replace(/\n/g, '\n> ')));
+    emit(
+      `**Comment continued by the code model** (${writer.name}; a small code model writes code-like text, not reliable English — the facts above are the dependable part)\n\n> `,
+    );
+    await continueComment(writer.languageModel, target, lineLabel, facts, options, (piece) =>
+      emit(piece.replace(/\n/g, '\n> ')),
+    );
     emit('\n');
   }
   return { text, model: writer?.name ?? '', lines };
@@ -93,7 +112,12 @@ function round(value: number): number {
   return Math.round(value * 100) / 100;
 }
 
-function describeSurprisal(target: ExplainTarget, lines: LineSurprisal[], statistics: LineStatistics, model: string): string {
+function describeSurprisal(
+  target: ExplainTarget,
+  lines: LineSurprisal[],
+  statistics: LineStatistics,
+  model: string,
+): string {
   const heading = `**How usual these lines are for this codebase** (bits per token under ${model}; file mean ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)})\n`;
   if (lines.length === 0) return `${heading}- no code lines to score\n\n`;
   const sourceLines = target.text.split('\n');
@@ -112,7 +136,11 @@ function describeSurprisal(target: ExplainTarget, lines: LineSurprisal[], statis
 function chatMessages(target: ExplainTarget, lineLabel: string, facts: string[]) {
   const grounding = facts.length ? `\n\nFacts from the workspace:\n${facts.map((f) => `- ${f}`).join('\n')}` : '';
   return [
-    { role: 'system' as const, content: 'You explain code from the user\'s workspace in a few plain sentences. Use the workspace facts you are given; say so when you are unsure.' },
+    {
+      role: 'system' as const,
+      content:
+        "You explain code from the user's workspace in a few plain sentences. Use the workspace facts you are given; say so when you are unsure.",
+    },
     {
       role: 'user' as const,
       content: `Explain what this code from ${target.path} (${lineLabel}) does.\n\n\`\`\`${target.languageId}\n${target.code}\n\`\`\`${grounding}`,

@@ -57,19 +57,25 @@ export function identifiersIn(code: string): string[] {
   return [...seen];
 }
 
-function escape(name: string): string {
+function escapeSnippet(name: string): string {
   return name.replace(/[$]/g, '\\$');
 }
 
 /** True when the line looks like it defines `name` (declaration keywords, methods, #define, self.name =). */
 export function isDefinition(line: string, name: string): boolean {
-  const n = escape(name);
+  const n = escapeSnippet(name);
   const patterns = [
-    new RegExp(`\\b(function\\*?|class|interface|type|enum|namespace|module|def|fn|func|struct|trait|union|let|const|var|val|macro_rules!)\\s+${n}\\b`),
-    new RegExp(`^\\s*(export\\s+)?(default\\s+)?(public\\s+|private\\s+|protected\\s+|static\\s+|readonly\\s+|async\\s+|override\\s+|get\\s+|set\\s+)*${n}\\s*(<[^>]*>)?\\s*\\([^)]*\\)?\\s*(:[^=;]*)?\\{\\s*$`),
+    new RegExp(
+      `\\b(function\\*?|class|interface|type|enum|namespace|module|def|fn|func|struct|trait|union|let|const|var|val|macro_rules!)\\s+${n}\\b`,
+    ),
+    new RegExp(
+      `^\\s*(export\\s+)?(default\\s+)?(public\\s+|private\\s+|protected\\s+|static\\s+|readonly\\s+|async\\s+|override\\s+|get\\s+|set\\s+)*${n}\\s*(<[^>]*>)?\\s*\\([^)]*\\)?\\s*(:[^=;]*)?\\{\\s*$`,
+    ),
     new RegExp(`^\\s*#\\s*define\\s+${n}\\b`),
     new RegExp(`^\\s*self\\.${n}\\s*=[^=]`),
-    new RegExp(`^\\s*(export\\s+)?(readonly\\s+|private\\s+|public\\s+|protected\\s+|static\\s+)*${n}\\??\\s*:\\s*[^=]+;\\s*$`),
+    new RegExp(
+      `^\\s*(export\\s+)?(readonly\\s+|private\\s+|public\\s+|protected\\s+|static\\s+)*${n}\\??\\s*:\\s*[^=]+;\\s*$`,
+    ),
   ];
   return patterns.some((p) => p.test(line));
 }
@@ -80,7 +86,11 @@ function shorten(line: string): string {
 }
 
 /** Definitions and usages of `names` in the sources, best-grounded symbols first. */
-export function groundSymbols(names: readonly string[], sources: readonly SourceFile[], options: GroundingOptions = {}): SymbolGrounding[] {
+export function groundSymbols(
+  names: readonly string[],
+  sources: readonly SourceFile[],
+  options: GroundingOptions = {},
+): SymbolGrounding[] {
   const maxReferences = options.maxReferences ?? 4;
   const wanted = new Set(names);
   const found = new Map<string, SymbolGrounding>();
@@ -131,7 +141,10 @@ export function describeGrounding(symbols: readonly SymbolGrounding[]): string[]
   return symbols.map((s) => {
     const where = (r: Reference) => `${r.path}:${r.line + 1}`;
     const definition = s.definitions.length
-      ? `defined in ${s.definitions.slice(0, 2).map((d) => `${where(d)} (\`${d.text}\`)`).join(', ')}${s.definitions.length > 2 ? ` and ${s.definitions.length - 2} more` : ''}`
+      ? `defined in ${s.definitions
+          .slice(0, 2)
+          .map((d) => `${where(d)} (\`${d.text}\`)`)
+          .join(', ')}${s.definitions.length > 2 ? ` and ${s.definitions.length - 2} more` : ''}`
       : 'no definition found in the workspace';
     const usages = s.usageCount
       ? `; used ${s.usageCount}× elsewhere (${s.usages.map(where).join(', ')}${s.usageCount > s.usages.length ? ', …' : ''})`

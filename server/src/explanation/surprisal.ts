@@ -60,7 +60,9 @@ export async function lineSurprisal(
     scoredUntil = end;
   }
 
-  const bitsPerToken = lines.map((line, i) => (line.trim() === '' || counts[i] === 0 ? undefined : bits[i] / counts[i]));
+  const bitsPerToken = lines.map((line, i) =>
+    line.trim() === '' || counts[i] === 0 ? undefined : bits[i] / counts[i],
+  );
   const scored = bitsPerToken.filter((b): b is number => b !== undefined);
   const mean = scored.length ? scored.reduce((a, b) => a + b, 0) / scored.length : 0;
   const variance = scored.length ? scored.reduce((a, b) => a + (b - mean) ** 2, 0) / scored.length : 0;
@@ -74,5 +76,9 @@ export function lineBits(statistics: LineStatistics, line: number): number | und
 
 export function isUnusual(statistics: LineStatistics, line: number): boolean {
   const value = lineBits(statistics, line);
-  return value !== undefined && statistics.deviation > 0 && value > statistics.mean + UNUSUAL_DEVIATIONS * statistics.deviation;
+  return (
+    value !== undefined &&
+    statistics.deviation > 0 &&
+    value > statistics.mean + UNUSUAL_DEVIATIONS * statistics.deviation
+  );
 }

@@ -1,7 +1,14 @@
 // textDocument/codeAction: offers "Explain with Modelwright" for the selection (or the cursor line). The action
 // carries the command `modelwright.explain` with the document URI and range; the client runs it (the VS Code
 // extension sends modelwright/explain and shows the streamed result).
-import { ClientCapabilities, CodeAction, CodeActionKind, CodeActionParams, Command, ServerCapabilities } from 'vscode-languageserver';
+import {
+  type ClientCapabilities,
+  type CodeAction,
+  CodeActionKind,
+  type CodeActionParams,
+  Command,
+  type ServerCapabilities,
+} from 'vscode-languageserver';
 import { ExplainCommand } from '../protocol';
 import { answering } from './errors';
 import type { Feature } from './feature';
@@ -36,7 +43,10 @@ export class CodeActionFeature implements Feature {
       range.start.line === range.end.line && range.start.character === range.end.character
         ? { start: { line: range.start.line, character: 0 }, end: { line: range.start.line + 1, character: 0 } }
         : range;
-    const target = explained.end.line >= document.lineCount ? { ...explained, end: document.positionAt(document.getText().length) } : explained;
+    const target =
+      explained.end.line >= document.lineCount
+        ? { ...explained, end: document.positionAt(document.getText().length) }
+        : explained;
     const args: ExplainCommand.Arguments = [uri, target];
     const command = Command.create(EXPLAIN_TITLE, ExplainCommand.command, ...args);
     return [this.literals ? { title: EXPLAIN_TITLE, kind: CodeActionKind.Empty, command } : command];

@@ -14,7 +14,9 @@ export function requestFailed(message: string): ResponseError<void> {
 export function toResponseError(error: unknown): ResponseError<void> {
   if (error instanceof ResponseError) return error;
   if (error instanceof RegistryError) {
-    return error.code === 'unknownModel' || error.code === 'invalidName' ? invalidParams(error.message) : requestFailed(error.message);
+    return error.code === 'unknownModel' || error.code === 'invalidName'
+      ? invalidParams(error.message)
+      : requestFailed(error.message);
   }
   return requestFailed(error instanceof Error ? error.message : String(error));
 }

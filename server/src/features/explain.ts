@@ -2,15 +2,15 @@
 // per-line surprisal. Explanation model: the settings' one, else the deployed one (a chat model when its folder has a
 // chat template), else the completion model; surprisal always comes from the completion (workspace) model.
 import * as fs from 'node:fs';
-import { CancellationToken, ClientCapabilities, Range, ServerCapabilities } from 'vscode-languageserver';
+import type { CancellationToken, ClientCapabilities, Range, ServerCapabilities } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { abortSignalFrom, requestCancelled } from '../completion/cancellation';
 import { LruMap } from '../completion/lruMap';
-import { ExplanationWriter, explain } from '../explanation/explainer';
-import { LineStatistics, lineSurprisal } from '../explanation/surprisal';
+import { type ExplanationWriter, explain } from '../explanation/explainer';
+import { type LineStatistics, lineSurprisal } from '../explanation/surprisal';
 import { filePath } from '../explanation/workspaceFiles';
-import { Explain, Settings } from '../protocol';
-import { Lease, LanguageServingModel, RegistryError } from '../registry/modelRegistry';
+import { Explain, type Settings } from '../protocol';
+import { type Lease, type LanguageServingModel, RegistryError } from '../registry/modelRegistry';
 import { answering, invalidParams } from './errors';
 import type { Feature } from './feature';
 import { requireObject, requireRange, requireUri } from './params';
@@ -55,7 +55,10 @@ export class ExplainFeature implements Feature {
         range,
         settings,
         signal,
-        onChunk: partial !== undefined ? (chunk) => void this.context.connection.sendProgress(Explain.chunkType, partial, chunk) : undefined,
+        onChunk:
+          partial !== undefined
+            ? (chunk) => void this.context.connection.sendProgress(Explain.chunkType, partial, chunk)
+            : undefined,
       });
       if (signal.aborted) throw requestCancelled('explanation cancelled');
       return result;
@@ -82,15 +85,21 @@ export class ExplainFeature implements Feature {
     const writerLease = await this.context.registry.acquire('explanation', settings.models.explanation || undefined);
     let surprisalLease: Lease<LanguageServingModel> | undefined;
     try {
-      surprisalLease = await this.context.registry.acquireLanguageModel('completion', settings.models.completion || undefined);
+      surprisalLease = await this.context.registry.acquireLanguageModel(
+        'completion',
+        settings.models.completion || undefined,
+      );
     } catch (e) {
       if (!(e instanceof RegistryError)) throw e;
       this.context.log.warn(`no surprisal for the explanation: ${e.message}`);
     }
     try {
       const text = document.getText();
-      const endLine = range.end.character === 0 && range.end.line > range.start.line ? range.end.line - 1 : range.end.line;
-      const code = document.getText({ start: { line: range.start.line, character: 0 }, end: { line: endLine + 1, character: 0 } }).replace(/\n$/, '');
+      const endLine =
+        range.end.character === 0 && range.end.line > range.start.line ? range.end.line - 1 : range.end.line;
+      const code = document
+        .getText({ start: { line: range.start.line, character: 0 }, end: { line: endLine + 1, character: 0 } })
+        .replace(/\n$/, '');
       const writerModel = writerLease?.model;
       const writer: ExplanationWriter | undefined = !writerModel
         ? undefined
@@ -111,7 +120,9 @@ export class ExplainFeature implements Feature {
         {
           writer,
           sources: await this.context.workspaceFiles.sources(this.context.documents.all()),
-          statistics: surprisalModel ? () => this.lineStatistics(document, surprisalModel, range.start.line, endLine, request.signal) : undefined,
+          statistics: surprisalModel
+            ? () => this.lineStatistics(document, surprisalModel, range.start.line, endLine, request.signal)
+            : undefined,
           surprisalModel: surprisalModel?.name,
         },
         { maxTokens: settings.explanation.maxTokens, signal: request.signal, onChunk: request.onChunk },
@@ -123,7 +134,13 @@ export class ExplainFeature implements Feature {
   }
 
   /** Per-line surprisal of the document (or of a window around the lines, for long files), cached per version. */
-  async lineStatistics(document: TextDocument, model: LanguageServingModel, startLine: number, endLine: number, signal?: AbortSignal): Promise<LineStatistics> {
+  async lineStatistics(
+    document: TextDocument,
+    model: LanguageServingModel,
+    startLine: number,
+    endLine: number,
+    signal?: AbortSignal,
+  ): Promise<LineStatistics> {
     const text = document.getText();
     let first = 0;
     let end = document.lineCount;
@@ -143,9 +160,25 @@ export class ExplainFeature implements Feature {
 }
 
 const extensions: Record<string, string> = {
-  ts: 'typescript', tsx: 'typescriptreact', js: 'javascript', jsx: 'javascriptreact', mjs: 'javascript', cjs: 'javascript',
-  py: 'python', rs: 'rust', go: 'go', java: 'java', c: 'c', h: 'c', cpp: 'cpp', cs: 'csharp', rb: 'ruby', sh: 'shellscript',
-  lua: 'lua', md: 'markdown', json: 'json',
+  ts: 'typescript',
+  tsx: 'typescriptreact',
+  js: 'javascript',
+  jsx: 'javascriptreact',
+  mjs: 'javascript',
+  cjs: 'javascript',
+  py: 'python',
+  rs: 'rust',
+  go: 'go',
+  java: 'java',
+  c: 'c',
+  h: 'c',
+  cpp: 'cpp',
+  cs: 'csharp',
+  rb: 'ruby',
+  sh: 'shellscript',
+  lua: 'lua',
+  md: 'markdown',
+  json: 'json',
 };
 
 function languageIdOf(file: string): string {

@@ -1,7 +1,14 @@
 // textDocument/hover: with `modelwright.explanation.hover` on, the explanation of the hovered line (the
 // identifier under the cursor first in the grounding); otherwise only a short note when the line is unusual
 // for this codebase (surprisal above the file's mean + 2σ), and nothing at all for ordinary lines.
-import { CancellationToken, ClientCapabilities, Hover, HoverParams, MarkupKind, ServerCapabilities } from 'vscode-languageserver';
+import {
+  type CancellationToken,
+  type ClientCapabilities,
+  type Hover,
+  type HoverParams,
+  MarkupKind,
+  type ServerCapabilities,
+} from 'vscode-languageserver';
 import { abortSignalFrom } from '../completion/cancellation';
 import { UNUSUAL_DEVIATIONS, isUnusual, lineBits } from '../explanation/surprisal';
 import { RegistryError } from '../registry/modelRegistry';
@@ -51,10 +58,12 @@ export class HoverFeature implements Feature {
         });
         return this.hover(result.text);
       }
-      const lease = await this.context.registry.acquireLanguageModel('completion', settings.models.completion || undefined).catch((e: unknown) => {
-        if (e instanceof RegistryError) return undefined;
-        throw e;
-      });
+      const lease = await this.context.registry
+        .acquireLanguageModel('completion', settings.models.completion || undefined)
+        .catch((e: unknown) => {
+          if (e instanceof RegistryError) return undefined;
+          throw e;
+        });
       if (!lease) return null;
       try {
         const statistics = await this.explainer.lineStatistics(document, lease.model, line, line, cancellation.signal);

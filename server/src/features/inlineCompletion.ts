@@ -2,16 +2,16 @@
 // completion pipeline. Honors the settings of the document (enable, languages, model, limits), answers explicit
 // invocations at once and debounces automatic ones, and stops decoding when the client cancels.
 import {
-  ClientCapabilities,
-  InlineCompletionList,
-  InlineCompletionParams,
+  type ClientCapabilities,
+  type InlineCompletionList,
+  type InlineCompletionParams,
   InlineCompletionTriggerKind,
-  ServerCapabilities,
-  CancellationToken,
+  type ServerCapabilities,
+  type CancellationToken,
 } from 'vscode-languageserver';
 import { abortSignalFrom, requestCancelled } from '../completion/cancellation';
-import { CompletionCancelled, CompletionPipeline } from '../completion/completionPipeline';
-import { Lease, LanguageServingModel, RegistryError } from '../registry/modelRegistry';
+import { CompletionCancelled, type CompletionPipeline } from '../completion/completionPipeline';
+import { type Lease, type LanguageServingModel, RegistryError } from '../registry/modelRegistry';
 import { answering, invalidParams } from './errors';
 import type { Feature } from './feature';
 import { requireObject, requirePosition, requireUri } from './params';
@@ -29,7 +29,9 @@ export class InlineCompletionFeature implements Feature {
 
   initialize(capabilities: ClientCapabilities): ServerCapabilities {
     if (!capabilities.textDocument?.inlineCompletion) return {};
-    this.context.connection.languages.inlineCompletion.on((params, token) => answering(() => this.provide(params, token)));
+    this.context.connection.languages.inlineCompletion.on((params, token) =>
+      answering(() => this.provide(params, token)),
+    );
     this.context.documents.onDidClose((event) => this.pipeline.forget(event.document.uri));
     return { inlineCompletionProvider: {} };
   }
@@ -49,7 +51,8 @@ export class InlineCompletionFeature implements Feature {
 
     const settings = await this.context.settings.get(uri);
     const empty: InlineCompletionList = { items: [] };
-    if (!settings.completion.enable || settings.completion.disabledLanguages.includes(document.languageId)) return empty;
+    if (!settings.completion.enable || settings.completion.disabledLanguages.includes(document.languageId))
+      return empty;
     const lease = await this.completionModel(settings.models.completion);
     if (!lease) return empty;
 
@@ -72,7 +75,9 @@ export class InlineCompletionFeature implements Feature {
         `completion ${outcome.source}: ${elapsed.toFixed(1)} ms (cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms), ` +
           `${outcome.generatedTokens} tokens generated, ` +
           `${outcome.reusedTokens}/${outcome.promptTokens} prompt tokens reused` +
-          (outcome.timings ? `, prompt ${outcome.timings.promptMs.toFixed(1)} ms + ${outcome.timings.perTokenMs.toFixed(2)} ms/token` : '') +
+          (outcome.timings
+            ? `, prompt ${outcome.timings.promptMs.toFixed(1)} ms + ${outcome.timings.perTokenMs.toFixed(2)} ms/token`
+            : '') +
           (outcome.meanProbability !== undefined ? `, mean p ${outcome.meanProbability.toFixed(2)}` : '') +
           (outcome.stop ? `, stop ${outcome.stop}` : '') +
           (outcome.rejected ? `, not shown: ${outcome.rejected}` : ''),

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ServerCapabilities } from 'vscode-languageserver';
-import { DeleteModel, DeployModel, GetModelCard, ListModels, ModelRole, modelRoles } from '../protocol';
+import { DeleteModel, DeployModel, GetModelCard, ListModels, type ModelRole, modelRoles } from '../protocol';
 import { readModelCard } from '../registry/modelCard';
 import { isValidModelName } from '../registry/modelRegistry';
 import { answering, invalidParams, requestFailed } from './errors';
@@ -36,7 +36,9 @@ export class ModelsFeature implements Feature {
         try {
           card = readModelCard(entry.dir) as unknown as Record<string, unknown> | undefined;
         } catch (e) {
-          throw requestFailed(`the model card of "${name}" is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+          throw requestFailed(
+            `the model card of "${name}" is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
+          );
         }
         if (!card) throw requestFailed(`model "${name}" has no model card (modelwright.json)`);
         return card;
@@ -50,7 +52,8 @@ export class ModelsFeature implements Feature {
   private async deploy(raw: DeployModel.Params): Promise<DeployModel.Result> {
     const name = modelName(raw, DeployModel.method);
     const role = (raw as { role?: unknown }).role;
-    if (!modelRoles.includes(role as ModelRole)) throw invalidParams(`${DeployModel.method}: role must be one of ${modelRoles.join(', ')}`);
+    if (!modelRoles.includes(role as ModelRole))
+      throw invalidParams(`${DeployModel.method}: role must be one of ${modelRoles.join(', ')}`);
     try {
       const active = await this.context.registry.deploy(name, role as ModelRole);
       this.context.status.update({ message: `"${name}" now serves ${role}` });
@@ -71,7 +74,8 @@ export class ModelsFeature implements Feature {
     if (entry.bundled) throw requestFailed(`"${name}" is a bundled model and cannot be deleted`);
     if (this.training.current() === name) throw requestFailed(`"${name}" is training; stop the training first`);
     const inside = path.relative(path.resolve(options.modelsDirectory), path.resolve(entry.dir));
-    if (inside.startsWith('..') || path.isAbsolute(inside) || inside === '') throw requestFailed(`"${entry.dir}" is not inside the models directory`);
+    if (inside.startsWith('..') || path.isAbsolute(inside) || inside === '')
+      throw requestFailed(`"${entry.dir}" is not inside the models directory`);
     await registry.remove(name);
     fs.rmSync(entry.dir, { recursive: true, force: true });
     this.context.status.update({ message: `deleted "${name}"` });
@@ -81,6 +85,9 @@ export class ModelsFeature implements Feature {
 
 function modelName(params: unknown, method: string): string {
   const name = requireObject(params, method).name;
-  if (!isValidModelName(name)) throw invalidParams(`${method}: name must be a model name (letters, digits, '.', '_' and '-'), got ${JSON.stringify(name)}`);
+  if (!isValidModelName(name))
+    throw invalidParams(
+      `${method}: name must be a model name (letters, digits, '.', '_' and '-'), got ${JSON.stringify(name)}`,
+    );
   return name;
 }

@@ -7,13 +7,15 @@ import { invalidParams } from './errors';
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0;
 
 export function requireObject(params: unknown, method: string): Record<string, unknown> {
-  if (!params || typeof params !== 'object' || Array.isArray(params)) throw invalidParams(`${method}: params must be an object`);
+  if (!params || typeof params !== 'object' || Array.isArray(params))
+    throw invalidParams(`${method}: params must be an object`);
   return params as Record<string, unknown>;
 }
 
 export function requireUri(params: Record<string, unknown>, method: string): string {
   const document = params.textDocument as { uri?: unknown } | undefined;
-  if (!document || typeof document.uri !== 'string' || document.uri === '') throw invalidParams(`${method}: textDocument.uri is missing`);
+  if (!document || typeof document.uri !== 'string' || document.uri === '')
+    throw invalidParams(`${method}: textDocument.uri is missing`);
   return document.uri;
 }
 

@@ -1,8 +1,13 @@
 // The `modelwright` settings, fetched from the client per resource with workspace/configuration (never cached
 // globally: a folder or language may override them). A short cache per resource spares a round trip per
 // keystroke; didChangeConfiguration clears it. Malformed values fall back to the defaults, field by field.
-import { Connection, ClientCapabilities, DidChangeConfigurationNotification, ServerCapabilities } from 'vscode-languageserver';
-import { Settings, defaultSettings, modelRoles } from '../protocol';
+import {
+  type Connection,
+  type ClientCapabilities,
+  DidChangeConfigurationNotification,
+  type ServerCapabilities,
+} from 'vscode-languageserver';
+import { type Settings, defaultSettings, modelRoles } from '../protocol';
 import type { Feature } from './feature';
 
 /** How long settings fetched for one resource are reused. */
@@ -31,7 +36,9 @@ export class SettingsFeature implements Feature {
 
   async initialized(): Promise<void> {
     if (this.canRegister) {
-      await this.connection.client.register(DidChangeConfigurationNotification.type, { section: 'modelwright' }).catch(() => undefined);
+      await this.connection.client
+        .register(DidChangeConfigurationNotification.type, { section: 'modelwright' })
+        .catch(() => undefined);
     }
   }
 
@@ -54,7 +61,9 @@ export class SettingsFeature implements Feature {
     });
     try {
       const raw = await Promise.race([
-        this.connection.workspace.getConfiguration({ scopeUri: resource, section: 'modelwright' }).catch(() => undefined),
+        this.connection.workspace
+          .getConfiguration({ scopeUri: resource, section: 'modelwright' })
+          .catch(() => undefined),
         timeout,
       ]);
       return normalizeSettings(raw ?? this.pushed);
@@ -64,7 +73,8 @@ export class SettingsFeature implements Feature {
   }
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => !!value && typeof value === 'object' && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  !!value && typeof value === 'object' && !Array.isArray(value);
 
 function number(value: unknown, fallback: number, min: number, max: number, integer = true): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) return fallback;
@@ -79,7 +89,12 @@ export function normalizeSettings(raw: unknown): Settings {
   const explanation = isRecord(section.explanation) ? section.explanation : {};
   const d = defaultSettings;
   return {
-    models: Object.fromEntries(modelRoles.map((role) => [role, typeof models[role] === 'string' ? (models[role] as string).trim() : d.models[role]])) as Settings['models'],
+    models: Object.fromEntries(
+      modelRoles.map((role) => [
+        role,
+        typeof models[role] === 'string' ? (models[role] as string).trim() : d.models[role],
+      ]),
+    ) as Settings['models'],
     completion: {
       enable: typeof completion.enable === 'boolean' ? completion.enable : d.completion.enable,
       disabledLanguages: Array.isArray(completion.disabledLanguages)

@@ -2,7 +2,7 @@
 // state, sent to the client on every change. Changes of health, message or active models go out at once;
 // latency and training figures, which change all the time, at most twice a second.
 import type { Connection, ServerCapabilities } from 'vscode-languageserver';
-import { ServerStatus, Status } from '../protocol';
+import { type ServerStatus, Status } from '../protocol';
 import type { Feature } from './feature';
 
 const THROTTLE_MS = 500;

@@ -3,11 +3,11 @@
 // trainer checkpoints and exports what it has), and a hot-swap when a deployed model was retrained.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CancellationToken, ServerCapabilities } from 'vscode-languageserver';
+import type { CancellationToken, ServerCapabilities } from 'vscode-languageserver';
 import { abortSignalFrom, requestCancelled } from '../completion/cancellation';
-import { PresetName, presets } from '../engine/model';
+import { type PresetName, presets } from '../engine/model';
 import { filePath } from '../explanation/workspaceFiles';
-import { EvaluateModel, TrainModel, TrainingFigures, TrainingProgress } from '../protocol';
+import { EvaluateModel, TrainModel, type TrainingFigures, TrainingProgress } from '../protocol';
 import { isValidModelName } from '../registry/modelRegistry';
 import type { TrainProgress } from '../train/trainer';
 import { runEvaluation, runTraining } from '../workers/workerJob';
@@ -38,7 +38,9 @@ export class TrainingFeature implements Feature, TrainingState {
 
   initialize(): ServerCapabilities {
     this.context.connection.onRequest(TrainModel.type, (params, token) => answering(() => this.train(params, token)));
-    this.context.connection.onRequest(EvaluateModel.type, (params, token) => answering(() => this.evaluate(params, token)));
+    this.context.connection.onRequest(EvaluateModel.type, (params, token) =>
+      answering(() => this.evaluate(params, token)),
+    );
     return {};
   }
 
@@ -47,22 +49,29 @@ export class TrainingFeature implements Feature, TrainingState {
     const params = requireObject(raw, TrainModel.method) as Partial<TrainModel.Params>;
     if (!registry.trusted) throw requestFailed('untrusted workspace: training is disabled');
     const name = params.name;
-    if (!isValidModelName(name)) throw invalidParams(`${TrainModel.method}: name must be a model name (letters, digits, '.', '_' and '-')`);
+    if (!isValidModelName(name))
+      throw invalidParams(`${TrainModel.method}: name must be a model name (letters, digits, '.', '_' and '-')`);
     const workspace = folder(params.workspaceFolder, TrainModel.method);
     if (params.preset !== undefined && !(params.preset in presets)) {
-      throw invalidParams(`${TrainModel.method}: unknown preset "${params.preset}"; presets: ${Object.keys(presets).join(', ')}`);
+      throw invalidParams(
+        `${TrainModel.method}: unknown preset "${params.preset}"; presets: ${Object.keys(presets).join(', ')}`,
+      );
     }
-    if (params.preset !== undefined && params.base !== undefined) throw invalidParams(`${TrainModel.method}: give preset (from scratch) or base (fine-tune), not both`);
+    if (params.preset !== undefined && params.base !== undefined)
+      throw invalidParams(`${TrainModel.method}: give preset (from scratch) or base (fine-tune), not both`);
     const base = params.base !== undefined ? registry.resolve(params.base).dir : undefined;
     for (const key of ['steps', 'minutes'] as const) {
       const value = params[key];
-      if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) throw invalidParams(`${TrainModel.method}: ${key} must be a positive number`);
+      if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0))
+        throw invalidParams(`${TrainModel.method}: ${key} must be a positive number`);
     }
     const existing = registry.find(name);
     if (existing?.bundled) throw invalidParams(`"${name}" is the name of a bundled model; choose another name`);
     const out = path.join(options.modelsDirectory, name);
     if (fs.existsSync(path.join(out, 'config.json')) && !params.resume) {
-      throw invalidParams(`a model named "${name}" exists; choose another name or pass resume: true to continue its training`);
+      throw invalidParams(
+        `a model named "${name}" exists; choose another name or pass resume: true to continue its training`,
+      );
     }
     if (this.training) throw requestFailed(`"${this.training}" is training; one training runs at a time`);
 
@@ -77,7 +86,14 @@ export class TrainingFeature implements Feature, TrainingState {
       shutdown.abort();
       return settled;
     };
-    let figures: TrainingFigures = { name, phase: 'preparing', message: 'starting', step: 0, totalSteps: 0, elapsedSeconds: 0 };
+    let figures: TrainingFigures = {
+      name,
+      phase: 'preparing',
+      message: 'starting',
+      step: 0,
+      totalSteps: 0,
+      elapsedSeconds: 0,
+    };
     let lastNotified = 0;
     let lastPhase = '';
     const publish = (force: boolean) => {
@@ -114,7 +130,9 @@ export class TrainingFeature implements Feature, TrainingState {
       );
       figures = { ...figures, phase: 'done', message: result.finished ? 'finished' : 'stopped', step: result.steps };
       publish(true);
-      progress.done(`${result.finished ? 'Trained' : 'Stopped'} ${name}: ${result.steps} steps, loss ${result.loss.toFixed(3)}`);
+      progress.done(
+        `${result.finished ? 'Trained' : 'Stopped'} ${name}: ${result.steps} steps, loss ${result.loss.toFixed(3)}`,
+      );
       if (registry.rolesOf(name).length) await registry.reload(name); // the active model was retrained: swap it in
       return {
         name,
@@ -162,11 +180,18 @@ export class TrainingFeature implements Feature, TrainingState {
     const signal = AbortSignal.any([cancellation.signal, progress.signal]);
     try {
       const result = await runEvaluation(
-        { modelDir: entry.dir, workspace, samples: params.samples, record: registry.trusted && !entry.bundled, threads: 1 },
+        {
+          modelDir: entry.dir,
+          workspace,
+          samples: params.samples,
+          record: registry.trusted && !entry.bundled,
+          threads: 1,
+        },
         {
           signal,
           log: (line) => this.context.log.info(`[evaluation ${entry.name}] ${line}`),
-          onEvaluateProgress: (done, total, message) => progress.report(message, total ? (100 * done) / total : undefined),
+          onEvaluateProgress: (done, total, message) =>
+            progress.report(message, total ? (100 * done) / total : undefined),
         },
       );
       return {
@@ -192,7 +217,8 @@ export class TrainingFeature implements Feature, TrainingState {
 function folder(value: unknown, method: string): string {
   if (typeof value !== 'string' || !value) throw invalidParams(`${method}: workspaceFolder is missing`);
   const resolved = value.startsWith('file:') ? filePath(value) : path.resolve(value);
-  if (!resolved || !fs.existsSync(resolved) || !fs.statSync(resolved).isDirectory()) throw invalidParams(`${method}: ${value} is not a folder`);
+  if (!resolved || !fs.existsSync(resolved) || !fs.statSync(resolved).isDirectory())
+    throw invalidParams(`${method}: ${value} is not a folder`);
   return resolved;
 }
 

@@ -3,16 +3,16 @@
 // Cancellation from the progress UI (window/workDoneProgress/cancel) aborts the returned signal, for both kinds.
 import { randomUUID } from 'node:crypto';
 import {
-  ClientCapabilities,
-  Connection,
-  ProgressToken,
-  ServerCapabilities,
+  type ClientCapabilities,
+  type Connection,
+  type ProgressToken,
+  type ServerCapabilities,
   WorkDoneProgress,
-  WorkDoneProgressBegin,
+  type WorkDoneProgressBegin,
   WorkDoneProgressCancelNotification,
   WorkDoneProgressCreateRequest,
-  WorkDoneProgressEnd,
-  WorkDoneProgressReport,
+  type WorkDoneProgressEnd,
+  type WorkDoneProgressReport,
 } from 'vscode-languageserver';
 import type { Feature } from './feature';
 
@@ -36,7 +36,9 @@ export class WorkDoneProgressFeature implements Feature {
 
   initialized(): void {
     // Replaces the library's handler, which only knows server-created tokens.
-    this.connection.onNotification(WorkDoneProgressCancelNotification.type, ({ token }) => this.running.get(token)?.abort());
+    this.connection.onNotification(WorkDoneProgressCancelNotification.type, ({ token }) =>
+      this.running.get(token)?.abort(),
+    );
   }
 
   async begin(clientToken: ProgressToken | undefined, title: string, cancellable: boolean): Promise<ProgressReporter> {
@@ -55,14 +57,20 @@ export class WorkDoneProgressFeature implements Feature {
     const progressToken = token;
     this.running.set(progressToken, controller);
     const send = (value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd) =>
-      void Promise.resolve(this.connection.sendProgress(WorkDoneProgress.type, progressToken, value)).catch(() => undefined);
+      void Promise.resolve(this.connection.sendProgress(WorkDoneProgress.type, progressToken, value)).catch(
+        () => undefined,
+      );
     send({ kind: 'begin', title, cancellable, percentage: 0 });
     let finished = false;
     return {
       signal: controller.signal,
       report: (message, percentage) => {
         if (finished) return;
-        send({ kind: 'report', message, ...(percentage !== undefined ? { percentage: Math.max(0, Math.min(100, Math.round(percentage))) } : {}) });
+        send({
+          kind: 'report',
+          message,
+          ...(percentage !== undefined ? { percentage: Math.max(0, Math.min(100, Math.round(percentage))) } : {}),
+        });
       },
       done: (message) => {
         if (finished) return;

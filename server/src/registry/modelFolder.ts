@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildInference } from '../engine/inferenceGraph';
-import { GptConfig, parameterShapes } from '../engine/model';
+import { type GptConfig, parameterShapes } from '../engine/model';
 import { encodeModel, readInitializers } from '../engine/onnx';
 import { writeFileAtomic } from '../train/safetensors';
 
@@ -31,11 +31,16 @@ export function readFolderConfig(modelDir: string): FolderConfig {
     heads: number('n_head', 'num_attention_heads'),
     embedding: number('n_embd', 'hidden_size'),
     eosTokenId: typeof eos === 'number' ? eos : 0,
-    bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : (typeof eos === 'number' ? eos : 0),
+    bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : typeof eos === 'number' ? eos : 0,
   };
 }
 
-export function writeModelFiles(modelDir: string, config: GptConfig, weights: Map<string, Float32Array>, eosTokenId: number): void {
+export function writeModelFiles(
+  modelDir: string,
+  config: GptConfig,
+  weights: Map<string, Float32Array>,
+  eosTokenId: number,
+): void {
   const hf = {
     model_type: 'gpt2',
     architectures: ['GPT2LMHeadModel'],
@@ -70,7 +75,8 @@ export function readWeights(modelDir: string, config: GptConfig): Map<string, Fl
   for (const [name, shape] of parameterShapes(config)) {
     const t = stored.get(name);
     if (!t) throw new Error(`${modelDir}: weight ${name} not found; only GPT-2-layout folders can be fine-tuned`);
-    if (t.data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`${modelDir}: weight ${name} has shape [${t.dims}], expected [${shape}]`);
+    if (t.data.length !== shape.reduce((a, b) => a * b, 1))
+      throw new Error(`${modelDir}: weight ${name} has shape [${t.dims}], expected [${shape}]`);
     weights.set(name, t.data);
   }
   return weights;

@@ -3,11 +3,11 @@
 // keeps the previous one serving if that fails; a model a request still holds is disposed only when released.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ModelRole, ModelSummary, modelRoles } from '../protocol';
-import { ChatModel, hasChatTemplate, loadChatModel } from '../runtime/chatModel';
-import { LanguageModel, loadLanguageModel } from '../runtime/languageModel';
+import { type ModelRole, type ModelSummary, modelRoles } from '../protocol';
+import { type ChatModel, hasChatTemplate, loadChatModel } from '../runtime/chatModel';
+import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel';
 import { writeFileAtomic } from '../train/safetensors';
-import { ModelCard, readModelCard, updateModelCard } from './modelCard';
+import { type ModelCard, readModelCard, updateModelCard } from './modelCard';
 
 export const ACTIVE_FILE = 'active.json';
 /** The bundled model that serves until another one is deployed. */
@@ -144,17 +144,28 @@ export class ModelRegistry {
   resolve(name: string): ModelEntry {
     if (typeof name === 'string' && path.isAbsolute(name)) {
       // A model folder anywhere on disk (e.g. a transformers.js chat model), by absolute path: trusted workspaces only.
-      if (!this.options.trusted) throw new RegistryError('untrusted workspace: model folders outside the bundled models cannot be used', 'forbidden');
-      if (!fs.existsSync(path.join(name, 'config.json'))) throw new RegistryError(`${name} is not a model folder: config.json is missing`, 'unknownModel');
+      if (!this.options.trusted)
+        throw new RegistryError(
+          'untrusted workspace: model folders outside the bundled models cannot be used',
+          'forbidden',
+        );
+      if (!fs.existsSync(path.join(name, 'config.json')))
+        throw new RegistryError(`${name} is not a model folder: config.json is missing`, 'unknownModel');
       return { name, dir: name, bundled: false };
     }
     if (typeof name !== 'string' || !MODEL_NAME.test(name)) {
-      throw new RegistryError(`"${String(name)}" is not a valid model name (letters, digits, '.', '_' and '-')`, 'invalidName');
+      throw new RegistryError(
+        `"${String(name)}" is not a valid model name (letters, digits, '.', '_' and '-')`,
+        'invalidName',
+      );
     }
     const entry = this.find(name);
     if (entry) return entry;
     const known = this.entries().map((e) => e.name);
-    throw new RegistryError(`unknown model "${name}"; known models: ${known.length ? known.join(', ') : 'none'}`, 'unknownModel');
+    throw new RegistryError(
+      `unknown model "${name}"; known models: ${known.length ? known.join(', ') : 'none'}`,
+      'unknownModel',
+    );
   }
 
   /** The model name per role; the explanation role falls back to the completion model. */
@@ -252,9 +263,11 @@ export class ModelRegistry {
    */
   deploy(name: string, role: ModelRole): Promise<Partial<Record<ModelRole, string>>> {
     return this.serialized(async () => {
-      if (!modelRoles.includes(role)) throw new RegistryError(`unknown role "${String(role)}"; roles: ${modelRoles.join(', ')}`, 'invalidName');
+      if (!modelRoles.includes(role))
+        throw new RegistryError(`unknown role "${String(role)}"; roles: ${modelRoles.join(', ')}`, 'invalidName');
       const entry = this.resolve(name);
-      if (!this.options.trusted && !entry.bundled) throw new RegistryError('untrusted workspace: only bundled models can be deployed', 'forbidden');
+      if (!this.options.trusted && !entry.bundled)
+        throw new RegistryError('untrusted workspace: only bundled models can be deployed', 'forbidden');
       const flavor: Flavor = role === 'explanation' && hasChatTemplate(entry.dir) ? 'chat' : 'language';
       const slot = this.slotFor(entry, flavor);
       try {
@@ -314,7 +327,8 @@ export class ModelRegistry {
   /** Unloads a model whose folder is going away; refuses active models. */
   async remove(name: string): Promise<void> {
     const roles = this.rolesOf(name);
-    if (roles.length) throw new RegistryError(`"${name}" is active for ${roles.join(' and ')}; deploy another model first`, 'conflict');
+    if (roles.length)
+      throw new RegistryError(`"${name}" is active for ${roles.join(' and ')}; deploy another model first`, 'conflict');
     for (const slot of [...this.slots.values()]) if (slot.entry.name === name) this.retire(slot);
     this.collect();
   }
@@ -388,7 +402,15 @@ export class ModelRegistry {
   private newSlot(entry: ModelEntry, flavor: Flavor, knownFailure?: RegistryError): Slot {
     const id = `${flavor}:${entry.name}`;
     const key = `${entry.name}#${++this.loads}`;
-    const slot: Slot = { id, entry, flavor, leases: 0, lastUsed: Date.now(), retired: false, loading: undefined as never };
+    const slot: Slot = {
+      id,
+      entry,
+      flavor,
+      leases: 0,
+      lastUsed: Date.now(),
+      retired: false,
+      loading: undefined as never,
+    };
     if (knownFailure) {
       slot.failed = knownFailure.message;
       slot.loading = Promise.reject(knownFailure);
@@ -495,7 +517,12 @@ export class ModelRegistry {
 }
 
 /** Loads a folder as a language model (with a check that tokenizer and model belong together) or a chat model. */
-async function loadServingModel(entry: ModelEntry, flavor: Flavor, key: string, threads: number): Promise<ServingModel> {
+async function loadServingModel(
+  entry: ModelEntry,
+  flavor: Flavor,
+  key: string,
+  threads: number,
+): Promise<ServingModel> {
   let card: ModelCard | undefined;
   try {
     card = readModelCard(entry.dir);
@@ -515,7 +542,9 @@ async function loadServingModel(entry: ModelEntry, flavor: Flavor, key: string, 
     throw e;
   }
   const tokenizer = languageModel.tokenizer;
-  const hasFimTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'].every((t) => tokenizer.tokenId(t) !== undefined);
+  const hasFimTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'].every(
+    (t) => tokenizer.tokenId(t) !== undefined,
+  );
   return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && trainedWithFillInTheMiddle(card) };
 }
 

@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor as OrtTensor } from 'onnxruntime-node';
-import { FolderConfig, readFolderConfig } from '../registry/modelFolder';
-import { Io, ONNX_CANDIDATES, discoverIo, halfToFloat } from './languageModel';
-import { Feeds, Session, Tensor, createSession } from './onnxSession';
+import { type FolderConfig, readFolderConfig } from '../registry/modelFolder';
+import { type Io, ONNX_CANDIDATES, discoverIo, halfToFloat } from './languageModel';
+import { type Feeds, type Session, type Tensor, createSession } from './onnxSession';
 
 /** Tensor element types by their Open Inference Protocol / Triton name. */
 export type TensorDatatype = 'FP32' | 'FP16' | 'FP64' | 'INT64' | 'INT32' | 'INT8' | 'UINT8' | 'BOOL';
@@ -20,7 +20,14 @@ export interface TensorSpec {
   symbols: (string | undefined)[];
 }
 
-export type TensorData = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int8Array
+  | Uint8Array;
 
 /** A tensor in host memory, named, with its OIP datatype. */
 export interface HostTensor {
@@ -36,10 +43,24 @@ export interface BatchedDecoderOptions {
 }
 
 const ortToDatatype: Record<string, TensorDatatype> = {
-  float32: 'FP32', float16: 'FP16', float64: 'FP64', int64: 'INT64', int32: 'INT32', int8: 'INT8', uint8: 'UINT8', bool: 'BOOL',
+  float32: 'FP32',
+  float16: 'FP16',
+  float64: 'FP64',
+  int64: 'INT64',
+  int32: 'INT32',
+  int8: 'INT8',
+  uint8: 'UINT8',
+  bool: 'BOOL',
 };
 const datatypeToOrt: Record<TensorDatatype, string> = {
-  FP32: 'float32', FP16: 'float16', FP64: 'float64', INT64: 'int64', INT32: 'int32', INT8: 'int8', UINT8: 'uint8', BOOL: 'bool',
+  FP32: 'float32',
+  FP16: 'float16',
+  FP64: 'float64',
+  INT64: 'int64',
+  INT32: 'int32',
+  INT8: 'int8',
+  UINT8: 'uint8',
+  BOOL: 'bool',
 };
 
 /**
@@ -79,15 +100,24 @@ export class BatchedDecoder {
   private running = 0;
 
   static async load(modelDir: string, options: BatchedDecoderOptions = {}): Promise<BatchedDecoder> {
-    if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory()) throw new Error(`${modelDir}: model folder not found`);
+    if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory())
+      throw new Error(`${modelDir}: model folder not found`);
     const config = readFolderConfig(modelDir);
     const onnxFile = ONNX_CANDIDATES.find((f) => fs.existsSync(path.join(modelDir, f)));
     if (!onnxFile) throw new Error(`${modelDir}: ${ONNX_CANDIDATES[0]} is missing`);
-    const session = await createSession(path.join(modelDir, onnxFile), { intraOpThreads: options.intraOpThreads ?? 0 }).catch((e: unknown) => {
+    const session = await createSession(path.join(modelDir, onnxFile), {
+      intraOpThreads: options.intraOpThreads ?? 0,
+    }).catch((e: unknown) => {
       throw new Error(`${modelDir}: ${onnxFile} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
     });
     try {
-      return new BatchedDecoder(modelDir, onnxFile, config, session, discoverIo(session, config, `${modelDir}: ${onnxFile}`));
+      return new BatchedDecoder(
+        modelDir,
+        onnxFile,
+        config,
+        session,
+        discoverIo(session, config, `${modelDir}: ${onnxFile}`),
+      );
     } catch (e) {
       await session.release();
       throw e;
@@ -111,7 +141,12 @@ export class BatchedDecoder {
   /** Runs the graph on the given inputs and returns the requested outputs (all when `outputNames` is empty). */
   async runTensors(inputs: readonly HostTensor[], outputNames: readonly string[] = []): Promise<HostTensor[]> {
     const feeds: Feeds = {};
-    for (const input of inputs) feeds[input.name] = new OrtTensor(datatypeToOrt[input.datatype] as 'float32', input.data as Float32Array, input.shape);
+    for (const input of inputs)
+      feeds[input.name] = new OrtTensor(
+        datatypeToOrt[input.datatype] as 'float32',
+        input.data as Float32Array,
+        input.shape,
+      );
     const names = outputNames.length ? [...outputNames] : this.outputs.map((o) => o.name);
     const results = await this.run(feeds, names);
     return names.map((name) => {
@@ -129,10 +164,12 @@ export class BatchedDecoder {
   async prefill(prompts: readonly (readonly number[])[]): Promise<{ batch: DecodeBatch; logits: Float32Array[] }> {
     const rows = prompts.length;
     if (rows === 0) throw new Error('prefill needs at least one prompt');
-    if (rows > 1 && !this.canBatch) throw new Error(`${this.modelDir}: the graph has no attention_mask/position_ids, so it cannot batch`);
+    if (rows > 1 && !this.canBatch)
+      throw new Error(`${this.modelDir}: the graph has no attention_mask/position_ids, so it cannot batch`);
     const width = Math.max(...prompts.map((p) => p.length));
     if (width === 0) throw new Error('prefill needs at least one token per prompt');
-    if (width > this.config.contextLength) throw new Error(`${width} tokens exceed the model's context of ${this.config.contextLength}`);
+    if (width > this.config.contextLength)
+      throw new Error(`${width} tokens exceed the model's context of ${this.config.contextLength}`);
     const ids = new BigInt64Array(rows * width);
     const mask = new BigInt64Array(rows * width);
     const positions = new BigInt64Array(rows * width);
@@ -149,7 +186,12 @@ export class BatchedDecoder {
     });
     const emptyPast = this.emptyPast(rows);
     const results = await this.runStep(ids, mask, positions, [rows, width], emptyPast, false);
-    const batch = new DecodeBatch(this, pads, width, this.io.presentOutputs.map((name) => results[name]));
+    const batch = new DecodeBatch(
+      this,
+      pads,
+      width,
+      this.io.presentOutputs.map((name) => results[name]),
+    );
     return { batch, logits: this.lastLogits(results.logits, rows, width) };
   }
 
@@ -164,13 +206,19 @@ export class BatchedDecoder {
     const positions = new BigInt64Array(rows);
     for (let row = 0; row < rows; row++) {
       const held = batch.tokensIn(row);
-      if (held + 1 > this.config.contextLength) throw new Error(`row ${row}: ${held + 1} tokens exceed the model's context of ${this.config.contextLength}`);
+      if (held + 1 > this.config.contextLength)
+        throw new Error(`row ${row}: ${held + 1} tokens exceed the model's context of ${this.config.contextLength}`);
       ids[row] = BigInt(this.checkId(tokens[row]));
       positions[row] = BigInt(held);
       mask.fill(1n, row * total + batch.pads[row], (row + 1) * total);
     }
     const results = await this.runStep(ids, mask, positions, [rows, 1], batch.past, true);
-    const next = new DecodeBatch(this, batch.pads.slice(), total, this.io.presentOutputs.map((name) => results[name]));
+    const next = new DecodeBatch(
+      this,
+      batch.pads.slice(),
+      total,
+      this.io.presentOutputs.map((name) => results[name]),
+    );
     return { batch: next, logits: this.lastLogits(results.logits, rows, 1) };
   }
 
@@ -181,7 +229,8 @@ export class BatchedDecoder {
   select(batch: DecodeBatch, rows: readonly number[]): DecodeBatch {
     this.checkBatch(batch);
     if (rows.length === 0) throw new Error('select needs at least one row');
-    for (const row of rows) if (!(Number.isInteger(row) && row >= 0 && row < batch.rows)) throw new Error(`row ${row} is not in the batch`);
+    for (const row of rows)
+      if (!(Number.isInteger(row) && row >= 0 && row < batch.rows)) throw new Error(`row ${row} is not in the batch`);
     const trim = Math.min(...rows.map((row) => batch.pads[row]));
     const length = batch.length - trim;
     const heads = this.io.kvHeads;
@@ -197,7 +246,12 @@ export class BatchedDecoder {
       });
       return kvTensor(target, [rows.length, heads, length, headDim]);
     });
-    return new DecodeBatch(this, rows.map((row) => batch.pads[row] - trim), length, past);
+    return new DecodeBatch(
+      this,
+      rows.map((row) => batch.pads[row] - trim),
+      length,
+      past,
+    );
   }
 
   /** The rows of all the batches, in order, each padded on the left to the longest (copies). */
@@ -205,7 +259,8 @@ export class BatchedDecoder {
     if (batches.length === 0) throw new Error('concat needs at least one batch');
     for (const batch of batches) this.checkBatch(batch);
     if (batches.length === 1) return batches[0];
-    if (!this.canBatch) throw new Error(`${this.modelDir}: the graph has no attention_mask/position_ids, so it cannot batch`);
+    if (!this.canBatch)
+      throw new Error(`${this.modelDir}: the graph has no attention_mask/position_ids, so it cannot batch`);
     const length = Math.max(...batches.map((b) => b.length));
     const heads = this.io.kvHeads;
     const headDim = this.io.headDim;
@@ -219,7 +274,10 @@ export class BatchedDecoder {
         for (let row = 0; row < part.rows; row++, to++) {
           for (let h = 0; h < heads; h++) {
             const from = (row * heads + h) * part.length * headDim;
-            target.set(source.subarray(from, from + part.length * headDim), ((to * heads + h) * length + shift) * headDim);
+            target.set(
+              source.subarray(from, from + part.length * headDim),
+              ((to * heads + h) * length + shift) * headDim,
+            );
           }
         }
       }
@@ -258,7 +316,8 @@ export class BatchedDecoder {
     const feeds: Feeds = { input_ids: new OrtTensor('int64', ids, dims) };
     if (this.io.hasAttentionMask) feeds.attention_mask = new OrtTensor('int64', mask, [dims[0], mask.length / dims[0]]);
     if (this.io.hasPositionIds) feeds.position_ids = new OrtTensor('int64', positions, dims);
-    if (this.io.hasUseCacheBranch) feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([hasPast ? 1 : 0]), [1]);
+    if (this.io.hasUseCacheBranch)
+      feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([hasPast ? 1 : 0]), [1]);
     this.io.pastInputs.forEach((name, i) => (feeds[name] = past[i]));
     return this.run(feeds, this.fetches);
   }
@@ -280,12 +339,14 @@ export class BatchedDecoder {
 
   private emptyPast(rows: number): Tensor[] {
     const dims = [rows, this.io.kvHeads, 0, this.io.headDim];
-    const empty = this.io.kvType === 'float16' ? kvTensor(new Uint16Array(0), dims) : kvTensor(new Float32Array(0), dims);
+    const empty =
+      this.io.kvType === 'float16' ? kvTensor(new Uint16Array(0), dims) : kvTensor(new Float32Array(0), dims);
     return this.io.pastInputs.map(() => empty);
   }
 
   private checkId(id: number): number {
-    if (!(Number.isInteger(id) && id >= 0 && id < this.config.vocabSize)) throw new Error(`token id ${id} is outside the vocabulary`);
+    if (!(Number.isInteger(id) && id >= 0 && id < this.config.vocabSize))
+      throw new Error(`token id ${id} is outside the vocabulary`);
     return id;
   }
 

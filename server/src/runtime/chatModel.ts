@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' } });
+type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -60,9 +60,11 @@ export async function loadChatModel(modelDir: string, options: { threads?: numbe
   const directory = path.resolve(modelDir);
   if (!hasChatTemplate(directory)) throw new Error(`${modelDir}: tokenizer_config.json has no chat_template`);
   const module = await transformers();
-  const fileName = fs.existsSync(path.join(directory, 'onnx', 'decoder_model_merged.onnx')) && !fs.existsSync(path.join(directory, 'onnx', 'model.onnx'))
-    ? 'decoder_model_merged'
-    : undefined;
+  const fileName =
+    fs.existsSync(path.join(directory, 'onnx', 'decoder_model_merged.onnx')) &&
+    !fs.existsSync(path.join(directory, 'onnx', 'model.onnx'))
+      ? 'decoder_model_merged'
+      : undefined;
   const tokenizer = await module.AutoTokenizer.from_pretrained(directory, { local_files_only: true });
   const model = await module.AutoModelForCausalLM.from_pretrained(directory, {
     local_files_only: true,
@@ -71,16 +73,23 @@ export async function loadChatModel(modelDir: string, options: { threads?: numbe
     session_options: { intraOpNumThreads: options.threads ?? 1, interOpNumThreads: 1 },
   });
   const config = model.config as unknown as Record<string, unknown>;
-  const contextLength = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((v): v is number => typeof v === 'number') ?? Infinity;
+  const contextLength =
+    [config.max_position_embeddings, config.n_positions, config.n_ctx].find(
+      (v): v is number => typeof v === 'number',
+    ) ?? Infinity;
   let disposed = false;
   return {
     modelDir: directory,
     async chat(messages, chatOptions) {
       if (disposed) throw new Error(`${modelDir}: the model has been disposed`);
-      const inputs = tokenizer.apply_chat_template(messages as never, { add_generation_prompt: true, return_dict: true }) as Record<string, unknown>;
+      const inputs = tokenizer.apply_chat_template(messages as never, {
+        add_generation_prompt: true,
+        return_dict: true,
+      }) as Record<string, unknown>;
       const promptLength = (inputs.input_ids as { dims: number[] }).dims.at(-1) ?? 0;
       const room = contextLength - promptLength;
-      if (room <= 0) throw new Error(`the prompt has ${promptLength} tokens, more than ${modelDir}'s context of ${contextLength}`);
+      if (room <= 0)
+        throw new Error(`the prompt has ${promptLength} tokens, more than ${modelDir}'s context of ${contextLength}`);
       let text = '';
       const streamer = new module.TextStreamer(tokenizer, {
         skip_prompt: true,
@@ -95,7 +104,13 @@ export async function loadChatModel(modelDir: string, options: { threads?: numbe
       chatOptions.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         if (chatOptions.signal?.aborted) return '';
-        await model.generate({ ...inputs, max_new_tokens: Math.min(chatOptions.maxTokens, room), do_sample: false, streamer, stopping_criteria: [interrupt] } as never);
+        await model.generate({
+          ...inputs,
+          max_new_tokens: Math.min(chatOptions.maxTokens, room),
+          do_sample: false,
+          streamer,
+          stopping_criteria: [interrupt],
+        } as never);
       } finally {
         chatOptions.signal?.removeEventListener('abort', onAbort);
       }

@@ -1,8 +1,8 @@
 // Text generation with a loaded language model: one run over the prompt (prefill), then one run per new token
 // with the KV cache; greedy or sampled tokens, stop sequences, cancellation, streaming, left truncation of
 // prompts that do not fit the context, and reuse of a cache whose tokens begin the new prompt.
-import { KvCache, LanguageModel } from './languageModel';
-import { Sampler, SamplingOptions } from './sampling';
+import type { KvCache, LanguageModel } from './languageModel';
+import { Sampler, type SamplingOptions } from './sampling';
 import { createStreamingDecoder } from './tokenizer';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -60,7 +60,8 @@ export async function generate(
   options: GenerateOptions = {},
 ): Promise<GenerateResult> {
   const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
-  if (!(Number.isInteger(maxTokens) && maxTokens >= 0)) throw new Error(`maxTokens must be a non-negative integer, got ${maxTokens}`);
+  if (!(Number.isInteger(maxTokens) && maxTokens >= 0))
+    throw new Error(`maxTokens must be a non-negative integer, got ${maxTokens}`);
   const sampler = new Sampler(options);
   const { config, tokenizer } = model;
   const contextLength = config.contextLength;

@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor as OrtTensor } from 'onnxruntime-node';
-import { FolderConfig, readFolderConfig } from '../registry/modelFolder';
-import { Feeds, Session, Tensor, createSession, int64Tensor } from './onnxSession';
-import { Tokenizer, loadTokenizer } from './tokenizer';
+import { type FolderConfig, readFolderConfig } from '../registry/modelFolder';
+import { type Feeds, type Session, type Tensor, createSession, int64Tensor } from './onnxSession';
+import { type Tokenizer, loadTokenizer } from './tokenizer';
 
 export interface LoadOptions {
   /** Threads for one op (0 or absent: onnxruntime chooses). */
@@ -98,9 +98,11 @@ export async function loadLanguageModel(modelDir: string, options: LoadOptions =
   if (!onnxFile) throw new Error(`${modelDir}: ${ONNX_CANDIDATES[0]} is missing`);
 
   const [session, tokenizer] = await Promise.all([
-    createSession(path.join(modelDir, onnxFile), { intraOpThreads: options.intraOpThreads ?? 0 }).catch((e: unknown) => {
-      throw new Error(`${modelDir}: ${onnxFile} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
-    }),
+    createSession(path.join(modelDir, onnxFile), { intraOpThreads: options.intraOpThreads ?? 0 }).catch(
+      (e: unknown) => {
+        throw new Error(`${modelDir}: ${onnxFile} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
+      },
+    ),
     loadTokenizer(modelDir),
   ]);
   let io: Io;
@@ -154,9 +156,10 @@ export function discoverIo(session: Session, config: FolderConfig, where: string
 
   // [batch, heads, past, headDim]; symbolic dimensions fall back to config.json.
   const meta = session.inputMetadata.find((m) => m.name === pastInputs[0]);
-  const shape = meta && meta.isTensor ? meta.shape : [];
-  const type = meta && meta.isTensor ? meta.type : 'float32';
-  if (type !== 'float32' && type !== 'float16') throw new Error(`${where}: past_key_values of type ${type} are not supported`);
+  const shape = meta?.isTensor ? meta.shape : [];
+  const type = meta?.isTensor ? meta.type : 'float32';
+  if (type !== 'float32' && type !== 'float16')
+    throw new Error(`${where}: past_key_values of type ${type} are not supported`);
   const logitsMeta = session.outputMetadata.find((m) => m.name === 'logits');
   if (logitsMeta?.isTensor && logitsMeta.type !== 'float32' && logitsMeta.type !== 'float16') {
     throw new Error(`${where}: logits of type ${logitsMeta.type} are not supported`);
@@ -221,14 +224,16 @@ class OnnxLanguageModel implements LanguageModel {
     const ids = new BigInt64Array(n);
     for (let i = 0; i < n; i++) {
       const id = tokenIds[i];
-      if (!(Number.isInteger(id) && id >= 0 && id < this.config.vocabSize)) throw new Error(`token id ${id} is outside the vocabulary`);
+      if (!(Number.isInteger(id) && id >= 0 && id < this.config.vocabSize))
+        throw new Error(`token id ${id} is outside the vocabulary`);
       ids[i] = BigInt(id);
     }
 
     const feeds: Feeds = { input_ids: int64Tensor(ids, [1, n]) };
     if (this.io.hasAttentionMask) feeds.attention_mask = int64Tensor(this.ones.subarray(0, total), [1, total]);
     if (this.io.hasPositionIds) feeds.position_ids = int64Tensor(this.positions.subarray(past, total), [1, n]);
-    if (this.io.hasUseCacheBranch) feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([past > 0 ? 1 : 0]), [1]);
+    if (this.io.hasUseCacheBranch)
+      feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([past > 0 ? 1 : 0]), [1]);
     const pastInputs = this.io.pastInputs;
     for (let i = 0; i < pastInputs.length; i++) feeds[pastInputs[i]] = cache.past[i];
 
@@ -257,11 +262,17 @@ class OnnxLanguageModel implements LanguageModel {
 function slicePositions(t: Tensor, length: number): Tensor {
   const [batch, heads, past, headDim] = t.dims;
   const source = t.data as Float32Array | Uint16Array;
-  const target = source instanceof Float32Array ? new Float32Array(batch * heads * length * headDim) : new Uint16Array(batch * heads * length * headDim);
+  const target =
+    source instanceof Float32Array
+      ? new Float32Array(batch * heads * length * headDim)
+      : new Uint16Array(batch * heads * length * headDim);
   const block = length * headDim;
-  for (let h = 0; h < batch * heads; h++) target.set(source.subarray(h * past * headDim, h * past * headDim + block), h * block);
+  for (let h = 0; h < batch * heads; h++)
+    target.set(source.subarray(h * past * headDim, h * past * headDim + block), h * block);
   const dims = [batch, heads, length, headDim];
-  return target instanceof Float32Array ? new OrtTensor('float32', target, dims) : new OrtTensor('float16', target, dims);
+  return target instanceof Float32Array
+    ? new OrtTensor('float32', target, dims)
+    : new OrtTensor('float16', target, dims);
 }
 
 /** IEEE half-precision values [first, end) as float32. */
@@ -276,7 +287,9 @@ export function halfToFloat(data: Uint16Array, first: number, end: number): Floa
       exponent === 0
         ? sign * 2 ** -14 * (fraction / 1024)
         : exponent === 31
-          ? (fraction ? NaN : sign * Infinity)
+          ? fraction
+            ? NaN
+            : sign * Infinity
           : sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
   }
   return out;

@@ -76,11 +76,13 @@ export class Sampler {
 
   constructor(options: SamplingOptions = {}) {
     const temperature = options.temperature ?? 0;
-    if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`temperature must be ≥ 0, got ${options.temperature}`);
+    if (!(temperature >= 0) || !Number.isFinite(temperature))
+      throw new Error(`temperature must be ≥ 0, got ${options.temperature}`);
     const topP = options.topP ?? 1;
     if (!(topP > 0 && topP <= 1)) throw new Error(`topP must be in (0, 1], got ${options.topP}`);
     const topK = options.topK ?? 0;
-    if (!(Number.isInteger(topK) && topK >= 0)) throw new Error(`topK must be a non-negative integer, got ${options.topK}`);
+    if (!(Number.isInteger(topK) && topK >= 0))
+      throw new Error(`topK must be a non-negative integer, got ${options.topK}`);
     this.temperature = temperature;
     this.topP = topP;
     this.topK = topK;

@@ -3,10 +3,10 @@
 // without breaking UTF-8 characters that span byte-level tokens.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { PreTrainedTokenizer } from '@huggingface/transformers' with { 'resolution-mode': 'import' };
 import { bpeEncoderFromTokenizerJson, tokenizerJson, unicodeToByte, type BpeEncoder } from '../train/bpe';
 
-type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' } });
+type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
+type PreTrainedTokenizer = InstanceType<Transformers['PreTrainedTokenizer']>;
 
 export interface Tokenizer {
   /** Token ids of the text; no BOS/EOS is added (special token strings in the text map to their ids). */
@@ -88,7 +88,8 @@ async function tokenizerJsonFromVocabAndMerges(directory: string, config: any): 
 }
 
 function defaultConfig(tokenizerJson: any): Record<string, unknown> {
-  const hasEndOfText = (tokenizerJson.added_tokens ?? []).some((token: { content: string }) => token.content === '<|endoftext|>') ||
+  const hasEndOfText =
+    (tokenizerJson.added_tokens ?? []).some((token: { content: string }) => token.content === '<|endoftext|>') ||
     (tokenizerJson.model?.vocab && Object.hasOwn(tokenizerJson.model.vocab, '<|endoftext|>'));
   const endOfText = hasEndOfText ? '<|endoftext|>' : null;
   return {
@@ -153,7 +154,11 @@ export interface LoadTokenizerOptions {
 /** The fast encoder for this tokenizer.json, or undefined when it is not a kind the fast encoder covers. */
 function fastEncoderFor(tokenizerJson: any): BpeEncoder | undefined {
   // Added tokens that strip neighbouring spaces are handled by transformers.js only.
-  if ((tokenizerJson?.added_tokens ?? []).some((token: { lstrip?: boolean; rstrip?: boolean }) => token.lstrip || token.rstrip)) {
+  if (
+    (tokenizerJson?.added_tokens ?? []).some(
+      (token: { lstrip?: boolean; rstrip?: boolean }) => token.lstrip || token.rstrip,
+    )
+  ) {
     return undefined;
   }
   try {
@@ -258,7 +263,8 @@ function windowStreamingDecoder(tokenizer: Tokenizer): StreamingDecoder {
   // one earlier token of context, which tokenizers that strip a leading space (SentencePiece) need.
   let ids: number[] = [];
   let readOffset = 0;
-  const decodeRange = (start: number, end: number): string => (end > start ? tokenizer.decode(ids.slice(start, end)) : '');
+  const decodeRange = (start: number, end: number): string =>
+    end > start ? tokenizer.decode(ids.slice(start, end)) : '';
   const fresh = (): string => {
     const emitted = decodeRange(0, readOffset);
     const full = decodeRange(0, ids.length);

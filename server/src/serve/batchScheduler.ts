@@ -1,12 +1,12 @@
 // Runs one model version's work: a bounded queue of completion requests and raw inference jobs, and a loop
 // that batches concurrent completions (continuous batching: waiting requests are prefilled together and join
 // the running batch between decode steps; finished, timed-out or cancelled ones leave it).
-import { BatchedDecoder, DecodeBatch } from '../runtime/batchedDecoder';
-import { Sampler, SamplingOptions, argmax } from '../runtime/sampling';
-import { Tokenizer } from '../runtime/tokenizer';
+import type { BatchedDecoder, DecodeBatch } from '../runtime/batchedDecoder';
+import { Sampler, type SamplingOptions, argmax } from '../runtime/sampling';
+import type { Tokenizer } from '../runtime/tokenizer';
 import { CompletionText } from './completionText';
 import { HttpError, queueFull, unavailable } from './errors';
-import { ServiceMetrics } from './metrics';
+import type { ServiceMetrics } from './metrics';
 
 export interface CompletionRequest {
   /** Prompt ids, at least one, that fit the context together with maxTokens. */
@@ -27,7 +27,12 @@ export interface CompletionRequest {
  * The prompt ids to run for a completion of up to `maxTokens` tokens: cut from the left so that both fit the
  * context (as the runtime's generate() does), and the begin-of-text id for an empty prompt.
  */
-export function fitPrompt(ids: readonly number[], maxTokens: number, contextLength: number, bosTokenId: number): number[] {
+export function fitPrompt(
+  ids: readonly number[],
+  maxTokens: number,
+  contextLength: number,
+  bosTokenId: number,
+): number[] {
   const prompt = ids.length ? ids : [bosTokenId];
   const keep = Math.max(1, contextLength - maxTokens);
   return prompt.length > keep ? prompt.slice(prompt.length - keep) : prompt.slice();
@@ -126,7 +131,8 @@ export class BatchScheduler {
   /** Queues completions, all or none (429 when they do not all fit, 503 when no longer accepting). */
   complete(requests: readonly CompletionRequest[]): Promise<CompletionOutcome>[] {
     for (const request of requests) {
-      if (!(request.promptIds.length > 0 && request.maxTokens >= 1)) throw new Error('a completion needs a prompt token and maxTokens ≥ 1');
+      if (!(request.promptIds.length > 0 && request.maxTokens >= 1))
+        throw new Error('a completion needs a prompt token and maxTokens ≥ 1');
     }
     this.admitCheck(requests.length);
     const promises = requests.map((request) => {
@@ -135,7 +141,12 @@ export class BatchScheduler {
         const sequence: Sequence = {
           request,
           sampler: greedy ? undefined : new Sampler(request.sampling),
-          text: new CompletionText(this.tokenizer, request.stops, request.maxTokens, request.ignoreEos ? new Set() : this.endIds),
+          text: new CompletionText(
+            this.tokenizer,
+            request.stops,
+            request.maxTokens,
+            request.ignoreEos ? new Set() : this.endIds,
+          ),
           last: -1,
           generated: 0,
           done: false,
@@ -189,7 +200,7 @@ export class BatchScheduler {
   /** Fails everything queued or running with `error` (used when a shutdown runs out of time). */
   cancelAll(error: unknown): void {
     for (const sequence of [...this.waiting, ...this.active]) this.finish(sequence, error);
-    for (const job of this.jobs) if (!job.done) ((job.done = true), job.reject(error));
+    for (const job of this.jobs) if (!job.done) (job.done = true), job.reject(error);
     this.waiting = [];
     this.jobs = [];
     this.notifyIdle();
@@ -199,7 +210,9 @@ export class BatchScheduler {
     if (!this.accepting) throw unavailable(`model ${this.options.modelName} is shutting down or being replaced`);
     if (!this.hasRoom(count)) {
       this.options.metrics?.rejected.inc({ model: this.options.modelName, reason: 'queue_full' });
-      throw queueFull(`the queue of model ${this.options.modelName} is full (${this.options.maxQueue} waiting); retry later`);
+      throw queueFull(
+        `the queue of model ${this.options.modelName} is full (${this.options.maxQueue} waiting); retry later`,
+      );
     }
   }
 
@@ -216,7 +229,10 @@ export class BatchScheduler {
     if (sequence.done) return;
     sequence.done = true;
     sequence.request.signal?.removeEventListener('abort', sequence.onAbort);
-    if (error !== undefined) return sequence.reject(error);
+    if (error !== undefined) {
+      sequence.reject(error);
+      return;
+    }
     const reason = sequence.text.finish === 'length' ? 'length' : 'stop';
     sequence.resolve({
       text: sequence.text.text,
@@ -254,9 +270,9 @@ export class BatchScheduler {
     if (job.done) return;
     try {
       const value = await job.run();
-      if (!job.done) ((job.done = true), job.resolve(value));
+      if (!job.done) (job.done = true), job.resolve(value);
     } catch (e) {
-      if (!job.done) ((job.done = true), job.reject(e));
+      if (!job.done) (job.done = true), job.reject(e);
     }
   }
 
@@ -323,7 +339,10 @@ export class BatchScheduler {
     const batch = this.batch!;
     let result: { batch: DecodeBatch; logits: Float32Array[] };
     try {
-      result = await this.decoder.step(batch, this.active.map((s) => s.last));
+      result = await this.decoder.step(
+        batch,
+        this.active.map((s) => s.last),
+      );
     } catch (e) {
       for (const sequence of this.active) this.finish(sequence, e);
       this.active = [];

@@ -1,7 +1,7 @@
 // The text of one completion as its tokens arrive: incremental decoding, stop sequences (the text ends before
 // the first one) and the part that is safe to stream (text that might still become a stop sequence is held).
 // Shared by the batch scheduler and the remote Open Inference Protocol client.
-import { Tokenizer, createStreamingDecoder, StreamingDecoder } from '../runtime/tokenizer';
+import { type Tokenizer, createStreamingDecoder, type StreamingDecoder } from '../runtime/tokenizer';
 
 export type TextFinish = 'stop' | 'eos' | 'length';
 

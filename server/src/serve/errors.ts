@@ -15,7 +15,11 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly type: ErrorType = status === 404 ? 'not_found_error' : status >= 500 ? 'server_error' : 'invalid_request_error',
+    readonly type: ErrorType = status === 404
+      ? 'not_found_error'
+      : status >= 500
+        ? 'server_error'
+        : 'invalid_request_error',
     /** The request field at fault, when there is one. */
     readonly param?: string,
   ) {
@@ -23,7 +27,8 @@ export class HttpError extends Error {
   }
 }
 
-export const badRequest = (message: string, param?: string) => new HttpError(400, message, 'invalid_request_error', param);
+export const badRequest = (message: string, param?: string) =>
+  new HttpError(400, message, 'invalid_request_error', param);
 export const notFound = (message: string) => new HttpError(404, message, 'not_found_error');
 export const queueFull = (message: string) => new HttpError(429, message, 'queue_full');
 export const unavailable = (message: string) => new HttpError(503, message, 'unavailable');

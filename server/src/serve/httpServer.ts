@@ -1,7 +1,7 @@
 // The model service as a library: startServer() loads models and serves them over HTTP (fastify) with the
 // OpenAI-compatible /v1 routes, the Open Inference Protocol /v2 routes and Prometheus /metrics; API-key auth off
 // loopback, a body size limit, JSON errors, hot reload per model and a graceful close.
-import Fastify, { FastifyError, FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import * as path from 'node:path';
 import { bearerChecker, checkApiKey, isLoopbackHost } from './auth';
 import { HttpError, errorBody, unavailable } from './errors';
@@ -56,7 +56,10 @@ export interface RunningServer {
   /** Stops accepting, lets requests in flight finish (up to shutdownTimeoutMs), releases the models. */
   close(): Promise<void>;
   /** The served models and how many old versions are still finishing. */
-  status(): { models: { name: string; version: number; dir: string; queueDepth: number; active: number }[]; retiring: number };
+  status(): {
+    models: { name: string; version: number; dir: string; queueDepth: number; active: number }[];
+    retiring: number;
+  };
 }
 
 const HEALTH_ROUTES = new Set(['/v2/health/live', '/v2/health/ready']);
@@ -66,7 +69,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const loopback = isLoopbackHost(host);
   if (options.apiKey !== undefined) checkApiKey(options.apiKey);
   if (!loopback && options.apiKey === undefined) {
-    throw new Error(`binding ${host} exposes the models beyond this machine: give an API key (--api-key-file) or bind 127.0.0.1`);
+    throw new Error(
+      `binding ${host} exposes the models beyond this machine: give an API key (--api-key-file) or bind 127.0.0.1`,
+    );
   }
   if (options.models.length === 0) throw new Error('no models to serve');
   const log = options.log ?? (() => {});
@@ -74,7 +79,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   let closing = false;
   let started = false;
-  const metrics: ServiceMetrics = new ServiceMetrics(() => models.load().map((m) => ({ ...m, ready: started && !closing && models.get(m.name) !== undefined })));
+  const metrics: ServiceMetrics = new ServiceMetrics(() =>
+    models.load().map((m) => ({ ...m, ready: started && !closing && models.get(m.name) !== undefined })),
+  );
   const models: ModelSet = new ModelSet({
     maxBatchSize: batching ? (options.maxBatchSize ?? 32) : 1,
     maxQueue: options.maxQueue ?? 64,
@@ -85,7 +92,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
 
   const resolveSource = (source: ModelSource): { name: string; dir: string } => {
-    if (typeof source !== 'string') return { name: checkModelName(source.name ?? nameForFolder(source.dir)), dir: path.resolve(source.dir) };
+    if (typeof source !== 'string')
+      return { name: checkModelName(source.name ?? nameForFolder(source.dir)), dir: path.resolve(source.dir) };
     if (options.modelsDirectory && !source.includes('/') && !source.includes(path.sep)) {
       return { name: checkModelName(source), dir: resolveModelDir(options.modelsDirectory, source) };
     }
@@ -115,7 +123,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     forceCloseConnections: 'idle',
     requestTimeout: 120_000,
   });
-  const context = new RouteContext(models, options.requestTimeoutMs ?? 60_000, options.maxInferOutputElements ?? 4 * 1024 * 1024, () => started && !closing);
+  const context = new RouteContext(
+    models,
+    options.requestTimeoutMs ?? 60_000,
+    options.maxInferOutputElements ?? 4 * 1024 * 1024,
+    () => started && !closing,
+  );
 
   const checkBearer = options.apiKey !== undefined ? bearerChecker(options.apiKey) : undefined;
   app.addHook('onRequest', async (request, reply) => {
@@ -131,7 +144,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }
     } else if (!isLoopbackHostHeader(request.headers.host)) {
       // Without a key only this machine may call, by a loopback name: refuses DNS-rebinding pages in a browser.
-      throw new HttpError(403, `host ${JSON.stringify(request.headers.host ?? '')} is not a loopback name`, 'authentication_error');
+      throw new HttpError(
+        403,
+        `host ${JSON.stringify(request.headers.host ?? '')} is not a loopback name`,
+        'authentication_error',
+      );
     }
   });
   app.addHook('onSend', async (_request, reply) => {
@@ -146,7 +163,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   app.setErrorHandler((error: FastifyError | HttpError | Error, request, reply) => {
     let http: HttpError;
     if (error instanceof HttpError) http = error;
-    else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    else if (
+      'statusCode' in error &&
+      typeof error.statusCode === 'number' &&
+      error.statusCode >= 400 &&
+      error.statusCode < 500
+    ) {
       const type = error.statusCode === 413 ? 'payload_too_large' : 'invalid_request_error';
       const message =
         error.statusCode === 413
@@ -156,21 +178,27 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
             : error.message;
       http = new HttpError(error.statusCode, message, type);
     } else {
-      log(`error on ${request.method} ${request.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      log(
+        `error on ${request.method} ${request.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
       http = new HttpError(500, 'internal error');
     }
     if (http.status === 499 || reply.raw.destroyed) return reply.code(499).send(); // the client is gone
     return reply.code(http.status).type('application/json').send(errorBody(request.url, http));
   });
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).type('application/json').send(errorBody(request.url, new HttpError(404, `no route ${request.method} ${request.url.split('?')[0]}`)));
+    reply
+      .code(404)
+      .type('application/json')
+      .send(errorBody(request.url, new HttpError(404, `no route ${request.method} ${request.url.split('?')[0]}`)));
   });
 
-  app.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.registry.render()));
+  app.get('/metrics', async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.registry.render()),
+  );
   registerOpenAiRoutes(app, context);
   registerInferenceRoutes(app, context);
 
-  let url: string;
   try {
     await app.listen({ host, port: options.port ?? 0 });
   } catch (e) {
@@ -179,9 +207,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 0);
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   started = true;
-  log(`serving ${models.list().map((m) => m.name).join(', ')} at ${url}${batching ? '' : ' (batching off)'}`);
+  log(
+    `serving ${models
+      .list()
+      .map((m) => m.name)
+      .join(', ')} at ${url}${batching ? '' : ' (batching off)'}`,
+  );
 
   // Requests between arrival and the end of their response (or the client going away), for the shutdown.
   let inFlight = 0;
@@ -199,7 +232,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       const deadline = Date.now() + (options.shutdownTimeoutMs ?? 30_000);
       while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       if (inFlight > 0) {
-        log(`shutdown: ${inFlight} requests still running after ${options.shutdownTimeoutMs ?? 30_000} ms are cancelled`);
+        log(
+          `shutdown: ${inFlight} requests still running after ${options.shutdownTimeoutMs ?? 30_000} ms are cancelled`,
+        );
         models.cancelAll(unavailable('the server is shutting down'));
       }
       // Nothing is in flight: what is left are idle keep-alive connections and ones that never sent a request.
@@ -219,7 +254,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     async reload(name, dir) {
       if (closing) throw new Error('the server is shutting down');
       checkModelName(name);
-      const folder = dir !== undefined ? path.resolve(dir) : options.modelsDirectory ? resolveModelDir(options.modelsDirectory, name) : undefined;
+      const folder =
+        dir !== undefined
+          ? path.resolve(dir)
+          : options.modelsDirectory
+            ? resolveModelDir(options.modelsDirectory, name)
+            : undefined;
       if (!folder) throw new Error(`reload ${name}: give the model folder`);
       const model = await models.reload(name, folder);
       return { name: model.name, version: model.version };

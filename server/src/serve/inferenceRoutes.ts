@@ -3,8 +3,8 @@
 // the graph directly on the request's tensors (queued with the model's other work).
 import type { FastifyInstance } from 'fastify';
 import { asHttpError, badRequest, notFound, unavailable } from './errors';
-import { ServedModel } from './modelSet';
-import { RouteContext } from './routeContext';
+import type { ServedModel } from './modelSet';
+import type { RouteContext } from './routeContext';
 import { outputJson, parseInferRequest } from './tensorCodec';
 import { SERVICE_VERSION } from './version';
 
@@ -18,7 +18,9 @@ export function registerInferenceRoutes(app: FastifyInstance, context: RouteCont
   const modelOf = (params: ModelParams): ServedModel => {
     const model = context.model(params.name);
     if (params.version !== undefined && params.version !== String(model.version)) {
-      throw notFound(`model ${params.name} has no version ${JSON.stringify(params.version)}; the served version is ${model.version}`);
+      throw notFound(
+        `model ${params.name} has no version ${JSON.stringify(params.version)}; the served version is ${model.version}`,
+      );
     }
     return model;
   };
@@ -35,7 +37,11 @@ export function registerInferenceRoutes(app: FastifyInstance, context: RouteCont
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get<{ Params: ModelParams }>(prefix, async (request) => {
       const model = modelOf(request.params);
-      const tensor = (spec: { name: string; datatype: string; shape: number[] }) => ({ name: spec.name, datatype: spec.datatype, shape: spec.shape });
+      const tensor = (spec: { name: string; datatype: string; shape: number[] }) => ({
+        name: spec.name,
+        datatype: spec.datatype,
+        shape: spec.shape,
+      });
       return {
         name: model.name,
         versions: [String(model.version)],
@@ -54,7 +60,12 @@ export function registerInferenceRoutes(app: FastifyInstance, context: RouteCont
     app.post<{ Params: ModelParams }>(`${prefix}/infer`, async (request, reply) => {
       const model = modelOf(request.params);
       if (!context.isReady()) throw unavailable('the server is shutting down');
-      const parsed = parseInferRequest(request.body, model.decoder.inputs, model.decoder.outputs, context.inferLimits(model));
+      const parsed = parseInferRequest(
+        request.body,
+        model.decoder.inputs,
+        model.decoder.outputs,
+        context.inferLimits(model),
+      );
       const abort = context.requestSignal(request, reply);
       try {
         const outputs = await model.scheduler.infer(

@@ -18,7 +18,10 @@ interface Metric {
 
 export class Counter implements Metric {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
 
   inc(labels: Labels = {}, by = 1): void {
     const key = keyOf(labels);
@@ -33,14 +36,19 @@ export class Counter implements Metric {
 
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
+    for (const { labels, value } of this.values.values())
+      lines.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
     return lines.join('\n');
   }
 }
 
 /** A gauge whose values are read when the metrics are rendered. */
 export class Gauge implements Metric {
-  constructor(readonly name: string, readonly help: string, private readonly read: () => { labels: Labels; value: number }[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => { labels: Labels; value: number }[],
+  ) {}
 
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
@@ -51,7 +59,11 @@ export class Gauge implements Metric {
 
 export class Histogram implements Metric {
   private readonly values = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[],
+  ) {}
 
   observe(value: number, labels: Labels = {}): void {
     const key = keyOf(labels);
@@ -68,7 +80,9 @@ export class Histogram implements Metric {
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const { labels, counts, sum, count } of this.values.values()) {
-      this.buckets.forEach((bound, i) => lines.push(`${this.name}_bucket${labelText({ ...labels, le: String(bound) })} ${counts[i]}`));
+      this.buckets.forEach((bound, i) =>
+        lines.push(`${this.name}_bucket${labelText({ ...labels, le: String(bound) })} ${counts[i]}`),
+      );
       lines.push(`${this.name}_bucket${labelText({ ...labels, le: '+Inf' })} ${count}`);
       lines.push(`${this.name}_sum${labelText(labels)} ${formatNumber(sum)}`);
       lines.push(`${this.name}_count${labelText(labels)} ${count}`);
@@ -129,24 +143,36 @@ export class MetricsRegistry {
 /** The service's metrics; model-level gauges are read from the live models at render time. */
 export class ServiceMetrics {
   readonly registry = new MetricsRegistry();
-  readonly requests = this.registry.add(new Counter('modelwright_http_requests_total', 'HTTP requests by route, method and status code.'));
-  readonly latency = this.registry.add(
-    new Histogram('modelwright_http_request_duration_seconds', 'HTTP request latency (to the last byte, streams included).', [
-      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-    ]),
+  readonly requests = this.registry.add(
+    new Counter('modelwright_http_requests_total', 'HTTP requests by route, method and status code.'),
   );
-  readonly promptTokens = this.registry.add(new Counter('modelwright_prompt_tokens_total', 'Prompt tokens run, by model.'));
-  readonly generatedTokens = this.registry.add(new Counter('modelwright_generated_tokens_total', 'Tokens generated, by model.'));
+  readonly latency = this.registry.add(
+    new Histogram(
+      'modelwright_http_request_duration_seconds',
+      'HTTP request latency (to the last byte, streams included).',
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ),
+  );
+  readonly promptTokens = this.registry.add(
+    new Counter('modelwright_prompt_tokens_total', 'Prompt tokens run, by model.'),
+  );
+  readonly generatedTokens = this.registry.add(
+    new Counter('modelwright_generated_tokens_total', 'Tokens generated, by model.'),
+  );
   readonly batchSize = this.registry.add(
     new Histogram('modelwright_batch_size', 'Sequences per decode step, by model.', [1, 2, 4, 8, 16, 32, 64]),
   );
-  readonly rejected = this.registry.add(new Counter('modelwright_rejected_requests_total', 'Requests refused before running, by model and reason.'));
+  readonly rejected = this.registry.add(
+    new Counter('modelwright_rejected_requests_total', 'Requests refused before running, by model and reason.'),
+  );
   private readonly tokenRates = new Map<string, RateMeter>();
 
   constructor(liveModels: () => { name: string; queueDepth: number; active: number; ready: boolean }[]) {
     this.registry.add(
-      new Gauge('modelwright_generated_tokens_per_second', 'Generated tokens per second over the last 10 s, by model.', () =>
-        [...this.tokenRates].map(([model, meter]) => ({ labels: { model }, value: meter.perSecond() })),
+      new Gauge(
+        'modelwright_generated_tokens_per_second',
+        'Generated tokens per second over the last 10 s, by model.',
+        () => [...this.tokenRates].map(([model, meter]) => ({ labels: { model }, value: meter.perSecond() })),
       ),
     );
     this.registry.add(

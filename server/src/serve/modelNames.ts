@@ -11,7 +11,9 @@ export function isValidModelName(name: string): boolean {
 
 export function checkModelName(name: string): string {
   if (!isValidModelName(name)) {
-    throw new Error(`invalid model name ${JSON.stringify(name)}: use 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+    throw new Error(
+      `invalid model name ${JSON.stringify(name)}: use 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+    );
   }
   return name;
 }
@@ -34,6 +36,10 @@ export function resolveModelDir(modelsDirectory: string, name: string): string {
 export function nameForFolder(dir: string): string {
   const base = path.basename(path.resolve(dir));
   if (isValidModelName(base)) return base;
-  const cleaned = base.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[._-]+/, '').replace(/\.\.+/g, '.').slice(0, 64);
+  const cleaned = base
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[._-]+/, '')
+    .replace(/\.\.+/g, '.')
+    .slice(0, 64);
   return isValidModelName(cleaned) ? cleaned : 'model';
 }

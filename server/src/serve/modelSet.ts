@@ -2,9 +2,9 @@
 // a name loads the new version first, then sends new requests to it while the old version finishes what it
 // has queued or running and is disposed after; nothing in flight is dropped.
 import { BatchedDecoder } from '../runtime/batchedDecoder';
-import { Tokenizer, loadTokenizer } from '../runtime/tokenizer';
+import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
 import { BatchScheduler } from './batchScheduler';
-import { ServiceMetrics } from './metrics';
+import type { ServiceMetrics } from './metrics';
 import { checkModelName } from './modelNames';
 
 export interface ModelSetOptions {
@@ -92,7 +92,9 @@ export class ModelSet {
       const model = await ServedModel.load(name, (old?.version ?? 0) + 1, dir, this.options);
       this.current.set(name, model);
       if (old) {
-        this.options.log?.(`${name}: version ${model.version} from ${dir} serves new requests; version ${old.version} finishes ${old.scheduler.queueDepth + old.scheduler.activeCount} in flight`);
+        this.options.log?.(
+          `${name}: version ${model.version} from ${dir} serves new requests; version ${old.version} finishes ${old.scheduler.queueDepth + old.scheduler.activeCount} in flight`,
+        );
         this.retiring.set(
           old,
           old.retire().finally(() => this.retiring.delete(old)),

@@ -3,7 +3,7 @@
 // /v2/models/{name}/infer (Triton, KServe, ours), decoding locally with the model folder's tokenizer.
 import { readFolderConfig } from '../registry/modelFolder';
 import { Sampler, argmax } from '../runtime/sampling';
-import { Tokenizer, loadTokenizer } from '../runtime/tokenizer';
+import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
 import { fitPrompt } from './batchScheduler';
 import { CompletionText } from './completionText';
 
@@ -42,7 +42,10 @@ export interface RemoteCompletion {
 
 /** An HTTP error from the remote server, with its status and message. */
 export class RemoteError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -61,9 +64,11 @@ export class RemoteClient {
 
   constructor(readonly endpoint: RemoteEndpoint) {
     const url = new URL(endpoint.url);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${endpoint.url}: only http and https endpoints are supported`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`${endpoint.url}: only http and https endpoints are supported`);
     this.base = endpoint.url.replace(/\/+$/, '').replace(/\/v[12]$/, '');
-    if (endpoint.protocol === 'oip' && !endpoint.modelDir) throw new Error('an Open Inference Protocol endpoint needs modelDir (the tokenizer to decode with)');
+    if (endpoint.protocol === 'oip' && !endpoint.modelDir)
+      throw new Error('an Open Inference Protocol endpoint needs modelDir (the tokenizer to decode with)');
   }
 
   /** Model names the server lists. */
@@ -77,7 +82,9 @@ export class RemoteClient {
   }
 
   async complete(prompt: string, options: RemoteCompletionOptions = {}): Promise<RemoteCompletion> {
-    return this.endpoint.protocol === 'openai' ? this.completeOpenAi(prompt, options) : this.completeInfer(prompt, options);
+    return this.endpoint.protocol === 'openai'
+      ? this.completeOpenAi(prompt, options)
+      : this.completeInfer(prompt, options);
   }
 
   dispose(): void {
@@ -103,7 +110,12 @@ export class RemoteClient {
       };
       const choice = result.choices?.[0];
       if (!choice) throw new RemoteError(502, 'the server answered without a choice');
-      return { text: choice.text, finishReason: choice.finish_reason === 'length' ? 'length' : 'stop', promptTokens: result.usage?.prompt_tokens, completionTokens: result.usage?.completion_tokens };
+      return {
+        text: choice.text,
+        finishReason: choice.finish_reason === 'length' ? 'length' : 'stop',
+        promptTokens: result.usage?.prompt_tokens,
+        completionTokens: result.usage?.completion_tokens,
+      };
     }
 
     const response = await this.fetch('POST', '/v1/completions', body, options.signal);
@@ -125,8 +137,13 @@ export class RemoteClient {
           .map((line) => line.slice(5).replace(/^ /, ''))
           .join('\n');
         if (!data) continue;
-        if (data === '[DONE]') return { text, finishReason, promptTokens: usage?.prompt_tokens, completionTokens: usage?.completion_tokens };
-        const chunk = JSON.parse(data) as { error?: { message?: string }; choices?: { text?: string; finish_reason?: string | null }[]; usage?: typeof usage };
+        if (data === '[DONE]')
+          return { text, finishReason, promptTokens: usage?.prompt_tokens, completionTokens: usage?.completion_tokens };
+        const chunk = JSON.parse(data) as {
+          error?: { message?: string };
+          choices?: { text?: string; finish_reason?: string | null }[];
+          usage?: typeof usage;
+        };
         if (chunk.error) throw new RemoteError(502, chunk.error.message ?? 'the stream reported an error');
         const choice = chunk.choices?.[0];
         if (choice?.text) {
@@ -149,7 +166,12 @@ export class RemoteClient {
     const config = readFolderConfig(modelDir);
     this.tokenizer ??= await loadTokenizer(modelDir);
     const tokenizer = this.tokenizer;
-    const metadata = await (this.metadata ??= this.call('GET', `/v2/models/${encodeURIComponent(this.endpoint.model)}`, undefined, options.signal) as Promise<{
+    const metadata = await (this.metadata ??= this.call(
+      'GET',
+      `/v2/models/${encodeURIComponent(this.endpoint.model)}`,
+      undefined,
+      options.signal,
+    ) as Promise<{
       inputs: InferTensor[];
       outputs: InferTensor[];
     }>).catch((e: unknown) => {
@@ -157,7 +179,9 @@ export class RemoteClient {
       throw e;
     });
     if (!metadata.inputs.some((i) => i.name === 'input_ids') || !metadata.outputs.some((o) => o.name === 'logits')) {
-      throw new Error(`${this.endpoint.model} on ${this.base} is not a causal language model (needs input_ids and logits)`);
+      throw new Error(
+        `${this.endpoint.model} on ${this.base} is not a causal language model (needs input_ids and logits)`,
+      );
     }
 
     const maxTokens = options.maxTokens ?? 64;
@@ -167,7 +191,9 @@ export class RemoteClient {
     if (tokenizer.eosTokenId !== undefined) endIds.add(tokenizer.eosTokenId);
     const text = new CompletionText(tokenizer, options.stop ?? [], maxTokens, endIds);
     const greedy = (options.temperature ?? 0) === 0;
-    const sampler = greedy ? undefined : new Sampler({ temperature: options.temperature, topP: options.topP, seed: options.seed });
+    const sampler = greedy
+      ? undefined
+      : new Sampler({ temperature: options.temperature, topP: options.topP, seed: options.seed });
     const path = `/v2/models/${encodeURIComponent(this.endpoint.model)}/infer`;
 
     while (!text.finish) {
@@ -183,14 +209,18 @@ export class RemoteClient {
             return { name: spec.name, datatype: spec.datatype, shape: [1, n], data: ids.map((_, i) => i) };
           default: {
             // An empty cache: [batch 1, heads, 0 positions, head size].
-            if (!/^past_key_values\./.test(spec.name) || spec.shape.length !== 4) throw new Error(`unsupported input ${spec.name}`);
+            if (!/^past_key_values\./.test(spec.name) || spec.shape.length !== 4)
+              throw new Error(`unsupported input ${spec.name}`);
             const shape = spec.shape.map((d, axis) => (axis === 0 ? 1 : axis === 2 ? 0 : d));
-            if (shape.some((d) => d < 0)) throw new Error(`${spec.name}: the server does not declare its head count and size`);
+            if (shape.some((d) => d < 0))
+              throw new Error(`${spec.name}: the server does not declare its head count and size`);
             return { name: spec.name, datatype: spec.datatype, shape, data: [] };
           }
         }
       });
-      const result = (await this.call('POST', path, { inputs, outputs: [{ name: 'logits' }] }, options.signal)) as { outputs: InferTensor[] };
+      const result = (await this.call('POST', path, { inputs, outputs: [{ name: 'logits' }] }, options.signal)) as {
+        outputs: InferTensor[];
+      };
       const logits = result.outputs?.find((o) => o.name === 'logits');
       if (!logits || logits.shape.length < 2) throw new RemoteError(502, 'the server returned no logits');
       const vocab = logits.shape[logits.shape.length - 1];
@@ -200,7 +230,12 @@ export class RemoteClient {
       const fresh = text.push(id, ids.length < config.contextLength);
       if (fresh) options.onText?.(fresh);
     }
-    return { text: text.text, finishReason: text.finish === 'length' ? 'length' : 'stop', promptTokens, completionTokens: text.tokens };
+    return {
+      text: text.text,
+      finishReason: text.finish === 'length' ? 'length' : 'stop',
+      promptTokens,
+      completionTokens: text.tokens,
+    };
   }
 
   private async call(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {

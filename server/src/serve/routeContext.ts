@@ -2,9 +2,9 @@
 // unknown one), readiness, and a per-request abort signal that fires on timeout or when the client goes away.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, badRequest, notFound } from './errors';
-import { ModelSet, ServedModel } from './modelSet';
+import type { ModelSet, ServedModel } from './modelSet';
 import { isValidModelName } from './modelNames';
-import { InferLimits } from './tensorCodec';
+import type { InferLimits } from './tensorCodec';
 
 export interface RequestAbort {
   signal: AbortSignal;
@@ -32,9 +32,13 @@ export class RouteContext {
   /** Aborted after the request timeout (reason: a TimeoutError) or when the client closes the connection first. */
   requestSignal(request: FastifyRequest, reply: FastifyReply): RequestAbort {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DOMException('the request timed out', 'TimeoutError')), this.requestTimeoutMs);
+    const timer = setTimeout(
+      () => controller.abort(new DOMException('the request timed out', 'TimeoutError')),
+      this.requestTimeoutMs,
+    );
     const onClose = () => {
-      if (!reply.raw.writableFinished) controller.abort(new HttpError(499, `the client closed the connection (${request.method} ${request.url})`));
+      if (!reply.raw.writableFinished)
+        controller.abort(new HttpError(499, `the client closed the connection (${request.method} ${request.url})`));
     };
     reply.raw.on('close', onClose);
     return {
@@ -47,6 +51,9 @@ export class RouteContext {
   }
 
   inferLimits(model: ServedModel): InferLimits {
-    return { maxDimension: Math.max(model.decoder.config.contextLength, 64), maxOutputElements: this.maxInferOutputElements };
+    return {
+      maxDimension: Math.max(model.decoder.config.contextLength, 64),
+      maxOutputElements: this.maxInferOutputElements,
+    };
   }
 }

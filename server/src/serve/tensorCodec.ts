@@ -1,7 +1,7 @@
 // Open Inference Protocol v2 tensors in JSON: checks an infer request against the graph's declared inputs
 // (names, datatypes, ranks, fixed and symbolic dimensions, element counts, value ranges, a size budget) and turns
 // it into typed arrays; turns output tensors back into JSON. Every problem is a 400 with a message.
-import { HostTensor, TensorData, TensorDatatype, TensorSpec } from '../runtime/batchedDecoder';
+import type { HostTensor, TensorData, TensorDatatype, TensorSpec } from '../runtime/batchedDecoder';
 import { badRequest } from './errors';
 
 export interface InferLimits {
@@ -20,7 +20,12 @@ export interface ParsedInfer {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validates an infer request body and converts its tensors. */
-export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], outputs: readonly TensorSpec[], limits: InferLimits): ParsedInfer {
+export function parseInferRequest(
+  body: unknown,
+  inputs: readonly TensorSpec[],
+  outputs: readonly TensorSpec[],
+  limits: InferLimits,
+): ParsedInfer {
   if (!isObject(body)) throw badRequest('the request body must be a JSON object with an "inputs" array');
   if (body.id !== undefined && typeof body.id !== 'string') throw badRequest('"id" must be a string');
   if (!Array.isArray(body.inputs) || body.inputs.length === 0) throw badRequest('"inputs" must be a non-empty array');
@@ -33,40 +38,53 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
     if (typeof raw.name !== 'string') throw badRequest(`inputs[${index}].name must be a string`);
     const name = raw.name;
     const spec = specs.get(name);
-    if (!spec) throw badRequest(`unknown input "${name}"; the model's inputs are ${inputs.map((i) => i.name).join(', ')}`);
+    if (!spec)
+      throw badRequest(`unknown input "${name}"; the model's inputs are ${inputs.map((i) => i.name).join(', ')}`);
     if (given.has(name)) throw badRequest(`input "${name}" is given twice`);
-    if (raw.datatype !== spec.datatype) throw badRequest(`input "${name}" has datatype ${String(raw.datatype)}, the model expects ${spec.datatype}`);
+    if (raw.datatype !== spec.datatype)
+      throw badRequest(`input "${name}" has datatype ${String(raw.datatype)}, the model expects ${spec.datatype}`);
     const shape = parseShape(raw.shape, name);
     if (shape.length !== spec.shape.length) {
-      throw badRequest(`input "${name}" has shape [${shape}], the model expects rank ${spec.shape.length} ([${spec.shape}])`);
+      throw badRequest(
+        `input "${name}" has shape [${shape}], the model expects rank ${spec.shape.length} ([${spec.shape}])`,
+      );
     }
     shape.forEach((dim, axis) => {
       const expected = spec.shape[axis];
-      if (expected >= 0 && dim !== expected) throw badRequest(`input "${name}" has shape [${shape}], the model expects [${spec.shape}] (dimension ${axis} must be ${expected})`);
-      if (expected < 0 && dim > limits.maxDimension) throw badRequest(`input "${name}" dimension ${axis} is ${dim}, at most ${limits.maxDimension} is allowed`);
+      if (expected >= 0 && dim !== expected)
+        throw badRequest(
+          `input "${name}" has shape [${shape}], the model expects [${spec.shape}] (dimension ${axis} must be ${expected})`,
+        );
+      if (expected < 0 && dim > limits.maxDimension)
+        throw badRequest(`input "${name}" dimension ${axis} is ${dim}, at most ${limits.maxDimension} is allowed`);
       const symbol = spec.symbols[axis];
       if (expected < 0 && symbol) {
         const seen = symbols.get(symbol);
-        if (seen && seen.value !== dim) throw badRequest(`dimension "${symbol}" is ${dim} in input "${name}" but ${seen.value} in ${seen.where}`);
+        if (seen && seen.value !== dim)
+          throw badRequest(`dimension "${symbol}" is ${dim} in input "${name}" but ${seen.value} in ${seen.where}`);
         symbols.set(symbol, { value: dim, where: `input "${name}"` });
       }
     });
     const count = shape.reduce((a, b) => a * b, 1);
     const values: unknown[] = [];
     flatten(raw.data, values, name, count);
-    if (values.length !== count) throw badRequest(`input "${name}" has ${values.length} values, its shape [${shape}] needs ${count}`);
+    if (values.length !== count)
+      throw badRequest(`input "${name}" has ${values.length} values, its shape [${shape}] needs ${count}`);
     given.set(name, { name, datatype: spec.datatype, shape, data: toTypedArray(values, spec.datatype, name) });
   }
   const missing = inputs.filter((spec) => !given.has(spec.name)).map((spec) => spec.name);
-  if (missing.length) throw badRequest(`missing input${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}`);
+  if (missing.length)
+    throw badRequest(`missing input${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}`);
 
   let outputNames = outputs.map((o) => o.name);
   if (body.outputs !== undefined) {
     if (!Array.isArray(body.outputs)) throw badRequest('"outputs" must be an array of {"name": ...}');
     const known = new Set(outputNames);
     outputNames = body.outputs.map((o, index) => {
-      if (!isObject(o) || typeof o.name !== 'string') throw badRequest(`outputs[${index}] must be an object with a "name"`);
-      if (!known.has(o.name)) throw badRequest(`unknown output "${o.name}"; the model's outputs are ${[...known].join(', ')}`);
+      if (!isObject(o) || typeof o.name !== 'string')
+        throw badRequest(`outputs[${index}] must be an object with a "name"`);
+      if (!known.has(o.name))
+        throw badRequest(`unknown output "${o.name}"; the model's outputs are ${[...known].join(', ')}`);
       return o.name;
     });
     if (new Set(outputNames).size !== outputNames.length) throw badRequest('an output is requested twice');
@@ -78,12 +96,15 @@ export function parseInferRequest(body: unknown, inputs: readonly TensorSpec[], 
   for (const output of outputs.filter((o) => outputNames.includes(o.name))) {
     elements += output.shape.reduce((n, dim, axis) => {
       const symbol = output.symbols[axis];
-      const value = dim >= 0 ? dim : ((symbol !== undefined ? symbols.get(symbol)?.value : undefined) ?? limits.maxDimension);
+      const value =
+        dim >= 0 ? dim : ((symbol !== undefined ? symbols.get(symbol)?.value : undefined) ?? limits.maxDimension);
       return n * value;
     }, 1);
   }
   if (elements > limits.maxOutputElements) {
-    throw badRequest(`the requested outputs would hold about ${elements} values, more than the ${limits.maxOutputElements} allowed; request fewer outputs or smaller inputs`);
+    throw badRequest(
+      `the requested outputs would hold about ${elements} values, more than the ${limits.maxOutputElements} allowed; request fewer outputs or smaller inputs`,
+    );
   }
   return { id: body.id as string | undefined, inputs: [...given.values()], outputNames };
 }
@@ -106,7 +127,8 @@ function flatten(data: unknown, out: unknown[], name: string, limit: number): vo
 }
 
 function toTypedArray(values: unknown[], datatype: TensorDatatype, name: string): TensorData {
-  const bad = (i: number, what: string) => badRequest(`input "${name}" value ${i} (${JSON.stringify(values[i])}) is not ${what}`);
+  const bad = (i: number, what: string) =>
+    badRequest(`input "${name}" value ${i} (${JSON.stringify(values[i])}) is not ${what}`);
   switch (datatype) {
     case 'INT64': {
       const out = new BigInt64Array(values.length);
@@ -120,10 +142,15 @@ function toTypedArray(values: unknown[], datatype: TensorDatatype, name: string)
     case 'INT8':
     case 'UINT8': {
       const [min, max, Type] =
-        datatype === 'INT32' ? [-(2 ** 31), 2 ** 31 - 1, Int32Array] : datatype === 'INT8' ? [-128, 127, Int8Array] : [0, 255, Uint8Array];
+        datatype === 'INT32'
+          ? [-(2 ** 31), 2 ** 31 - 1, Int32Array]
+          : datatype === 'INT8'
+            ? [-128, 127, Int8Array]
+            : [0, 255, Uint8Array];
       const out = new Type(values.length);
       values.forEach((v, i) => {
-        if (!(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) throw bad(i, `an integer in ${min}..${max}`);
+        if (!(Number.isInteger(v) && (v as number) >= min && (v as number) <= max))
+          throw bad(i, `an integer in ${min}..${max}`);
         out[i] = v as number;
       });
       return out;
@@ -151,7 +178,12 @@ function toTypedArray(values: unknown[], datatype: TensorDatatype, name: string)
 }
 
 /** An output tensor as OIP JSON (INT64 values beyond 2^53 lose precision). */
-export function outputJson(tensor: HostTensor): { name: string; datatype: TensorDatatype; shape: number[]; data: (number | boolean)[] } {
+export function outputJson(tensor: HostTensor): {
+  name: string;
+  datatype: TensorDatatype;
+  shape: number[];
+  data: (number | boolean)[];
+} {
   let data: (number | boolean)[];
   if (tensor.data instanceof BigInt64Array) data = Array.from(tensor.data, (v) => Number(v));
   else if (tensor.datatype === 'BOOL') data = Array.from(tensor.data as Uint8Array, (v) => v !== 0);

@@ -36,7 +36,8 @@ export const byteToUnicode: readonly string[] = (() => {
   const table: string[] = new Array(256);
   let next = 256;
   for (let byte = 0; byte < 256; byte++) {
-    const printable = (byte >= 0x21 && byte <= 0x7e) || (byte >= 0xa1 && byte <= 0xac) || (byte >= 0xae && byte <= 0xff);
+    const printable =
+      (byte >= 0x21 && byte <= 0x7e) || (byte >= 0xa1 && byte <= 0xac) || (byte >= 0xae && byte <= 0xff);
     table[byte] = String.fromCharCode(printable ? byte : next++);
   }
   return table;
@@ -91,7 +92,9 @@ const maxVocabSize = 1 << 20;
 const pairKey = (a: number, b: number): number => a * maxVocabSize + b;
 
 /** Splits text around special token strings (longest match first, like transformers.js); specials included. */
-function makeSpecialSplitter(tokens: readonly SpecialToken[]): (text: string) => { text: string; special?: SpecialToken }[] {
+function makeSpecialSplitter(
+  tokens: readonly SpecialToken[],
+): (text: string) => { text: string; special?: SpecialToken }[] {
   const byContent = new Map(tokens.map((token) => [token.content, token]));
   const escaped = [...byContent.keys()]
     .sort((a, b) => b.length - a.length)

@@ -43,6 +43,7 @@ export interface CollectCorpusOptions {
 }
 
 /** Extensions of common programming, markup and config languages included by default. */
+// biome-ignore format: a table reads better in rows
 export const defaultSourceExtensions: readonly string[] = [
   'ts', 'tsx', 'mts', 'cts', 'js', 'jsx', 'mjs', 'cjs', 'py', 'pyi', 'go', 'rs', 'java', 'kt', 'kts', 'scala',
   'groovy', 'gradle', 'c', 'h', 'cc', 'cpp', 'cxx', 'hh', 'hpp', 'hxx', 'm', 'mm', 'cs', 'fs', 'vb', 'rb', 'php',
@@ -53,12 +54,14 @@ export const defaultSourceExtensions: readonly string[] = [
 ];
 
 /** Extension-less (or oddly named) files that are source. */
+// biome-ignore format: a table reads better in rows
 const sourceFileNames = new Set([
   'makefile', 'gnumakefile', 'dockerfile', 'containerfile', 'jenkinsfile', 'rakefile', 'gemfile', 'vagrantfile',
   'cmakelists.txt', 'justfile', 'procfile', 'build', 'workspace',
 ]);
 
 /** Directories never walked, with the reason recorded once for the directory. */
+// biome-ignore format: a table reads better in rows
 const excludedDirectories = new Map<string, string>([
   ['.git', 'version control'], ['.hg', 'version control'], ['.svn', 'version control'],
   ['node_modules', 'dependencies'], ['bower_components', 'dependencies'], ['jspm_packages', 'dependencies'],
@@ -76,6 +79,7 @@ const excludedDirectories = new Map<string, string>([
 ]);
 
 /** Lock files (lower case names), and the generic `*.lock` / `*.lockfile` endings. */
+// biome-ignore format: a table reads better in rows
 const lockFileNames = new Set([
   'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lockb', 'bun.lock', 'cargo.lock',
   'poetry.lock', 'pipfile.lock', 'composer.lock', 'gemfile.lock', 'go.sum', 'go.work.sum', 'flake.lock',
@@ -84,6 +88,7 @@ const lockFileNames = new Set([
 ]);
 
 /** File names that are generated whatever their content. */
+// biome-ignore format: a table reads better in rows
 const generatedNamePatterns: RegExp[] = [
   /\.map$/, // source maps
   /\.pb\.go$/, /_pb2(_grpc)?\.pyi?$/, /\.pb\.(cc|h)$/, /_pb\.(js|d\.ts)$/, /\.g\.dart$/, /\.freezed\.dart$/,
@@ -104,10 +109,6 @@ const readConcurrency = 16;
 function extensionOf(fileName: string): string {
   const dot = fileName.lastIndexOf('.');
   return dot <= 0 ? '' : fileName.slice(dot + 1).toLowerCase();
-}
-
-function toPosix(relativePath: string): string {
-  return path.sep === '/' ? relativePath : relativePath.split(path.sep).join('/');
 }
 
 /** A .gitignore's rules and the directory (relative, posix, "" for the root) they are relative to. */
@@ -221,7 +222,8 @@ export async function collectCorpus(workspace: string, options: CollectCorpusOpt
       if (entry.isDirectory()) {
         const directoryReason = excludedDirectories.get(entry.name);
         if (directoryReason) excluded.push({ path: `${relativePath}/`, reason: directoryReason });
-        else if (isGitIgnored(scopes, relativePath, true)) excluded.push({ path: `${relativePath}/`, reason: 'gitignored' });
+        else if (isGitIgnored(scopes, relativePath, true))
+          excluded.push({ path: `${relativePath}/`, reason: 'gitignored' });
         else if (await isModelFolder(absolutePath)) excluded.push({ path: `${relativePath}/`, reason: 'model folder' });
         else await walk(absolutePath, relativePath, scopes);
         continue;
@@ -263,7 +265,11 @@ const maxJsonBytes = 64_000;
 
 /** A trained model's folder (ours, or any Hugging Face layout with ONNX weights): its files are data, not code. */
 async function isModelFolder(directory: string): Promise<boolean> {
-  const exists = (name: string) => fs.access(path.join(directory, name)).then(() => true, () => false);
+  const exists = (name: string) =>
+    fs.access(path.join(directory, name)).then(
+      () => true,
+      () => false,
+    );
   return (await exists('modelwright.json')) || ((await exists('config.json')) && (await exists('onnx')));
 }
 

@@ -32,7 +32,10 @@ export function decodeSafetensors(bytes: Buffer): { tensors: Tensors; metadata: 
   const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
   const base = 8 + headerLength;
   const tensors: Tensors = new Map();
-  for (const [name, entry] of Object.entries(header) as [string, { dtype: string; shape: number[]; data_offsets: [number, number] }][]) {
+  for (const [name, entry] of Object.entries(header) as [
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] },
+  ][]) {
     if (name === '__metadata__') continue;
     if (entry.dtype !== 'F32') throw new Error(`${name}: only F32 tensors are supported, found ${entry.dtype}`);
     const [start, end] = entry.data_offsets;

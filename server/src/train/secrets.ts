@@ -54,7 +54,8 @@ interface SecretPattern {
   accept?: (match: RegExpExecArray) => boolean;
 }
 
-const placeholderWords = /^(x+|\*+|\.+|-+|_+|0+|changeme|change_me|password|passwd|secret|token|example|sample|dummy|redacted|todo|none|null|undefined)$/i;
+const placeholderWords =
+  /^(x+|\*+|\.+|-+|_+|0+|changeme|change_me|password|passwd|secret|token|example|sample|dummy|redacted|todo|none|null|undefined)$/i;
 
 /** Shannon entropy in bits per character. */
 export function shannonEntropy(text: string): number {
@@ -77,7 +78,10 @@ export function looksLikeRandomSecret(value: string): boolean {
   if (/:\/\//.test(value)) return false; // URLs (credentials in URLs have their own pattern)
   if (/^(process\.env|os\.environ|env\.|import\.meta)/i.test(value)) return false;
   const classes =
-    Number(/[a-z]/.test(value)) + Number(/[A-Z]/.test(value)) + Number(/[0-9]/.test(value)) + Number(/[^A-Za-z0-9]/.test(value));
+    Number(/[a-z]/.test(value)) +
+    Number(/[A-Z]/.test(value)) +
+    Number(/[0-9]/.test(value)) +
+    Number(/[^A-Za-z0-9]/.test(value));
   if (classes < 2) return false;
   if (!/[0-9]/.test(value) && /^[A-Za-z]+([_.-][A-Za-z]+)*$/.test(value)) return false; // some_words.joined
   return shannonEntropy(value) >= 3.2;
@@ -89,7 +93,10 @@ const secretPatterns: SecretPattern[] = [
   { name: 'GitHub token', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})/ },
   { name: 'GitLab token', pattern: /\bglpat-[A-Za-z0-9_-]{20,}/ },
   { name: 'Slack token', pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
-  { name: 'Slack webhook', pattern: /https:\/\/hooks\.slack\.com\/services\/T[A-Za-z0-9]+\/B[A-Za-z0-9]+\/[A-Za-z0-9]+/ },
+  {
+    name: 'Slack webhook',
+    pattern: /https:\/\/hooks\.slack\.com\/services\/T[A-Za-z0-9]+\/B[A-Za-z0-9]+\/[A-Za-z0-9]+/,
+  },
   { name: 'Stripe live key', pattern: /\b(?:sk|rk)_live_[A-Za-z0-9]{16,}/ },
   { name: 'Google API key', pattern: /\bAIza[0-9A-Za-z_-]{35}/ },
   { name: 'npm token', pattern: /\bnpm_[A-Za-z0-9]{36}\b/ },
@@ -98,7 +105,9 @@ const secretPatterns: SecretPattern[] = [
   {
     name: 'credentials in URL',
     pattern: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/"'`]+:([^\s:@/"'`]{3,})@[^\s"'`]+/i,
-    accept: (match) => looksLikeRandomSecret(match[1]) || (match[1].length >= 8 && !placeholderWords.test(match[1]) && !/[${}<>%*]/.test(match[1])),
+    accept: (match) =>
+      looksLikeRandomSecret(match[1]) ||
+      (match[1].length >= 8 && !placeholderWords.test(match[1]) && !/[${}<>%*]/.test(match[1])),
   },
   {
     // key = "value", key: 'value', "key": "value", KEY=value, key => "value" where key ends with a secret word

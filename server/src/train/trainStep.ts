@@ -1,13 +1,30 @@
 // Runs training steps and validation on onnxruntime sessions built from the engine's graphs. The flat parameter
 // vector and AdamW moments live in two preallocated buffer sets used in turn: a step reads set A and writes set B
 // in place, the next step reads B and writes A, so no state tensor is allocated or copied per step.
-import { GptConfig } from '../engine/model';
+import type { GptConfig } from '../engine/model';
 import { encodeModel } from '../engine/onnx';
-import { AdamWSettings, stepScalarValues } from '../engine/optimizer';
-import { BatchShape, buildEvaluation, buildTrainingStep, names, packParameters, parameterLayout, unpackParameters } from '../engine/trainingGraph';
-import { Feeds, Session, SessionSettings, Tensor, createSession, floatTensor, int64Tensor, scalarTensor } from '../runtime/onnxSession';
-import { Batch } from './dataset';
-import { Tensors } from './safetensors';
+import { type AdamWSettings, stepScalarValues } from '../engine/optimizer';
+import {
+  type BatchShape,
+  buildEvaluation,
+  buildTrainingStep,
+  names,
+  packParameters,
+  parameterLayout,
+  unpackParameters,
+} from '../engine/trainingGraph';
+import {
+  type Feeds,
+  type Session,
+  type SessionSettings,
+  type Tensor,
+  createSession,
+  floatTensor,
+  int64Tensor,
+  scalarTensor,
+} from '../runtime/onnxSession';
+import type { Batch } from './dataset';
+import type { Tensors } from './safetensors';
 
 /** Flat parameter vector and Adam moments, laid out by `parameterLayout`. */
 export interface TrainerState {
@@ -30,14 +47,27 @@ export class StepRunner {
     private readonly evalSession: Session,
   ) {}
 
-  static async create(config: GptConfig, shape: BatchShape, adamw: AdamWSettings, state: TrainerState, settings: SessionSettings = {}) {
+  static async create(
+    config: GptConfig,
+    shape: BatchShape,
+    adamw: AdamWSettings,
+    state: TrainerState,
+    settings: SessionSettings = {},
+  ) {
     const trainSession = await createSession(encodeModel(buildTrainingStep(config, shape, adamw)), settings);
-    const evalSession = await createSession(encodeModel(buildEvaluation(config, shape)), { intraOpThreads: settings.intraOpThreads });
+    const evalSession = await createSession(encodeModel(buildEvaluation(config, shape)), {
+      intraOpThreads: settings.intraOpThreads,
+    });
     const runner = new StepRunner(config, shape, adamw, trainSession, evalSession);
     const { total } = parameterLayout(config);
-    const sources = { [names.parameters]: state.parameters, [names.moments]: state.moments, [names.variances]: state.variances };
+    const sources = {
+      [names.parameters]: state.parameters,
+      [names.moments]: state.moments,
+      [names.variances]: state.variances,
+    };
     for (const input of stateInputs) {
-      if (sources[input].length !== total) throw new Error(`training state ${input} has ${sources[input].length} values, the model ${total}`);
+      if (sources[input].length !== total)
+        throw new Error(`training state ${input} has ${sources[input].length} values, the model ${total}`);
       runner.buffers[0][input] = floatTensor(Float32Array.from(sources[input]), [total]);
       runner.buffers[1][input] = floatTensor(new Float32Array(total), [total]);
     }
@@ -71,7 +101,10 @@ export class StepRunner {
   async validationLoss(batches: Batch[]): Promise<number> {
     let sum = 0;
     for (const batch of batches) {
-      const feeds: Feeds = { ...this.batchFeeds(batch), [names.parameters]: this.buffers[this.current][names.parameters] };
+      const feeds: Feeds = {
+        ...this.batchFeeds(batch),
+        [names.parameters]: this.buffers[this.current][names.parameters],
+      };
       const out = await this.evalSession.run(feeds);
       sum += (out[names.loss].data as Float32Array)[0];
     }
@@ -99,19 +132,29 @@ export class StepRunner {
 export function stateToTensors(config: GptConfig, state: TrainerState): Tensors {
   const out: Tensors = new Map();
   const { slots } = parameterLayout(config);
-  for (const [prefix, flat] of [['', state.parameters], ['adam_m/', state.moments], ['adam_v/', state.variances]] as const) {
-    for (const s of slots) out.set(prefix + s.name, { shape: s.shape, data: flat.subarray(s.offset, s.offset + s.size) });
+  for (const [prefix, flat] of [
+    ['', state.parameters],
+    ['adam_m/', state.moments],
+    ['adam_v/', state.variances],
+  ] as const) {
+    for (const s of slots)
+      out.set(prefix + s.name, { shape: s.shape, data: flat.subarray(s.offset, s.offset + s.size) });
   }
   return out;
 }
 
 export function stateFromTensors(config: GptConfig, tensors: Tensors): TrainerState {
   const pack = (prefix: string) =>
-    packParameters(config, new Map(parameterLayout(config).slots.map((s) => {
-      const t = tensors.get(prefix + s.name);
-      if (!t) throw new Error(`checkpoint is missing ${prefix + s.name}`);
-      return [s.name, t.data];
-    })));
+    packParameters(
+      config,
+      new Map(
+        parameterLayout(config).slots.map((s) => {
+          const t = tensors.get(prefix + s.name);
+          if (!t) throw new Error(`checkpoint is missing ${prefix + s.name}`);
+          return [s.name, t.data];
+        }),
+      ),
+    );
   return { parameters: pack(''), moments: pack('adam_m/'), variances: pack('adam_v/') };
 }
 

@@ -3,9 +3,9 @@
 // loss, checkpoints atomically so that `resume` continues after a crash, and exports the model folder.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GptConfig, PresetName, initialParameters, parameterCount, presets } from '../engine/model';
-import { AdamWSettings, Schedule, defaultAdamW, learningRateAt } from '../engine/optimizer';
-import { CurvePoint, DataSnapshot, ModelCard, writeModelCard } from '../registry/modelCard';
+import { type GptConfig, type PresetName, initialParameters, parameterCount, presets } from '../engine/model';
+import { type AdamWSettings, type Schedule, defaultAdamW, learningRateAt } from '../engine/optimizer';
+import { type CurvePoint, type DataSnapshot, type ModelCard, writeModelCard } from '../registry/modelCard';
 import { readFolderConfig, readWeights, writeModelFiles } from '../registry/modelFolder';
 import { loadTokenizer } from '../runtime/tokenizer';
 import { specialTokens, trainBpe, writeTokenizerFiles } from './bpe';
@@ -102,12 +102,22 @@ export async function train(
     config = savedRun.config;
   } else if (options.base) {
     const base = readFolderConfig(options.base);
-    config = { vocabSize: base.vocabSize, contextLength: base.contextLength, layers: base.layers, heads: base.heads, embedding: base.embedding };
-    for (const file of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(options.base, file), path.join(options.out, file));
+    config = {
+      vocabSize: base.vocabSize,
+      contextLength: base.contextLength,
+      layers: base.layers,
+      heads: base.heads,
+      embedding: base.embedding,
+    };
+    for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(options.base, file), path.join(options.out, file));
   } else {
     config = { ...presets[options.preset ?? 'tiny'] };
     progress({ phase: 'preparing', message: `training a ${config.vocabSize}-token tokenizer`, step: 0, totalSteps: 0 });
-    const trained = trainBpe(split.train.map((f) => f.text), { vocabSize: config.vocabSize });
+    const trained = trainBpe(
+      split.train.map((f) => f.text),
+      { vocabSize: config.vocabSize },
+    );
     config.vocabSize = trained.vocab.length; // a small corpus may run out of merges before the preset's size
     await writeTokenizerFiles(options.out, trained, { modelMaxLength: config.contextLength });
   }
@@ -115,13 +125,24 @@ export async function train(
   progress({ phase: 'preparing', message: 'tokenizing', step: 0, totalSteps: 0 });
   const tokenizer = await loadTokenizer(options.out);
   const eos = tokenizer.eosTokenId ?? specialTokens.endOfText;
-  const trainStream = concatenateDocuments(split.train.map((f) => tokenizer.encode(f.text)), eos);
-  const validationStream = concatenateDocuments(split.validation.map((f) => tokenizer.encode(f.text)), eos);
+  const trainStream = concatenateDocuments(
+    split.train.map((f) => tokenizer.encode(f.text)),
+    eos,
+  );
+  const validationStream = concatenateDocuments(
+    split.validation.map((f) => tokenizer.encode(f.text)),
+    eos,
+  );
   const data: DataSnapshot = {
     workspace: path.resolve(options.workspace),
     files: [
       ...split.train.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes, split: 'train' as const })),
-      ...split.validation.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes, split: 'validation' as const })),
+      ...split.validation.map((f) => ({
+        path: f.path,
+        sha256: f.sha256,
+        bytes: f.bytes,
+        split: 'validation' as const,
+      })),
     ].sort((a, b) => a.path.localeCompare(b.path)),
     excluded: corpus.excluded,
     trainTokens: trainStream.length,
@@ -134,7 +155,9 @@ export async function train(
   const state = saved
     ? stateFromTensors(config, saved.tensors)
     : freshState(config, options.base ? readWeights(options.base, config) : initialParameters(config, seed));
-  const runner = await StepRunner.create(config, { batch: batchSize, time }, adamw, state, { intraOpThreads: options.threads ?? 0 });
+  const runner = await StepRunner.create(config, { batch: batchSize, time }, adamw, state, {
+    intraOpThreads: options.threads ?? 0,
+  });
   const validation = validationBatches(validationStream, batchSize, time, defaults.validationBatches);
 
   const schedule: Schedule = savedRun?.schedule ?? {
@@ -150,7 +173,7 @@ export async function train(
   const sizedByTime = !savedRun && !options.steps;
   const curve: CurvePoint[] = savedRun?.curve ?? [];
   let step = savedRun?.step ?? 0;
-  let elapsedBefore = savedRun?.elapsedSeconds ?? 0;
+  const elapsedBefore = savedRun?.elapsedSeconds ?? 0;
   const loopStarted = Date.now();
   const elapsed = () => elapsedBefore + (Date.now() - loopStarted) / 1000;
   const tokensPerStep = batchSize * time;
@@ -159,9 +182,22 @@ export async function train(
   let lastCheckpoint = Date.now();
   const stepTimes: number[] = [];
 
-  const runState = (): RunState => ({ options, config, adamw, schedule, step, elapsedSeconds: elapsed(), curve, data, parent: options.base });
+  const runState = (): RunState => ({
+    options,
+    config,
+    adamw,
+    schedule,
+    step,
+    elapsedSeconds: elapsed(),
+    curve,
+    data,
+    parent: options.base,
+  });
   const writeCheckpoint = () => {
-    writeFileAtomic(checkpointFile, encodeSafetensors(stateToTensors(config, runner.state()), { run: JSON.stringify(runState()) }));
+    writeFileAtomic(
+      checkpointFile,
+      encodeSafetensors(stateToTensors(config, runner.state()), { run: JSON.stringify(runState()) }),
+    );
     lastCheckpoint = Date.now();
   };
   const tokensPerSecond = () => {
@@ -180,7 +216,8 @@ export async function train(
       stepTimes.push(performance.now() - t0);
       step++;
       loss = result.loss;
-      if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${step} (loss ${loss}); try a lower learning rate`);
+      if (!Number.isFinite(loss))
+        throw new Error(`training diverged at step ${step} (loss ${loss}); try a lower learning rate`);
 
       if (sizedByTime && [3, 10, 30, 100].includes(stepTimes.length)) {
         // Only a time budget: size the schedule from the measured step time, and refine it while the learning
@@ -188,11 +225,18 @@ export async function train(
         const recent = stepTimes.slice(-20).sort((a, b) => a - b);
         const perStep = recent[Math.floor(recent.length / 2)] / 1000;
         schedule.totalSteps = Math.max(step + 1, step + Math.floor((budgetSeconds - elapsed()) / (perStep * 1.05)));
-        if (stepTimes.length === 3 && options.warmupSteps === undefined) schedule.warmupSteps = defaultWarmup(schedule.totalSteps);
+        if (stepTimes.length === 3 && options.warmupSteps === undefined)
+          schedule.warmupSteps = defaultWarmup(schedule.totalSteps);
       }
 
       const evalEvery = options.evalEvery ?? defaults.evalEvery;
-      const point: CurvePoint = { step, loss, learningRate, tokensPerSecond: tokensPerSecond(), elapsedSeconds: elapsed() };
+      const point: CurvePoint = {
+        step,
+        loss,
+        learningRate,
+        tokensPerSecond: tokensPerSecond(),
+        elapsedSeconds: elapsed(),
+      };
       if (step % evalEvery === 0) point.valLoss = valLoss = await runner.validationLoss(validation);
       if (step % 10 === 0 || point.valLoss !== undefined || step === 1) curve.push(point);
       const remainingSteps = Math.max(0, (schedule.totalSteps || step) - step);
@@ -205,12 +249,21 @@ export async function train(
         valLoss: point.valLoss,
         learningRate,
         tokensPerSecond: point.tokensPerSecond,
-        etaSeconds: Math.min(budgetSeconds - elapsed(), remainingSteps * (tokensPerStep / Math.max(1, tokensPerSecond()))),
+        etaSeconds: Math.min(
+          budgetSeconds - elapsed(),
+          remainingSteps * (tokensPerStep / Math.max(1, tokensPerSecond())),
+        ),
       });
-      if (Date.now() - lastCheckpoint >= (options.checkpointSeconds ?? defaults.checkpointSeconds) * 1000) writeCheckpoint();
+      if (Date.now() - lastCheckpoint >= (options.checkpointSeconds ?? defaults.checkpointSeconds) * 1000)
+        writeCheckpoint();
     }
 
-    progress({ phase: 'saving', message: 'measuring validation loss and saving', step, totalSteps: schedule.totalSteps });
+    progress({
+      phase: 'saving',
+      message: 'measuring validation loss and saving',
+      step,
+      totalSteps: schedule.totalSteps,
+    });
     valLoss = await runner.validationLoss(validation);
     if (curve.at(-1)?.step === step) curve.at(-1)!.valLoss = valLoss;
     else curve.push({ step, loss, valLoss, elapsedSeconds: elapsed() });
@@ -218,21 +271,42 @@ export async function train(
     const finished = !hooks.signal?.aborted;
     writeModelFiles(options.out, config, runner.parameters(), eos);
     writeModelCard(options.out, modelCard(options, config, runState(), finished, tokensPerSecond()));
-    progress({ phase: 'done', message: finished ? 'finished' : 'stopped; resume with --resume', step, totalSteps: schedule.totalSteps, loss, valLoss });
-    return { modelDir: options.out, steps: step, finished, loss, valLoss, tokensPerSecond: tokensPerSecond(), elapsedSeconds: elapsed() };
+    progress({
+      phase: 'done',
+      message: finished ? 'finished' : 'stopped; resume with --resume',
+      step,
+      totalSteps: schedule.totalSteps,
+      loss,
+      valLoss,
+    });
+    return {
+      modelDir: options.out,
+      steps: step,
+      finished,
+      loss,
+      valLoss,
+      tokensPerSecond: tokensPerSecond(),
+      elapsedSeconds: elapsed(),
+    };
   } finally {
     await runner.dispose();
     await tokenizer.dispose?.();
   }
 }
 
-function modelCard(options: TrainOptions, config: GptConfig, run: RunState, finished: boolean, tokensPerSecond: number): ModelCard {
+function modelCard(
+  options: TrainOptions,
+  config: GptConfig,
+  run: RunState,
+  finished: boolean,
+  tokensPerSecond: number,
+): ModelCard {
   return {
     name: path.basename(path.resolve(options.out)),
     kind: 'causal-lm',
     createdAt: new Date().toISOString(),
     parent: options.base ? path.resolve(options.base) : undefined,
-    preset: options.base ? undefined : options.preset ?? 'tiny',
+    preset: options.base ? undefined : (options.preset ?? 'tiny'),
     parameters: parameterCount(config),
     hyperparameters: {
       ...config,

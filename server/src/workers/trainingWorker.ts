@@ -14,7 +14,10 @@ function send(message: WorkerToServer): void {
 
 async function run(job: WorkerJob): Promise<void> {
   if (job.kind === 'train') {
-    const result = await train(job.options, { signal: controller.signal, onProgress: (progress) => send({ type: 'trainProgress', progress }) });
+    const result = await train(job.options, {
+      signal: controller.signal,
+      onProgress: (progress) => send({ type: 'trainProgress', progress }),
+    });
     send({ type: 'trainResult', result });
   } else {
     const result = await evaluateModel(job.modelDir, job.workspace, {

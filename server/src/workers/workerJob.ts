@@ -1,7 +1,7 @@
 // Runs one training or evaluation job in a child process (server/out/trainingWorker.js, bundled next to
 // server.js) and gives back its result as a promise, its progress as callbacks, and cancellation through an
 // AbortSignal. The child's stdout/stderr go to a log callback, never to the LSP stdio stream.
-import { ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EvaluationResult } from '../eval/evaluate';
@@ -27,11 +27,17 @@ function workerEntry(): { file: string; execArgv: string[] } {
   throw new Error(`the training worker is missing: ${bundled} (run npm run build)`);
 }
 
-export function runTraining(options: Extract<WorkerJob, { kind: 'train' }>['options'], hooks: JobHooks): Promise<TrainResult> {
+export function runTraining(
+  options: Extract<WorkerJob, { kind: 'train' }>['options'],
+  hooks: JobHooks,
+): Promise<TrainResult> {
   return runJob({ kind: 'train', options }, hooks) as Promise<TrainResult>;
 }
 
-export function runEvaluation(job: Omit<Extract<WorkerJob, { kind: 'evaluate' }>, 'kind'>, hooks: JobHooks): Promise<EvaluationResult> {
+export function runEvaluation(
+  job: Omit<Extract<WorkerJob, { kind: 'evaluate' }>, 'kind'>,
+  hooks: JobHooks,
+): Promise<EvaluationResult> {
   return runJob({ kind: 'evaluate', ...job }, hooks) as Promise<EvaluationResult>;
 }
 
@@ -96,7 +102,9 @@ function runJob(job: WorkerJob, hooks: JobHooks): Promise<TrainResult | Evaluati
       }
     });
     child.on('error', (e) => finish(e));
-    child.on('exit', (code, signal) => finish(new Error(`the training worker exited (${signal ?? `code ${code}`}) before it finished`)));
+    child.on('exit', (code, signal) =>
+      finish(new Error(`the training worker exited (${signal ?? `code ${code}`}) before it finished`)),
+    );
     child.send({ type: 'start', job });
     if (hooks.signal?.aborted) onAbort();
   });

@@ -44,6 +44,7 @@ export const balanceBrackets: Filter = (text, { openBeforeCursor, lineComment })
   // Multi-line and unbalanced: keep up to the last line end where the suggestion's own brackets were all closed.
   const lineEnds: number[] = [];
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineEnds.push(i);
-  for (let line = lineEndDepth.length - 1; line >= 0; line--) if (lineEndDepth[line] === 0) return text.slice(0, lineEnds[line]);
+  for (let line = lineEndDepth.length - 1; line >= 0; line--)
+    if (lineEndDepth[line] === 0) return text.slice(0, lineEnds[line]);
   return text.slice(0, lineEnds[0]);
 };
