@@ -20,7 +20,7 @@ import {
 } from 'vscode-languageserver-protocol';
 import { type ServerStatus, Status } from '../server/src/protocol';
 import { train } from '../server/src/train/trainer';
-import { percentile } from '../server/src/eval/statistics';
+import { percentile } from '../server/src/util/statistics';
 
 const repository = path.resolve(__dirname, '..');
 const serverScript = path.join(repository, 'server', 'out', 'server.js');

@@ -7,9 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type GptConfig, initialParameters, presets } from '../server/src/engine/model';
-import { readFolderConfig, writeModelFiles } from '../server/src/registry/modelFolder';
-import { bpeEncoderFromTokenizerJson, trainBpe, writeTokenizerFiles } from '../server/src/train/bpe';
-import { median, percentile } from '../server/src/eval/statistics';
+import { readFolderConfig } from '../server/src/modelFolder/config';
+import { writeModelFiles } from '../server/src/train/export';
+import { bpeEncoderFromTokenizerJson } from '../server/src/tokenizer/bpeEncoder';
+import { trainBpe } from '../server/src/train/bpeTrainer';
+import { writeTokenizerFiles } from '../server/src/tokenizer/tokenizerFiles';
+import { median, percentile } from '../server/src/util/statistics';
 
 const root = path.resolve(__dirname, '..');
 const { values } = parseArgs({
@@ -74,7 +77,7 @@ async function benchModel(): Promise<{ dir: string; description: string }> {
     const config: GptConfig = { ...presets.default, vocabSize: trained.vocab.length };
     fs.mkdirSync(dir, { recursive: true });
     const eos = trained.specialTokens.find((t) => t.content === '<|endoftext|>')?.id ?? 0;
-    await writeTokenizerFiles(dir, trained, { modelMaxLength: config.contextLength });
+    writeTokenizerFiles(dir, trained, { modelMaxLength: config.contextLength });
     writeModelFiles(dir, config, initialParameters(config, 1234), eos);
   }
   return { dir, description: `random weights, default preset size (${dir})` };

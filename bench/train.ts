@@ -9,11 +9,13 @@ import { parseArgs } from 'node:util';
 import { type GptConfig, initialParameters } from '../server/src/engine/model';
 import { defaultAdamW, learningRateAt } from '../server/src/engine/optimizer';
 import { loadTokenizer } from '../server/src/runtime/tokenizer';
-import { specialTokens, trainBpe, writeTokenizerFiles } from '../server/src/train/bpe';
-import { collectCorpus, splitByFile } from '../server/src/train/corpus';
+import { specialTokens } from '../server/src/tokenizer/specialTokens';
+import { trainBpe } from '../server/src/train/bpeTrainer';
+import { writeTokenizerFiles } from '../server/src/tokenizer/tokenizerFiles';
+import { collectCorpus, splitByFile } from '../server/src/workspace/corpus';
 import { type Batch, concatenateDocuments, trainingBatch, validationBatches } from '../server/src/train/dataset';
 import { StepRunner, freshState } from '../server/src/train/trainStep';
-import { median } from '../server/src/eval/statistics';
+import { median } from '../server/src/util/statistics';
 
 const { values } = parseArgs({
   options: {
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
   try {
     const corpus = await collectCorpus(values.corpus!);
     const split = splitByFile(corpus.files, { seed });
-    await writeTokenizerFiles(
+    writeTokenizerFiles(
       work,
       trainBpe(
         split.train.map((f) => f.text),

@@ -6,7 +6,7 @@ import { ProgressBar, formatDuration } from './cli/progressBar';
 import { exportTriton } from './deploy/tritonExport';
 import { type PresetName, presets } from './engine/model';
 import { evaluateModel } from './eval/evaluate';
-import { readModelCard, updateModelCard } from './registry/modelCard';
+import { readModelCard, updateModelCard } from './modelFolder/modelCard';
 import { generate } from './runtime/generate';
 import { loadLanguageModel } from './runtime/languageModel';
 import { train } from './train/trainer';

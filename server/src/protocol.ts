@@ -10,10 +10,47 @@ import {
   type TextDocumentIdentifier,
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
-import type { Evaluation } from './registry/modelCard';
-import type { TrainProgress, TrainResult } from './train/trainer';
 
 export type ModelRole = 'completion' | 'explanation';
+export type ModelKind = 'causal-lm';
+
+/** One evaluation of a model on a workspace, as recorded in its model card. */
+export interface Evaluation {
+  at: string;
+  workspace: string;
+  valLoss: number;
+  perplexity: number;
+  exactMatch: number;
+  editSimilarity: number;
+  latencyMs: { p50: number; p95: number };
+  samples: number;
+}
+
+/** The figures a training run reports as it goes. */
+export interface TrainProgress {
+  phase: 'preparing' | 'training' | 'saving' | 'done';
+  message: string;
+  step: number;
+  totalSteps: number;
+  loss?: number;
+  valLoss?: number;
+  learningRate?: number;
+  tokensPerSecond?: number;
+  elapsedSeconds: number;
+  etaSeconds?: number;
+}
+
+/** How a training run ended. */
+export interface TrainResult {
+  modelDir: string;
+  steps: number;
+  finished: boolean;
+  loss: number;
+  valLoss: number;
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+}
+
 export const modelRoles: readonly ModelRole[] = ['completion', 'explanation'];
 
 /** Sent by the client as `initializationOptions` of the initialize request. */
@@ -60,7 +97,7 @@ export type ModelMetrics = Omit<Evaluation, 'workspace'>;
 export interface ModelSummary {
   name: string;
   path: string;
-  kind: 'causal-lm';
+  kind: ModelKind;
   bundled: boolean;
   preset?: string;
   parameters?: number;

@@ -308,4 +308,4 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-export { percentile } from '../../server/src/eval/statistics';
+export { percentile } from '../../server/src/util/statistics';

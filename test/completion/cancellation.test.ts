@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CancellationTokenSource, LSPErrorCodes } from 'vscode-languageserver';
-import { abortSignalFrom, requestCancelled } from '../../server/src/completion/cancellation';
+import { abortSignalFrom, requestCancelled } from '../../server/src/util/cancellation';
 
 test('cancelling the token aborts the signal', () => {
   const source = new CancellationTokenSource();

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompletionCache } from '../../server/src/completion/completionCache';
-import { LruMap } from '../../server/src/completion/lruMap';
+import { LruMap } from '../../server/src/util/lruMap';
 
 const key = { uri: 'file:///a.ts', modelKey: 'm#1' };
 

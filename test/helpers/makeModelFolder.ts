@@ -5,8 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type GptConfig, initialParameters } from '../../server/src/engine/model';
-import { writeModelFiles } from '../../server/src/registry/modelFolder';
-import { trainBpe, writeTokenizerFiles } from '../../server/src/train/bpe';
+import { writeModelFiles } from '../../server/src/train/export';
+import { trainBpe } from '../../server/src/train/bpeTrainer';
+import { writeTokenizerFiles } from '../../server/src/tokenizer/tokenizerFiles';
 
 export interface ModelFolderOptions {
   /** Architecture; vocabSize is the tokenizer's target size, and the model gets the size actually trained. */
@@ -44,7 +45,7 @@ export async function makeModelFolder(options: ModelFolderOptions = {}): Promise
       for (let i = 0; i < data.length; i++) data[i] *= scale;
     }
   }
-  await writeTokenizerFiles(dir, trained, { modelMaxLength: config.contextLength });
+  writeTokenizerFiles(dir, trained, { modelMaxLength: config.contextLength });
   writeModelFiles(dir, config, weights, eosTokenId);
   return { dir, config, eosTokenId, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }

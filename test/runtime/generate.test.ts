@@ -10,7 +10,7 @@ import { onnx } from 'onnx-proto';
 import { encodeModel } from '../../server/src/engine/onnx';
 import { generate } from '../../server/src/runtime/generate';
 import { KvCache, type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
-import { toByteLevel } from '../../server/src/train/bpe';
+import { toByteLevel } from '../../server/src/tokenizer/byteLevel';
 import { Sampler, argmax, logProbability, logSoftmax, tokenProbability } from '../../server/src/runtime/sampling';
 import { uniform } from '../helpers/engineHarness';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';

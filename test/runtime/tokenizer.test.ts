@@ -1,4 +1,4 @@
-// Tests that transformers.js loads a tokenizer folder written by train/bpe.ts offline (and other GPT-2
+// Tests that transformers.js loads a tokenizer folder written by tokenizer/tokenizerFiles.ts offline (and other GPT-2
 // layouts), that encode → decode round-trips exactly on code with unicode and odd whitespace, that the fast
 // encoder gives transformers.js's ids, and that the streaming decoder's output equals the full decode.
 import { test, before, after } from 'node:test';
@@ -6,13 +6,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  createBpeEncoder,
-  specialTokens,
-  trainBpe,
-  writeTokenizerFiles,
-  type TrainedBpe,
-} from '../../server/src/train/bpe';
+import { createBpeEncoder } from '../../server/src/tokenizer/bpeEncoder';
+import { specialTokens } from '../../server/src/tokenizer/specialTokens';
+import { trainBpe, type TrainedBpe } from '../../server/src/train/bpeTrainer';
+import { writeTokenizerFiles } from '../../server/src/tokenizer/tokenizerFiles';
 import { createStreamingDecoder, loadTokenizer, type Tokenizer } from '../../server/src/runtime/tokenizer';
 
 /** Training text: this repository's own TypeScript plus snippets in other languages and scripts. */
@@ -61,7 +58,7 @@ before(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-tokenizer-'));
   modelDir = path.join(workDir, 'model');
   trained = trainBpe(trainingTexts(), { vocabSize: 1200 });
-  await writeTokenizerFiles(modelDir, trained, { modelMaxLength: 256 });
+  writeTokenizerFiles(modelDir, trained, { modelMaxLength: 256 });
   tokenizer = await loadTokenizer(modelDir);
 });
 

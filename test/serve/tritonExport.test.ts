@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { main } from '../../server/src/cli';
 import { PbEnum, type PbMessage, parsePbtxt, writePbtxt } from '../../server/src/deploy/pbtxt';
 import { exportTriton } from '../../server/src/deploy/tritonExport';
-import { readModelCard, writeModelCard } from '../../server/src/registry/modelCard';
+import { readModelCard, writeModelCard } from '../../server/src/modelFolder/modelCard';
 import { createSession } from '../../server/src/runtime/onnxSession';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 

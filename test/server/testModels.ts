@@ -6,9 +6,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type GptConfig, initialParameters, parameterCount } from '../../server/src/engine/model';
-import { writeModelCard } from '../../server/src/registry/modelCard';
-import { writeModelFiles } from '../../server/src/registry/modelFolder';
-import { toByteLevel, trainBpe, writeTokenizerFiles } from '../../server/src/train/bpe';
+import { writeModelCard } from '../../server/src/modelFolder/modelCard';
+import { writeModelFiles } from '../../server/src/train/export';
+import { toByteLevel } from '../../server/src/tokenizer/byteLevel';
+import { trainBpe } from '../../server/src/train/bpeTrainer';
+import { writeTokenizerFiles } from '../../server/src/tokenizer/tokenizerFiles';
 import { train } from '../../server/src/train/trainer';
 import { makeModelFolder, sampleCode } from '../helpers/makeModelFolder';
 
@@ -44,7 +46,7 @@ export async function makeParrotModel(dir: string, options: ParrotOptions = {}):
   for (let i = 0; i < d; i++) bias[i] = embedding[target * d + i] * 2000;
   fs.mkdirSync(dir, { recursive: true });
   const eos = trained.specialTokens.find((t) => t.content === '<|endoftext|>')?.id ?? 0;
-  await writeTokenizerFiles(dir, trained, { modelMaxLength: config.contextLength });
+  writeTokenizerFiles(dir, trained, { modelMaxLength: config.contextLength });
   writeModelFiles(dir, config, weights, eos);
   writeModelCard(dir, {
     name: path.basename(dir),

@@ -6,15 +6,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  byteToUnicode,
-  createBpeEncoder,
-  specialTokenContents,
-  specialTokens,
-  toByteLevel,
-  trainBpe,
-  writeTokenizerFiles,
-} from '../../server/src/train/bpe';
+import { byteToUnicode, toByteLevel } from '../../server/src/tokenizer/byteLevel';
+import { createBpeEncoder } from '../../server/src/tokenizer/bpeEncoder';
+import { specialTokenContents, specialTokens } from '../../server/src/tokenizer/specialTokens';
+import { trainBpe } from '../../server/src/train/bpeTrainer';
+import { writeTokenizerFiles } from '../../server/src/tokenizer/tokenizerFiles';
 
 /** Deterministic code-like text: identifiers, keywords, numbers, strings, indentation, a little unicode. */
 function syntheticCode(lines: number, seed = 1): string {
@@ -151,7 +147,7 @@ test('tokens named like Object.prototype members survive training and writing', 
   for (const token of risky) assert.ok(trained.vocab.includes(token), token);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-bpe-'));
   try {
-    await writeTokenizerFiles(dir, trained, { modelMaxLength: 256 });
+    writeTokenizerFiles(dir, trained, { modelMaxLength: 256 });
     const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
     for (const token of risky) assert.equal(json.model.vocab[token], trained.vocab.indexOf(token));
     assert.equal(Object.keys(json.model.vocab).length, trained.vocab.length);
@@ -166,7 +162,7 @@ test('writeTokenizerFiles writes the Hugging Face layout', async () => {
   const trained = trainBpe([syntheticCode(500)], { vocabSize: 300 });
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-bpe-')), 'nested', 'model');
   try {
-    await writeTokenizerFiles(dir, trained, { modelMaxLength: 512 });
+    writeTokenizerFiles(dir, trained, { modelMaxLength: 512 });
     const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
     assert.equal(json.model.type, 'BPE');
     assert.equal(Object.keys(json.model.vocab).length, 300);

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { collectCorpus, corpusSnapshot, splitByFile, type Corpus } from '../../server/src/train/corpus';
-import { findSecretInContent } from '../../server/src/train/secrets';
+import { collectCorpus, corpusSnapshot, splitByFile, type Corpus } from '../../server/src/workspace/corpus';
+import { findSecretInContent } from '../../server/src/workspace/secrets';
 
 /** Secret-looking strings are assembled at run time so this file itself never matches a secret scanner. */
 const join = (...parts: string[]): string => parts.join('');

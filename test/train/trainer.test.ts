@@ -7,7 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readModelCard } from '../../server/src/registry/modelCard';
+import { readModelCard } from '../../server/src/modelFolder/modelCard';
 
 const cli = path.resolve(__dirname, '../../bin/modelwright.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-trainer-'));

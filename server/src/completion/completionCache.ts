@@ -1,7 +1,7 @@
 // An LRU cache of suggestions that also serves a user who keeps typing what was suggested: when the text typed
 // since a cached suggestion is the beginning of that suggestion, the rest of it is returned without running
 // the model. An empty suggestion is cached too (for the same position only), so a repeated request is free.
-import { LruMap } from './lruMap';
+import { LruMap } from '../util/lruMap';
 
 export interface CacheKey {
   uri: string;

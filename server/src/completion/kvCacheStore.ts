@@ -1,7 +1,7 @@
 // Keeps, per document, where the last completion's prompt started and its KV cache, so the next request in that
 // document starts its prompt at the same place and runs only the tokens the model has not seen.
 import type { KvCache } from '../runtime/languageModel';
-import { LruMap } from './lruMap';
+import { LruMap } from '../util/lruMap';
 
 export interface DocumentKvCache {
   /** The model the cache belongs to (a cache of a swapped-out model is never reused). */

@@ -2,14 +2,14 @@
 // next-line completion at sampled cursor positions (exact match and edit similarity of the first generated
 // line), and completion latency p50/p95. On the model's own training workspace only its held-out files are used.
 import * as path from 'node:path';
-import { type Evaluation, readModelCard, updateModelCard } from '../registry/modelCard';
+import { type Evaluation, readModelCard, updateModelCard } from '../modelFolder/modelCard';
 import { generate } from '../runtime/generate';
 import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel';
 import { logSoftmax } from '../runtime/sampling';
-import { collectCorpus } from '../train/corpus';
+import { collectCorpus } from '../workspace/corpus';
 import { concatenateDocuments } from '../train/dataset';
 import { sampleCompletions } from './completionSamples';
-import { percentile } from './statistics';
+import { percentile } from '../util/statistics';
 import { editSimilarity } from './editSimilarity';
 
 export interface EvaluateOptions {

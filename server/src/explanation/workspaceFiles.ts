@@ -3,7 +3,7 @@
 // latter cached for a short while since walking a workspace takes a moment.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { collectCorpus } from '../train/corpus';
+import { collectCorpus } from '../workspace/corpus';
 import type { SourceFile } from './grounding';
 
 const CACHE_MS = 30_000;

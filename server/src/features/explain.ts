@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import type { CancellationToken, ClientCapabilities, Range, ServerCapabilities } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { abortSignalFrom, requestCancelled } from '../completion/cancellation';
-import { LruMap } from '../completion/lruMap';
+import { abortSignalFrom, requestCancelled } from '../util/cancellation';
+import { LruMap } from '../util/lruMap';
 import { type ExplanationWriter, explain } from '../explanation/explainer';
 import { type LineStatistics, lineSurprisal } from '../explanation/surprisal';
 import { filePath } from '../explanation/workspaceFiles';

@@ -9,7 +9,7 @@ import {
   MarkupKind,
   type ServerCapabilities,
 } from 'vscode-languageserver';
-import { abortSignalFrom } from '../completion/cancellation';
+import { abortSignalFrom } from '../util/cancellation';
 import { UNUSUAL_DEVIATIONS, isUnusual, lineBits } from '../explanation/surprisal';
 import { RegistryError } from '../registry/modelRegistry';
 import { answering, invalidParams } from './errors';

@@ -9,7 +9,7 @@ import {
   type ServerCapabilities,
   type CancellationToken,
 } from 'vscode-languageserver';
-import { abortSignalFrom, requestCancelled } from '../completion/cancellation';
+import { abortSignalFrom, requestCancelled } from '../util/cancellation';
 import { CompletionCancelled, type CompletionPipeline } from '../completion/completionPipeline';
 import { type Lease, type LanguageServingModel, RegistryError } from '../registry/modelRegistry';
 import { answering, invalidParams } from './errors';

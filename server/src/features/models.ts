@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ServerCapabilities } from 'vscode-languageserver';
 import { DeleteModel, DeployModel, GetModelCard, ListModels, type ModelRole, modelRoles } from '../protocol';
-import { readModelCard } from '../registry/modelCard';
+import { readModelCard } from '../modelFolder/modelCard';
 import { isValidModelName } from '../registry/modelRegistry';
 import { answering, invalidParams, requestFailed } from './errors';
 import type { Feature } from './feature';

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CancellationToken, ServerCapabilities } from 'vscode-languageserver';
-import { abortSignalFrom, requestCancelled } from '../completion/cancellation';
+import { abortSignalFrom, requestCancelled } from '../util/cancellation';
 import { type PresetName, presets } from '../engine/model';
 import { filePath } from '../explanation/workspaceFiles';
 import { EvaluateModel, TrainModel, type TrainingFigures, TrainingProgress } from '../protocol';

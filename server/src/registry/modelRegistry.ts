@@ -6,8 +6,8 @@ import * as path from 'node:path';
 import { type ModelRole, type ModelSummary, modelRoles } from '../protocol';
 import { type ChatModel, hasChatTemplate, loadChatModel } from '../runtime/chatModel';
 import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel';
-import { writeFileAtomic } from '../train/safetensors';
-import { type ModelCard, readModelCard, updateModelCard } from './modelCard';
+import { writeFileAtomic } from '../util/atomicFile';
+import { type ModelCard, readModelCard, updateModelCard } from '../modelFolder/modelCard';
 
 export const ACTIVE_FILE = 'active.json';
 /** The bundled model that serves until another one is deployed. */

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor as OrtTensor } from 'onnxruntime-node';
-import { type FolderConfig, readFolderConfig } from '../registry/modelFolder';
+import { type FolderConfig, readFolderConfig } from '../modelFolder/config';
 import { type Feeds, type Session, type Tensor, createSession, int64Tensor } from './onnxSession';
 import { type Tokenizer, loadTokenizer } from './tokenizer';
 

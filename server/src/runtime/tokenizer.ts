@@ -3,7 +3,9 @@
 // without breaking UTF-8 characters that span byte-level tokens.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { bpeEncoderFromTokenizerJson, tokenizerJson, unicodeToByte, type BpeEncoder } from '../train/bpe';
+import { bpeEncoderFromTokenizerJson, type BpeEncoder } from '../tokenizer/bpeEncoder';
+import { tokenizerJson } from '../tokenizer/tokenizerFiles';
+import { unicodeToByte } from '../tokenizer/byteLevel';
 
 type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
 type PreTrainedTokenizer = InstanceType<Transformers['PreTrainedTokenizer']>;
@@ -19,7 +21,7 @@ export interface Tokenizer {
   readonly eosTokenId: number | undefined;
   /** Id of a token string (byte-level form for GPT-2-style tokenizers, or a special token's content). */
   tokenId(token: string): number | undefined;
-  /** Which encoder encode() uses: the cached BPE encoder of train/bpe.ts (same ids, ~15x faster) or transformers.js. */
+  /** Which encoder encode() uses: the cached BPE encoder of tokenizer/bpeEncoder.ts (same ids, ~15x faster) or transformers.js. */
   readonly encoder: 'fast' | 'transformers.js';
   /** True when tokens are GPT-2 byte-level strings, so each non-special token stands for exact bytes. */
   readonly byteLevel: boolean;
@@ -145,7 +147,7 @@ function byteLevelBytes(token: string): Uint8Array | undefined {
 
 export interface LoadTokenizerOptions {
   /**
-   * Encode with the cached BPE encoder of train/bpe.ts when the tokenizer is plain GPT-2-style byte-level BPE
+   * Encode with the cached BPE encoder of tokenizer/bpeEncoder.ts when the tokenizer is plain GPT-2-style byte-level BPE
    * (it gives transformers.js's ids, tested, at ~15 MB/s instead of ~1 MB/s). Default true.
    */
   fastEncode?: boolean;
@@ -170,7 +172,7 @@ function fastEncoderFor(tokenizerJson: any): BpeEncoder | undefined {
 
 /**
  * Loads the tokenizer of a model folder (absolute or relative path) offline. Works for folders written by
- * train/bpe.ts and other GPT-2-layout folders: tokenizer.json + tokenizer_config.json, tokenizer.json alone,
+ * train/bpeTrainer.ts and other GPT-2-layout folders: tokenizer.json + tokenizer_config.json, tokenizer.json alone,
  * or vocab.json + merges.txt.
  */
 export async function loadTokenizer(modelDir: string, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {

@@ -1,7 +1,7 @@
 // A client for a remote model server, so the completion and explanation roles can use a model too large for the
 // laptop: OpenAI-compatible /v1/completions (vLLM, TGI, ours; streamed or not), or the Open Inference Protocol's
 // /v2/models/{name}/infer (Triton, KServe, ours), decoding locally with the model folder's tokenizer.
-import { readFolderConfig } from '../registry/modelFolder';
+import { readFolderConfig } from '../modelFolder/config';
 import { Sampler, argmax } from '../runtime/sampling';
 import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
 import { fitPrompt } from './batchScheduler';

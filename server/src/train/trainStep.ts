@@ -24,7 +24,7 @@ import {
   scalarTensor,
 } from '../runtime/onnxSession';
 import type { Batch } from './dataset';
-import type { Tensors } from './safetensors';
+import type { Tensors } from '../modelFolder/safetensors';
 
 /** Flat parameter vector and Adam moments, laid out by `parameterLayout`. */
 export interface TrainerState {

@@ -5,14 +5,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type GptConfig, type PresetName, initialParameters, parameterCount, presets } from '../engine/model';
 import { type AdamWSettings, type Schedule, defaultAdamW, learningRateAt } from '../engine/optimizer';
-import { type CurvePoint, type DataSnapshot, type ModelCard, writeModelCard } from '../registry/modelCard';
-import { readFolderConfig, readWeights, writeModelFiles } from '../registry/modelFolder';
+import { type CurvePoint, type DataSnapshot, type ModelCard, writeModelCard } from '../modelFolder/modelCard';
+import { readFolderConfig } from '../modelFolder/config';
+import { readWeights } from '../modelFolder/weights';
+import { writeModelFiles } from './export';
+import type { TrainProgress, TrainResult } from '../protocol';
 import { loadTokenizer } from '../runtime/tokenizer';
-import { specialTokens, trainBpe, writeTokenizerFiles } from './bpe';
-import { collectCorpus, splitByFile } from './corpus';
+import { specialTokens } from '../tokenizer/specialTokens';
+import { trainBpe } from './bpeTrainer';
+import { writeTokenizerFiles } from '../tokenizer/tokenizerFiles';
+import { collectCorpus, splitByFile } from '../workspace/corpus';
 import { concatenateDocuments, trainingBatch, validationBatches } from './dataset';
-import { decodeSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
+import { decodeSafetensors, encodeSafetensors } from '../modelFolder/safetensors';
+import { writeFileAtomic } from '../util/atomicFile';
 import { StepRunner, freshState, stateFromTensors, stateToTensors } from './trainStep';
+
+export type { TrainProgress, TrainResult };
 
 export interface TrainOptions {
   workspace: string;
@@ -33,29 +41,6 @@ export interface TrainOptions {
   evalEvery?: number;
   checkpointSeconds?: number;
   threads?: number;
-}
-
-export interface TrainProgress {
-  phase: 'preparing' | 'training' | 'saving' | 'done';
-  message: string;
-  step: number;
-  totalSteps: number;
-  loss?: number;
-  valLoss?: number;
-  learningRate?: number;
-  tokensPerSecond?: number;
-  elapsedSeconds: number;
-  etaSeconds?: number;
-}
-
-export interface TrainResult {
-  modelDir: string;
-  steps: number;
-  finished: boolean;
-  loss: number;
-  valLoss: number;
-  tokensPerSecond: number;
-  elapsedSeconds: number;
 }
 
 /** Everything a resumed run needs besides the tensors; stored in the checkpoint's metadata. */
@@ -119,7 +104,7 @@ export async function train(
       { vocabSize: config.vocabSize },
     );
     config.vocabSize = trained.vocab.length; // a small corpus may run out of merges before the preset's size
-    await writeTokenizerFiles(options.out, trained, { modelMaxLength: config.contextLength });
+    writeTokenizerFiles(options.out, trained, { modelMaxLength: config.contextLength });
   }
 
   progress({ phase: 'preparing', message: 'tokenizing', step: 0, totalSteps: 0 });

@@ -1,12 +1,9 @@
-// Reads and writes model folders in the Hugging Face / transformers.js GPT-2 layout: config.json,
-// generation_config.json, onnx/model.onnx (tokenizer files are written by the tokenizer trainer). Any GPT-2-
-// layout folder can be read, including ones exported by PyTorch.
+// A model folder's config.json and generation_config.json in the Hugging Face / transformers.js GPT-2 layout:
+// read from any GPT-2-layout folder (ours or one exported by PyTorch), written for the models we train.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildInference } from '../engine/inferenceGraph';
-import { type GptConfig, parameterShapes } from '../engine/model';
-import { encodeModel, readInitializers } from '../engine/onnx';
-import { writeFileAtomic } from '../train/safetensors';
+import type { GptConfig } from '../engine/model';
+import { writeFileAtomic } from '../util/atomicFile';
 
 export const ONNX_FILE = path.join('onnx', 'model.onnx');
 
@@ -35,12 +32,8 @@ export function readFolderConfig(modelDir: string): FolderConfig {
   };
 }
 
-export function writeModelFiles(
-  modelDir: string,
-  config: GptConfig,
-  weights: Map<string, Float32Array>,
-  eosTokenId: number,
-): void {
+/** Writes config.json and generation_config.json for a GPT-2 model we trained. */
+export function writeConfigFiles(modelDir: string, config: GptConfig, eosTokenId: number): void {
   const hf = {
     model_type: 'gpt2',
     architectures: ['GPT2LMHeadModel'],
@@ -65,19 +58,4 @@ export function writeModelFiles(
   const generation = { bos_token_id: eosTokenId, eos_token_id: eosTokenId, max_new_tokens: 64 };
   writeFileAtomic(path.join(modelDir, 'config.json'), JSON.stringify(hf, null, 2) + '\n');
   writeFileAtomic(path.join(modelDir, 'generation_config.json'), JSON.stringify(generation, null, 2) + '\n');
-  writeFileAtomic(path.join(modelDir, ONNX_FILE), encodeModel(buildInference(config, weights)));
-}
-
-/** The weights of a model folder, by Hugging Face GPT-2 parameter name (for fine-tuning). */
-export function readWeights(modelDir: string, config: GptConfig): Map<string, Float32Array> {
-  const stored = readInitializers(fs.readFileSync(path.join(modelDir, ONNX_FILE)));
-  const weights = new Map<string, Float32Array>();
-  for (const [name, shape] of parameterShapes(config)) {
-    const t = stored.get(name);
-    if (!t) throw new Error(`${modelDir}: weight ${name} not found; only GPT-2-layout folders can be fine-tuned`);
-    if (t.data.length !== shape.reduce((a, b) => a * b, 1))
-      throw new Error(`${modelDir}: weight ${name} has shape [${t.dims}], expected [${shape}]`);
-    weights.set(name, t.data);
-  }
-  return weights;
 }

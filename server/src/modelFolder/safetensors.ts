@@ -1,8 +1,5 @@
-// Reads and writes float32 tensors in the safetensors format (8-byte header length, JSON header, raw data),
-// the format PyTorch tools load. Writes are atomic: a temp file in the same folder, fsync, then rename,
-// so a crash or `kill -9` leaves either the old file or the new one, never half of one.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// Encodes and decodes float32 tensors in the safetensors format (8-byte header length, JSON header, raw data),
+// the format PyTorch and Hugging Face tools load; write the result with util/atomicFile's writeFileAtomic.
 
 export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -44,18 +41,4 @@ export function decodeSafetensors(bytes: Buffer): { tensors: Tensors; metadata: 
     tensors.set(name, { shape: entry.shape, data });
   }
   return { tensors, metadata: header.__metadata__ ?? {} };
-}
-
-/** Writes a file so that readers see either the previous content or the new one, even after a crash. */
-export function writeFileAtomic(file: string, data: Uint8Array | string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const temp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(temp, 'w');
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(temp, file);
 }

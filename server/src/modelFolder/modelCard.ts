@@ -3,9 +3,8 @@
 // where it came from (parent model) and when it was created and deployed. Kind-independent.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../train/safetensors';
-
-export type ModelKind = 'causal-lm';
+import type { Evaluation, ModelKind } from '../protocol';
+import { writeFileAtomic } from '../util/atomicFile';
 
 export interface DataSnapshot {
   workspace: string;
@@ -24,16 +23,7 @@ export interface CurvePoint {
   elapsedSeconds?: number;
 }
 
-export interface Evaluation {
-  at: string;
-  workspace: string;
-  valLoss: number;
-  perplexity: number;
-  exactMatch: number;
-  editSimilarity: number;
-  latencyMs: { p50: number; p95: number };
-  samples: number;
-}
+export type { Evaluation, ModelKind };
 
 export interface ModelCard {
   name: string;
