@@ -1,6 +1,8 @@
 // Human-readable figures for the status bar, the Models tree, notifications and the Training panel: sizes,
 // parameter counts, durations, training progress lines and metrics. Pure functions, tested without VS Code.
-import type { ModelMetrics, ModelSummary, TrainingFigures } from '../../server/src/protocol';
+import { formatDuration, type ModelMetrics, type ModelSummary, type TrainingFigures } from '../../server/src/protocol';
+
+export { formatDuration };
 
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes < 0) return '?';
@@ -24,16 +26,6 @@ export function formatCount(n: number): string {
 }
 
 const trim = (x: number) => (x >= 100 ? String(Math.round(x)) : x.toFixed(1).replace(/\.0$/, ''));
-
-/** Seconds as "45s", "3m 05s", "1h 02m". */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  const pad = (x: number) => String(x).padStart(2, '0');
-  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-  return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-}
 
 export const formatPercent = (fraction: number) => `${(fraction * 100).toFixed(1)}%`;
 

@@ -2,7 +2,8 @@
 // language server uses, no VS Code needed. Each subcommand parses its flags with node:util parseArgs.
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ProgressBar, formatDuration } from './cli/progressBar';
+import { ProgressBar } from './cli/progressBar';
+import { formatDuration } from './protocol';
 import { exportTriton } from './deploy/tritonExport';
 import { type PresetName, presets } from './engine/model';
 import { evaluateModel } from './eval/evaluate';

@@ -40,6 +40,16 @@ export interface TrainProgress {
   etaSeconds?: number;
 }
 
+/** A duration as both sides show it (elapsed and ETA of a training): "45s", "3m 05s", "1h 02m". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const pad = (x: number) => String(x).padStart(2, '0');
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+
 /** How a training run ended. */
 export interface TrainResult {
   modelDir: string;
@@ -63,6 +73,30 @@ export interface InitializationOptions {
   trusted: boolean;
 }
 
+/** Model names are folder names, in the models folder, in URLs and in the HTTP service's model list. */
+export const modelNameRule = {
+  pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/,
+  description: '1–100 letters, digits, ".", "_" or "-", starting with a letter or digit, with no ".."',
+} as const;
+
+/** True for a name that can be a model folder, a URL segment and a served model's name. */
+export function isValidModelName(name: unknown): name is string {
+  return typeof name === 'string' && modelNameRule.pattern.test(name) && !name.includes('..');
+}
+
+/**
+ * Every numeric setting under `modelwright.` with its default and bounds, exactly as package.json declares them
+ * (a test checks). Client and server both clamp to these bounds.
+ */
+export const numericSettings = {
+  'completion.maxTokens': { default: 48, minimum: 1, maximum: 512, integer: true },
+  'completion.maxLines': { default: 6, minimum: 1, maximum: 100, integer: true },
+  'completion.debounceMs': { default: 75, minimum: 0, maximum: 2000, integer: true },
+  'completion.confidenceThreshold': { default: 0.2, minimum: 0, maximum: 1, integer: false },
+  'explanation.maxTokens': { default: 160, minimum: 1, maximum: 2048, integer: true },
+  'training.minutes': { default: 5, minimum: 1, maximum: 1440, integer: false },
+} as const;
+
 /** The `modelwright` section of workspace/configuration, fetched per resource. */
 export interface Settings {
   models: Record<ModelRole, string>; // model name per role; '' = the active (deployed) model
@@ -83,13 +117,58 @@ export const defaultSettings: Settings = {
   completion: {
     enable: true,
     disabledLanguages: [],
-    maxTokens: 48,
-    maxLines: 6,
-    debounceMs: 75,
-    confidenceThreshold: 0.2,
+    maxTokens: numericSettings['completion.maxTokens'].default,
+    maxLines: numericSettings['completion.maxLines'].default,
+    debounceMs: numericSettings['completion.debounceMs'].default,
+    confidenceThreshold: numericSettings['completion.confidenceThreshold'].default,
   },
-  explanation: { hover: false, maxTokens: 160 },
+  explanation: { hover: false, maxTokens: numericSettings['explanation.maxTokens'].default },
 };
+
+export type NumericSetting = keyof typeof numericSettings;
+
+/** A setting's value clamped to its bounds (rounded when it is an integer); its default when not a number. */
+export function clampSetting(key: NumericSetting, value: unknown): number {
+  const { default: fallback, minimum, maximum, integer } = numericSettings[key];
+  if (typeof value !== 'number' || !Number.isFinite(value)) return fallback;
+  const clamped = Math.min(maximum, Math.max(minimum, value));
+  return integer ? Math.round(clamped) : clamped;
+}
+
+/**
+ * The Settings in a `modelwright` section, read through `get(dottedKey)` (VS Code's WorkspaceConfiguration, or a
+ * lookup in the object a client sent): wrong types take their default field by field, numbers are clamped.
+ */
+export function settingsFrom(get: (key: string) => unknown): Settings {
+  const d = defaultSettings;
+  const bool = (key: string, fallback: boolean) => {
+    const v = get(key);
+    return typeof v === 'boolean' ? v : fallback;
+  };
+  const models = {} as Record<ModelRole, string>;
+  for (const role of modelRoles) {
+    const v = get(`models.${role}`);
+    models[role] = typeof v === 'string' ? v.trim() : d.models[role];
+  }
+  const disabled = get('completion.disabledLanguages');
+  return {
+    models,
+    completion: {
+      enable: bool('completion.enable', d.completion.enable),
+      disabledLanguages: Array.isArray(disabled)
+        ? disabled.filter((x): x is string => typeof x === 'string')
+        : [...d.completion.disabledLanguages],
+      maxTokens: clampSetting('completion.maxTokens', get('completion.maxTokens')),
+      maxLines: clampSetting('completion.maxLines', get('completion.maxLines')),
+      debounceMs: clampSetting('completion.debounceMs', get('completion.debounceMs')),
+      confidenceThreshold: clampSetting('completion.confidenceThreshold', get('completion.confidenceThreshold')),
+    },
+    explanation: {
+      hover: bool('explanation.hover', d.explanation.hover),
+      maxTokens: clampSetting('explanation.maxTokens', get('explanation.maxTokens')),
+    },
+  };
+}
 
 /** One evaluation of a model (as recorded in its card). */
 export type ModelMetrics = Omit<Evaluation, 'workspace'>;

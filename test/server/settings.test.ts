@@ -1,5 +1,6 @@
 // Tests for reading the `modelwright` settings a client sends: missing sections and malformed values fall back to
-// the defaults field by field, numbers are range-checked, and model names are trimmed.
+// the defaults field by field, numbers are clamped to the bounds package.json declares (as the client clamps them),
+// and model names are trimmed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalizeSettings } from '../../server/src/features/settings';
@@ -10,7 +11,7 @@ test('nothing, null or garbage gives the defaults', () => {
     assert.deepEqual(normalizeSettings(raw), defaultSettings);
 });
 
-test('valid values are kept, malformed ones replaced one by one', () => {
+test('valid values are kept, malformed ones replaced one by one, numbers out of range clamped', () => {
   const settings = normalizeSettings({
     models: { completion: ' mine ', explanation: 7 },
     completion: {
@@ -29,11 +30,11 @@ test('valid values are kept, malformed ones replaced one by one', () => {
       enable: false,
       disabledLanguages: ['python'],
       maxTokens: 32,
-      maxLines: defaultSettings.completion.maxLines,
+      maxLines: 1,
       debounceMs: 75,
       confidenceThreshold: 0.35,
     },
-    explanation: { hover: false, maxTokens: defaultSettings.explanation.maxTokens },
+    explanation: { hover: false, maxTokens: 2048 },
   });
 });
 

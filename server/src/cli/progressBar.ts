@@ -30,10 +30,3 @@ export class ProgressBar {
     this.stream.write(message + '\n');
   }
 }
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.max(0, Math.round(seconds));
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}

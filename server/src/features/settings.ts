@@ -1,13 +1,14 @@
 // The `modelwright` settings, fetched from the client per resource with workspace/configuration (never cached
 // globally: a folder or language may override them). A short cache per resource spares a round trip per
-// keystroke; didChangeConfiguration clears it. Malformed values fall back to the defaults, field by field.
+// keystroke; didChangeConfiguration clears it. Malformed values fall back to the defaults, field by field, and
+// numbers are clamped to the bounds package.json declares (protocol.ts `numericSettings`).
 import {
   type Connection,
   type ClientCapabilities,
   DidChangeConfigurationNotification,
   type ServerCapabilities,
 } from 'vscode-languageserver';
-import { type Settings, defaultSettings, modelRoles } from '../protocol';
+import { type Settings, settingsFrom } from '../protocol';
 import type { Feature } from './feature';
 
 /** How long settings fetched for one resource are reused. */
@@ -73,41 +74,16 @@ export class SettingsFeature implements Feature {
   }
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  !!value && typeof value === 'object' && !Array.isArray(value);
-
-function number(value: unknown, fallback: number, min: number, max: number, integer = true): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) return fallback;
-  return integer ? Math.round(value) : value;
-}
-
-/** Settings from whatever the client sent: missing or malformed fields take their default. */
+/** Settings from whatever the client sent (the `modelwright` section object): see `settingsFrom`. */
 export function normalizeSettings(raw: unknown): Settings {
-  const section = isRecord(raw) ? raw : {};
-  const models = isRecord(section.models) ? section.models : {};
-  const completion = isRecord(section.completion) ? section.completion : {};
-  const explanation = isRecord(section.explanation) ? section.explanation : {};
-  const d = defaultSettings;
-  return {
-    models: Object.fromEntries(
-      modelRoles.map((role) => [
-        role,
-        typeof models[role] === 'string' ? (models[role] as string).trim() : d.models[role],
-      ]),
-    ) as Settings['models'],
-    completion: {
-      enable: typeof completion.enable === 'boolean' ? completion.enable : d.completion.enable,
-      disabledLanguages: Array.isArray(completion.disabledLanguages)
-        ? completion.disabledLanguages.filter((l): l is string => typeof l === 'string')
-        : [...d.completion.disabledLanguages],
-      maxTokens: number(completion.maxTokens, d.completion.maxTokens, 1, 4096),
-      maxLines: number(completion.maxLines, d.completion.maxLines, 1, 200),
-      debounceMs: number(completion.debounceMs, d.completion.debounceMs, 0, 10_000),
-      confidenceThreshold: number(completion.confidenceThreshold, d.completion.confidenceThreshold, 0, 1, false),
-    },
-    explanation: {
-      hover: typeof explanation.hover === 'boolean' ? explanation.hover : d.explanation.hover,
-      maxTokens: number(explanation.maxTokens, d.explanation.maxTokens, 1, 4096),
-    },
-  };
+  return settingsFrom((key) => {
+    let value: unknown = raw;
+    for (const part of key.split('.')) {
+      value =
+        value && typeof value === 'object' && !Array.isArray(value)
+          ? (value as Record<string, unknown>)[part]
+          : undefined;
+    }
+    return value;
+  });
 }
