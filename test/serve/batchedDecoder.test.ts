@@ -8,7 +8,8 @@ import { generate } from '../../server/src/runtime/generate';
 import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { argmax } from '../../server/src/runtime/sampling';
 import { type Tokenizer, loadTokenizer } from '../../server/src/runtime/tokenizer';
-import { BatchScheduler, fitPrompt } from '../../server/src/serve/batchScheduler';
+import { BatchScheduler } from '../../server/src/serve/batchScheduler';
+import { fitPrompt } from '../../server/src/runtime/promptWindow';
 import { HttpError } from '../../server/src/serve/errors';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
 

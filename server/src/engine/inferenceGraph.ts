@@ -2,7 +2,7 @@
 // input_ids, attention_mask, position_ids and past_key_values.{i}.key|value; outputs logits and
 // present.{i}.key|value, with the weights stored as initializers.
 import { Graph, type Value } from './graph';
-import { type GptConfig, type KvCache, forward, parameterShapes } from './model';
+import { type GptConfig, type LayerCacheValues, forward, parameterShapes } from './model';
 import { type ModelDescription, tensor } from './onnx';
 
 export function buildInference(c: GptConfig, weights: Map<string, Float32Array>): ModelDescription {
@@ -11,7 +11,7 @@ export function buildInference(c: GptConfig, weights: Map<string, Float32Array>)
   const tokens = g.input('input_ids', ['batch_size', 'sequence_length'], 'int64');
   const mask = g.input('attention_mask', ['batch_size', 'total_sequence_length'], 'int64');
   const positions = g.input('position_ids', ['batch_size', 'sequence_length'], 'int64');
-  const caches: KvCache[] = [];
+  const caches: LayerCacheValues[] = [];
   for (let i = 0; i < c.layers; i++) {
     const shape = ['batch_size', c.heads, 'past_sequence_length', headDim];
     caches.push({

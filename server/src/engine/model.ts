@@ -71,8 +71,9 @@ export function initialParameters(c: GptConfig, seed: number): Map<string, Float
   return params;
 }
 
-/** Keys and values of earlier positions (inference only): [batch, heads, past, headDim] per layer. */
-export interface KvCache {
+/** One layer's cache in the inference graph: the graph values of past keys and values [batch, heads, past, headDim]
+ * and the present ones it outputs (the runtime's KvCache holds their tensors). */
+export interface LayerCacheValues {
   pastKey: Value;
   pastValue: Value;
   presentKey?: Value;
@@ -91,7 +92,7 @@ export function forward(
   tokens: Value,
   positions: Value,
   attentionBias: Value,
-  caches?: KvCache[],
+  caches?: LayerCacheValues[],
 ): Value {
   let x = g.add(g.gather(w['transformer.wte.weight'], tokens), g.gather(w['transformer.wpe.weight'], positions));
   for (let i = 0; i < c.layers; i++) {
@@ -109,7 +110,7 @@ function attention(
   x: Value,
   p: (name: string) => Value,
   attentionBias: Value,
-  cache?: KvCache,
+  cache?: LayerCacheValues,
 ): Value {
   const headDim = c.embedding / c.heads;
   const qkv = g.linear(x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));

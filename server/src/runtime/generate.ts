@@ -3,7 +3,8 @@
 // prompts that do not fit the context, and reuse of a cache whose tokens begin the new prompt.
 import type { KvCache, LanguageModel } from './languageModel';
 import { Sampler, type SamplingOptions } from './sampling';
-import { createStreamingDecoder } from './tokenizer';
+import { CompletionText } from './completionText';
+import { fitPrompt } from './promptWindow';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate (default 64). */
@@ -65,32 +66,25 @@ export async function generate(
   const sampler = new Sampler(options);
   const { config, tokenizer } = model;
   const contextLength = config.contextLength;
-  const stops = (options.stop ?? []).filter((s) => s.length > 0);
-  const longestStop = stops.reduce((n, s) => Math.max(n, s.length), 0);
   const endIds = new Set([config.eosTokenId]);
   if (tokenizer.eosTokenId !== undefined) endIds.add(tokenizer.eosTokenId);
 
-  // The prompt, cut from the left so that it and maxTokens new tokens fit the context.
-  let promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : Array.from(prompt);
-  if (promptIds.length === 0) promptIds = [config.bosTokenId];
-  const keep = Math.max(1, contextLength - maxTokens);
-  const truncatedTokens = Math.max(0, promptIds.length - keep);
-  if (truncatedTokens > 0) promptIds = promptIds.slice(truncatedTokens);
+  const given = typeof prompt === 'string' ? tokenizer.encode(prompt) : Array.from(prompt);
+  const promptIds = fitPrompt(given, maxTokens, contextLength, config.bosTokenId);
+  const truncatedTokens = Math.max(0, given.length - promptIds.length);
 
   const cache = reusableCache(model, options.cache, promptIds);
   const reusedTokens = cache.length;
   const tokenIds = promptIds.slice();
   const generatedIds: number[] = [];
   const tokenProbabilities: number[] = [];
-  const decoder = createStreamingDecoder(tokenizer);
-  let text = '';
-  let streamed = 0; // text[0..streamed) has been passed to onToken
+  const completion = new CompletionText(tokenizer, options.stop ?? [], Math.max(1, maxTokens), endIds);
   let promptMs = 0;
   let decodeMs = 0;
   let decodeSteps = 0;
 
   const result = (finishReason: FinishReason): GenerateResult => ({
-    text,
+    text: completion.text,
     tokenIds,
     generatedIds,
     finishReason,
@@ -114,31 +108,11 @@ export async function generate(
     generatedIds.push(id);
     tokenIds.push(id);
     tokenProbabilities.push(probability);
-
-    let finish: FinishReason | undefined;
-    if (endIds.has(id)) {
-      finish = 'eos';
-    } else {
-      const before = text.length;
-      text += decoder.push(id);
-      const at = stops.length ? findStop(text, stops, Math.max(0, before - longestStop + 1)) : -1;
-      if (at >= 0) {
-        text = text.slice(0, at);
-        finish = 'stop';
-      }
-    }
-    if (!finish && (generatedIds.length >= maxTokens || tokenIds.length >= contextLength)) finish = 'length';
-    if (finish && finish !== 'stop') text += decoder.flush();
-
-    if (options.onToken) {
-      const end = finish ? text.length : text.length - heldBack(text, stops);
-      const fresh = end > streamed ? text.slice(streamed, end) : '';
-      streamed = Math.max(streamed, end);
-      options.onToken(fresh, id, probability);
-    }
-    if (finish) return result(finish);
+    const fresh = completion.push(id, tokenIds.length < contextLength);
+    options.onToken?.(fresh, id, probability);
+    if (completion.finish) return result(completion.finish);
     if (options.signal?.aborted) {
-      text += decoder.flush();
+      completion.end();
       return result('cancelled');
     }
 
@@ -158,28 +132,4 @@ function reusableCache(model: LanguageModel, given: KvCache | undefined, promptI
   while (common < limit && given.tokens[common] === promptIds[common]) common++;
   if (common === 0) return model.newCache();
   return common === given.length ? given.clone() : given.prefix(common);
-}
-
-/** Earliest index at or after `from` where a stop sequence starts, or −1. */
-function findStop(text: string, stops: readonly string[], from: number): number {
-  let best = -1;
-  for (const stop of stops) {
-    const at = text.indexOf(stop, from);
-    if (at >= 0 && (best < 0 || at < best)) best = at;
-  }
-  return best;
-}
-
-/** Length of the longest end of `text` that is the beginning of a stop sequence (and might become one). */
-function heldBack(text: string, stops: readonly string[]): number {
-  let held = 0;
-  for (const stop of stops) {
-    for (let k = Math.min(stop.length - 1, text.length); k > held; k--) {
-      if (text.endsWith(stop.slice(0, k))) {
-        held = k;
-        break;
-      }
-    }
-  }
-  return held;
 }

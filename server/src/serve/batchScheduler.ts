@@ -4,7 +4,7 @@
 import type { BatchedDecoder, DecodeBatch } from '../runtime/batchedDecoder';
 import { Sampler, type SamplingOptions, argmax } from '../runtime/sampling';
 import type { Tokenizer } from '../runtime/tokenizer';
-import { CompletionText } from './completionText';
+import { CompletionText } from '../runtime/completionText';
 import { HttpError, queueFull, unavailable } from './errors';
 import type { ServiceMetrics } from './metrics';
 
@@ -21,21 +21,6 @@ export interface CompletionRequest {
   signal?: AbortSignal;
   /** Streamed text, in order; the calls add up to the final text. */
   onText?: (text: string) => void;
-}
-
-/**
- * The prompt ids to run for a completion of up to `maxTokens` tokens: cut from the left so that both fit the
- * context (as the runtime's generate() does), and the begin-of-text id for an empty prompt.
- */
-export function fitPrompt(
-  ids: readonly number[],
-  maxTokens: number,
-  contextLength: number,
-  bosTokenId: number,
-): number[] {
-  const prompt = ids.length ? ids : [bosTokenId];
-  const keep = Math.max(1, contextLength - maxTokens);
-  return prompt.length > keep ? prompt.slice(prompt.length - keep) : prompt.slice();
 }
 
 export interface CompletionOutcome {

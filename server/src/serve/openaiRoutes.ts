@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { type CompletionOutcome, type CompletionRequest, fitPrompt } from './batchScheduler';
+import type { CompletionOutcome, CompletionRequest } from './batchScheduler';
+import { fitPrompt } from '../runtime/promptWindow';
 import { asHttpError, badRequest, errorBody, notFound } from './errors';
 import type { ServedModel } from './modelSet';
 import type { RouteContext } from './routeContext';

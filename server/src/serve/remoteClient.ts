@@ -4,8 +4,8 @@
 import { readFolderConfig } from '../modelFolder/config';
 import { Sampler, argmax } from '../runtime/sampling';
 import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
-import { fitPrompt } from './batchScheduler';
-import { CompletionText } from './completionText';
+import { fitPrompt } from '../runtime/promptWindow';
+import { CompletionText } from '../runtime/completionText';
 
 export interface RemoteEndpoint {
   /** Base URL of the server, e.g. http://127.0.0.1:8000 (a trailing /v1 or /v2 is fine). */

@@ -1,7 +1,8 @@
 // The text of one completion as its tokens arrive: incremental decoding, stop sequences (the text ends before
 // the first one) and the part that is safe to stream (text that might still become a stop sequence is held).
-// Shared by the batch scheduler and the remote Open Inference Protocol client.
-import { type Tokenizer, createStreamingDecoder, type StreamingDecoder } from '../runtime/tokenizer';
+// One implementation for every path that decodes: runtime generate() (the editor), the HTTP batch scheduler and
+// the remote Open Inference Protocol client.
+import { type Tokenizer, createStreamingDecoder, type StreamingDecoder } from './tokenizer';
 
 export type TextFinish = 'stop' | 'eos' | 'length';
 
