@@ -1,5 +1,5 @@
-// The ids of every command the extension contributes, in one table: commands.ts registers a handler for each
-// (the type makes a missing one an error) and a unit test checks the manifest lists exactly these.
+// The ids of every command the extension contributes, in one table: commands/index.ts registers a handler for
+// each (the type makes a missing one an error) and a unit test checks the manifest lists exactly these.
 export const commandIds = {
   train: 'modelwright.trainModel',
   evaluate: 'modelwright.evaluateModel',

@@ -1,7 +1,7 @@
 // The extension's entry point, wiring only: the language server client, the status bar, the Models tree, the
 // Training view, the read-only documents and the commands. Everything with logic lives in its own module.
 import * as vscode from 'vscode';
-import { Commands } from './commands';
+import { registerCommands } from './commands';
 import { configurationSection, readClientSettings, resolveModelsDirectory } from './config';
 import { type ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
 import { documentScheme, ReadOnlyDocuments } from './readOnlyDocuments';
@@ -35,13 +35,13 @@ export function activate(context: vscode.ExtensionContext): void {
   });
   const trainingView = new TrainingView(context.extensionUri, server, log);
   const documents = new ReadOnlyDocuments();
-  const commands = new Commands({ server, tree, trainingView, documents, log });
 
   // Redraw the tree when the server (re)starts, the active models change, or a training starts or ends.
   let treeKey = '';
   const refreshTreeOnChange = () => {
     const s = server?.lastStatus;
-    const key = `${server?.connection}|${JSON.stringify(s?.active)}|${s?.training?.name}:${s?.training?.phase === 'training'}`;
+    const training = `${s?.training?.name}:${s?.training?.phase === 'training'}`;
+    const key = `${server?.connection}|${JSON.stringify(s?.active)}|${training}`;
     if (key !== treeKey && server?.connection === 'running') void tree.refresh();
     treeKey = key;
   };
@@ -54,7 +54,7 @@ export function activate(context: vscode.ExtensionContext): void {
     trainingView,
     documents,
     new StatusBar(server),
-    ...commands.register(),
+    ...registerCommands({ server, tree, trainingView, documents, log }),
     vscode.window.registerWebviewViewProvider(TrainingView.viewId, trainingView),
     vscode.workspace.registerTextDocumentContentProvider(documentScheme, documents),
     server.onDidChangeStatus(refreshTreeOnChange),

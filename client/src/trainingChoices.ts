@@ -1,5 +1,7 @@
 // What Train Model offers: fine-tune an existing model (what most users want: a workspace is small) or train
 // from scratch with a preset, the time budgets, and the new model's name (suggested and validated). Pure.
+import { isValidModelName, modelNameRule } from '../../server/src/protocol';
+
 export interface TrainingChoice {
   label: string;
   description: string;
@@ -50,12 +52,9 @@ export function parseMinutes(text: string): number | undefined {
   return Number.isFinite(n) && n > 0 && n <= 24 * 60 ? n : undefined;
 }
 
-/** The server's rule for model names (server/src/registry/modelRegistry.ts). */
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-
-/** Why a model name is not accepted, or undefined when it is (it becomes a folder name). */
+/** Why a model name is not accepted (the protocol's rule), or undefined when it is (it becomes a folder name). */
 export function validateModelName(name: string, existing: readonly string[]): string | undefined {
-  if (!namePattern.test(name)) return 'Use 1–100 letters, digits, ".", "_" or "-", starting with a letter or digit.';
+  if (!isValidModelName(name)) return `Use ${modelNameRule.description}.`;
   if (existing.includes(name)) return `A model named "${name}" exists; choose another name.`;
   return undefined;
 }
@@ -66,6 +65,7 @@ export function suggestModelName(folderName: string, now: Date, existing: readon
     folderName
       .toLowerCase()
       .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/\.{2,}/g, '.') // the rule forbids ".."
       .replace(/^[^a-z0-9]+|-+$/g, '')
       .slice(0, 40) || 'model';
   const pad = (x: number) => String(x).padStart(2, '0');

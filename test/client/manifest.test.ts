@@ -1,11 +1,11 @@
 // Tests that the extension manifest (package.json `contributes`) and the client agree: every command has a
 // handler id and every id is contributed, menus and keybindings name real commands, settings match the protocol
-// defaults and have descriptions, and .vscodeignore is an allow-list. Also checks the webview message guard.
+// defaults and bounds and have descriptions, and .vscodeignore is an allow-list. Also checks the webview message guard.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { defaultSettings, ExplainCommand } from '../../server/src/protocol';
+import { defaultSettings, ExplainCommand, type NumericSetting, numericSettings } from '../../server/src/protocol';
 import { commandIds } from '../../client/src/commandIds';
 import { defaultClientSettings } from '../../client/src/config';
 import { isFromWebview } from '../../client/src/webviewProtocol';
@@ -70,6 +70,32 @@ test('settings match the protocol defaults and all have descriptions', () => {
     assert.ok(key === 'modelwright.trace.server' || key in expected, `${key} is read by the client or the server`);
     assert.ok((p.description ?? p.markdownDescription ?? '').length > 10, `${key} has a description`);
   }
+});
+
+test('numeric settings and protocol numericSettings agree on keys, defaults, bounds and integer types', () => {
+  const properties = contributes.configuration.properties as Record<
+    string,
+    { type: string; default?: unknown; minimum?: unknown; maximum?: unknown }
+  >;
+  const prefix = 'modelwright.';
+  const numeric = Object.entries(properties).filter(([, p]) => p.type === 'number' || p.type === 'integer');
+  assert.ok(numeric.length > 0, 'package.json has numeric settings');
+  for (const [key, p] of numeric) {
+    const name = key.slice(prefix.length);
+    assert.ok(key.startsWith(prefix) && Object.hasOwn(numericSettings, name), `${key} is in numericSettings`);
+    const expected = numericSettings[name as NumericSetting];
+    assert.deepEqual(
+      { default: p.default, minimum: p.minimum, maximum: p.maximum },
+      { default: expected.default, minimum: expected.minimum, maximum: expected.maximum },
+      `default and bounds of ${key}`,
+    );
+    assert.equal(p.type === 'integer', expected.integer, `${key} is of type ${p.type}`);
+  }
+  for (const name of Object.keys(numericSettings))
+    assert.ok(
+      numeric.some(([key]) => key === prefix + name),
+      `numericSettings['${name}'] is a numeric setting in package.json`,
+    );
 });
 
 test('workspace trust is limited, and restricts the settings that point at model folders', () => {

@@ -1,7 +1,8 @@
 // Tests what Train Model offers and accepts (client/src/trainingChoices.ts): fine-tuning first, the presets,
-// time budgets typed by the user, and the new model's suggested and validated name.
+// time budgets typed by the user, and the new model's suggested and validated name (the protocol's rule).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { modelNameRule } from '../../server/src/protocol';
 import {
   parseMinutes,
   presetChoices,
@@ -38,6 +39,7 @@ test('model names are folder-safe and new', () => {
   assert.match(validateModelName('', []) ?? '', /letters/);
   assert.match(validateModelName('../escape', []) ?? '', /letters/);
   assert.match(validateModelName('a b', []) ?? '', /letters/);
+  assert.equal(validateModelName('a..b', []), `Use ${modelNameRule.description}.`);
   assert.match(validateModelName('taken', ['taken']) ?? '', /exists/);
 });
 
@@ -46,5 +48,6 @@ test('suggested names come from the folder and the time, and avoid taken ones', 
   assert.equal(suggestModelName('My Project!', now, []), 'my-project-1128-1405');
   assert.equal(suggestModelName('x', now, ['x-1128-1405', 'x-1128-1405-2']), 'x-1128-1405-3');
   assert.equal(suggestModelName('***', now, []), 'model-1128-1405');
+  assert.equal(suggestModelName('my..project', now, []), 'my.project-1128-1405');
   assert.equal(validateModelName(suggestModelName('Some Folder', now, []), []), undefined);
 });
