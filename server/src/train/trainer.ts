@@ -1,172 +1,79 @@
-// The training loop: from a workspace to a model folder. Collects the corpus, trains (or inherits) the
-// tokenizer, runs optimizer steps with the learning-rate schedule, reports progress, measures validation
-// loss, checkpoints atomically so that `resume` continues after a crash, and exports the model folder.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { type GptConfig, type PresetName, initialParameters, parameterCount, presets } from '../engine/model';
-import { type AdamWSettings, type Schedule, defaultAdamW, learningRateAt } from '../engine/optimizer';
-import { type CurvePoint, type DataSnapshot, type ModelCard, writeModelCard } from '../modelFolder/modelCard';
-import { readFolderConfig } from '../modelFolder/config';
+// Training, laid out like nanoGPT's train.py: the defaults, then one run from a workspace to a model folder —
+// resume or start, prepare the data, build the step runner and the learning-rate schedule, run the training
+// loop (validating and checkpointing as it goes), and export the model folder with its card.
+import { initialParameters, type PresetName } from '../engine/model';
+import { defaultAdamW, learningRateAt, type Schedule } from '../engine/optimizer';
+import type { CurvePoint } from '../modelFolder/modelCard';
 import { readWeights } from '../modelFolder/weights';
-import { writeModelFiles } from './export';
 import type { TrainProgress, TrainResult } from '../protocol';
-import { loadTokenizer } from '../runtime/tokenizer';
-import { specialTokens } from '../tokenizer/specialTokens';
-import { trainBpe } from './bpeTrainer';
-import { writeTokenizerFiles } from '../tokenizer/tokenizerFiles';
-import { collectCorpus, splitByFile } from '../workspace/corpus';
-import { concatenateDocuments, trainingBatch, validationBatches } from './dataset';
-import { decodeSafetensors, encodeSafetensors } from '../modelFolder/safetensors';
-import { writeFileAtomic } from '../util/atomicFile';
-import { StepRunner, freshState, stateFromTensors, stateToTensors } from './trainStep';
+import { trainingBatch, validationBatches } from './dataset';
+import { exportModel } from './finalExport';
+import { type RunState, resumeRun, writeCheckpoint } from './resume';
+import { budgetSeconds, defaultWarmup, sizeScheduleToBudget, StepTimes } from './timeBudget';
+import { prepareData } from './trainingData';
+import type { TrainOptions } from './trainOptions';
+import { freshState, StepRunner, stateFromTensors } from './trainStep';
 
-export type { TrainProgress, TrainResult };
+export type { TrainOptions, TrainProgress, TrainResult };
 
-export interface TrainOptions {
-  workspace: string;
-  out: string;
-  /** Train from scratch with this architecture (and a new tokenizer). */
-  preset?: PresetName;
-  /** Fine-tune this model folder instead: keeps its tokenizer and architecture. */
-  base?: string;
-  minutes?: number;
-  steps?: number;
-  resume?: boolean;
-  seed?: number;
-  batchSize?: number;
-  /** Training window; defaults to the model's context length. */
-  contextLength?: number;
-  learningRate?: number;
-  warmupSteps?: number;
-  evalEvery?: number;
-  checkpointSeconds?: number;
-  threads?: number;
-}
-
-/** Everything a resumed run needs besides the tensors; stored in the checkpoint's metadata. */
-interface RunState {
-  options: TrainOptions;
-  config: GptConfig;
-  adamw: AdamWSettings;
-  schedule: Schedule;
-  step: number;
-  elapsedSeconds: number;
-  curve: CurvePoint[];
-  data: DataSnapshot;
-  parent?: string;
-}
-
-const CHECKPOINT = path.join('checkpoint', 'state.safetensors');
-const defaults = { seed: 0, batchSize: 16, evalEvery: 50, checkpointSeconds: 30, validationBatches: 8 };
+// Defaults. Where an option of the same name exists it overrides the default (`learningRate` both peaks).
+const defaults = {
+  preset: 'tiny' as PresetName, // the architecture of a model trained from scratch
+  seed: 0, // seeds the initial weights, the train/validation split and every batch
+  batchSize: 16, // sequences per step; the window is the model's context length unless `contextLength` is given
+  learningRate: 1e-3, // the peak learning rate from scratch...
+  fineTuneLearningRate: 3e-4, // ...and when fine-tuning a base model
+  warmupSteps: 100, // until a time-budgeted run has measured its step time (a run of N steps warms up for N / 10)
+  minLearningRateRatio: 0.1, // the cosine decay ends at this fraction of the peak
+  evalEvery: 50, // steps between validation-loss measurements
+  validationBatches: 8, // batches in each validation-loss measurement
+  checkpointSeconds: 30, // seconds between checkpoints
+  curveEvery: 10, // steps between points of the loss curve, besides the first step and every validated one
+};
 
 export async function train(
   requested: TrainOptions,
-  hooks: { onProgress?: (p: TrainProgress) => void; signal?: AbortSignal } = {},
+  hooks: { onProgress?: (update: TrainProgress) => void; signal?: AbortSignal } = {},
 ): Promise<TrainResult> {
   const started = Date.now();
   const report = hooks.onProgress ?? (() => {});
-  const checkpointFile = path.join(requested.out, CHECKPOINT);
-  const resuming = requested.resume && fs.existsSync(checkpointFile);
-  if (requested.resume && !resuming) throw new Error(`nothing to resume: ${checkpointFile} does not exist`);
+  const { options, checkpoint } = resumeRun(requested);
+  const resumed = checkpoint?.run;
+  const elapsedBefore = resumed?.elapsedSeconds ?? 0;
+  const progress = (update: Omit<TrainProgress, 'elapsedSeconds'>) =>
+    report({ ...update, elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000 });
 
-  const saved = resuming ? decodeSafetensors(fs.readFileSync(checkpointFile)) : undefined;
-  const savedRun: RunState | undefined = saved ? JSON.parse(saved.metadata.run) : undefined;
-  const options: TrainOptions = savedRun ? { ...savedRun.options, ...definedOnly(requested), resume: true } : requested;
   const seed = options.seed ?? defaults.seed;
-  const progress = (p: Omit<TrainProgress, 'elapsedSeconds'>) =>
-    report({ ...p, elapsedSeconds: (savedRun?.elapsedSeconds ?? 0) + (Date.now() - started) / 1000 });
-
-  progress({ phase: 'preparing', message: 'reading the workspace', step: 0, totalSteps: 0 });
-  const corpus = await collectCorpus(options.workspace);
-  if (corpus.files.length === 0) throw new Error(`no source files to train on in ${options.workspace}`);
-  const split = splitByFile(corpus.files, { seed });
-
-  fs.mkdirSync(options.out, { recursive: true });
-  let config: GptConfig;
-  if (savedRun) {
-    config = savedRun.config;
-  } else if (options.base) {
-    const base = readFolderConfig(options.base);
-    config = {
-      vocabSize: base.vocabSize,
-      contextLength: base.contextLength,
-      layers: base.layers,
-      heads: base.heads,
-      embedding: base.embedding,
-    };
-    for (const file of ['tokenizer.json', 'tokenizer_config.json'])
-      fs.copyFileSync(path.join(options.base, file), path.join(options.out, file));
-  } else {
-    config = { ...presets[options.preset ?? 'tiny'] };
-    progress({ phase: 'preparing', message: `training a ${config.vocabSize}-token tokenizer`, step: 0, totalSteps: 0 });
-    const trained = trainBpe(
-      split.train.map((f) => f.text),
-      { vocabSize: config.vocabSize },
-    );
-    config.vocabSize = trained.vocab.length; // a small corpus may run out of merges before the preset's size
-    writeTokenizerFiles(options.out, trained, { modelMaxLength: config.contextLength });
-  }
-
-  progress({ phase: 'preparing', message: 'tokenizing', step: 0, totalSteps: 0 });
-  const tokenizer = await loadTokenizer(options.out);
-  const eos = tokenizer.eosTokenId ?? specialTokens.endOfText;
-  const trainStream = concatenateDocuments(
-    split.train.map((f) => tokenizer.encode(f.text)),
-    eos,
+  const preset = options.preset ?? defaults.preset;
+  const data = await prepareData(options, { seed, preset, resumedConfig: resumed?.config }, (message) =>
+    progress({ phase: 'preparing', message, step: 0, totalSteps: 0 }),
   );
-  const validationStream = concatenateDocuments(
-    split.validation.map((f) => tokenizer.encode(f.text)),
-    eos,
-  );
-  const data: DataSnapshot = {
-    workspace: path.resolve(options.workspace),
-    files: [
-      ...split.train.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes, split: 'train' as const })),
-      ...split.validation.map((f) => ({
-        path: f.path,
-        sha256: f.sha256,
-        bytes: f.bytes,
-        split: 'validation' as const,
-      })),
-    ].sort((a, b) => a.path.localeCompare(b.path)),
-    excluded: corpus.excluded,
-    trainTokens: trainStream.length,
-    validationTokens: validationStream.length,
-  };
 
+  const config = data.config;
   const batchSize = options.batchSize ?? defaults.batchSize;
   const time = Math.min(options.contextLength ?? config.contextLength, config.contextLength);
-  const adamw = savedRun?.adamw ?? defaultAdamW;
-  const state = saved
-    ? stateFromTensors(config, saved.tensors)
+  const adamw = resumed?.adamw ?? defaultAdamW;
+  const state = checkpoint
+    ? stateFromTensors(config, checkpoint.tensors)
     : freshState(config, options.base ? readWeights(options.base, config) : initialParameters(config, seed));
   const runner = await StepRunner.create(config, { batch: batchSize, time }, adamw, state, {
     intraOpThreads: options.threads ?? 0,
   });
-  const validation = validationBatches(validationStream, batchSize, time, defaults.validationBatches);
+  const validation = validationBatches(data.validationTokens, batchSize, time, defaults.validationBatches);
+  const schedule = resumed?.schedule ?? newSchedule(options);
+  const budget = budgetSeconds(options);
+  const sizedByTime = !resumed && !options.steps; // only a time budget: sized from the measured step time
+  const evalEvery = options.evalEvery ?? defaults.evalEvery;
+  const checkpointSeconds = options.checkpointSeconds ?? defaults.checkpointSeconds;
 
-  const schedule: Schedule = savedRun?.schedule ?? {
-    learningRate: options.learningRate ?? (options.base ? 3e-4 : 1e-3),
-    // 10% of the run, at most 100 steps; a time-budgeted run settles it once its step time is measured.
-    warmupSteps: options.warmupSteps ?? (options.steps ? defaultWarmup(options.steps) : 100),
-    totalSteps: options.steps ?? 0, // set from the measured speed when only a time budget is given
-    minLearningRateRatio: 0.1,
-  };
-  if (savedRun && requested.steps) schedule.totalSteps = requested.steps;
-  const budgetSeconds = options.minutes !== undefined ? options.minutes * 60 : Infinity;
-  if (!options.steps && budgetSeconds === Infinity) throw new Error('give a budget: --steps N or --minutes N');
-  const sizedByTime = !savedRun && !options.steps;
-  const curve: CurvePoint[] = savedRun?.curve ?? [];
-  let step = savedRun?.step ?? 0;
-  const elapsedBefore = savedRun?.elapsedSeconds ?? 0;
+  const curve: CurvePoint[] = resumed?.curve ?? [];
+  let step = resumed?.step ?? 0;
+  let loss = NaN;
   const loopStarted = Date.now();
   const elapsed = () => elapsedBefore + (Date.now() - loopStarted) / 1000;
+  const stepTimes = new StepTimes();
   const tokensPerStep = batchSize * time;
-  let loss = NaN;
-  let valLoss = curve.findLast((p) => p.valLoss !== undefined)?.valLoss ?? NaN;
-  let lastCheckpoint = Date.now();
-  const stepTimes: number[] = [];
-
+  const tokensPerSecond = () => (stepTimes.count ? tokensPerStep / stepTimes.secondsPerStep() : 0);
   const runState = (): RunState => ({
     options,
     config,
@@ -175,46 +82,43 @@ export async function train(
     step,
     elapsedSeconds: elapsed(),
     curve,
-    data,
+    data: data.snapshot,
     parent: options.base,
   });
-  const writeCheckpoint = () => {
-    writeFileAtomic(
-      checkpointFile,
-      encodeSafetensors(stateToTensors(config, runner.state()), { run: JSON.stringify(runState()) }),
-    );
+  let lastCheckpoint = Date.now();
+  const saveCheckpoint = () => {
+    writeCheckpoint(options.out, config, runner.state(), runState());
     lastCheckpoint = Date.now();
   };
-  const tokensPerSecond = () => {
-    const recent = stepTimes.slice(-20).sort((a, b) => a - b);
-    return recent.length ? tokensPerStep / (recent[Math.floor(recent.length / 2)] / 1000) : 0;
+  const reportStep = (point: CurvePoint) => {
+    const remainingSteps = Math.max(0, (schedule.totalSteps || step) - step);
+    progress({
+      phase: 'training',
+      message: `step ${step}/${schedule.totalSteps}`,
+      step,
+      totalSteps: schedule.totalSteps,
+      loss: point.loss,
+      valLoss: point.valLoss,
+      learningRate: point.learningRate,
+      tokensPerSecond: point.tokensPerSecond,
+      etaSeconds: Math.min(budget - elapsed(), remainingSteps * (tokensPerStep / Math.max(1, tokensPerSecond()))),
+    });
   };
+  const stopping = () =>
+    hooks.signal?.aborted || (schedule.totalSteps > 0 && step >= schedule.totalSteps) || elapsed() >= budget;
 
   try {
-    while (!hooks.signal?.aborted) {
-      if (schedule.totalSteps > 0 && step >= schedule.totalSteps) break;
-      if (elapsed() >= budgetSeconds) break;
-      const batch = trainingBatch(trainStream, batchSize, time, seed, step);
+    // The training loop: one optimizer step per iteration until the schedule ends, time runs out or Ctrl-C.
+    while (!stopping()) {
+      const batch = trainingBatch(data.trainTokens, batchSize, time, seed, step);
       const learningRate = learningRateAt(schedule, step);
-      const t0 = performance.now();
-      const result = await runner.step(batch, step + 1, learningRate);
-      stepTimes.push(performance.now() - t0);
+      loss = (await stepTimes.measure(() => runner.step(batch, step + 1, learningRate))).loss;
       step++;
-      loss = result.loss;
       if (!Number.isFinite(loss))
         throw new Error(`training diverged at step ${step} (loss ${loss}); try a lower learning rate`);
+      if (sizedByTime)
+        sizeScheduleToBudget(schedule, stepTimes, step, budget - elapsed(), options.warmupSteps !== undefined);
 
-      if (sizedByTime && [3, 10, 30, 100].includes(stepTimes.length)) {
-        // Only a time budget: size the schedule from the measured step time, and refine it while the learning
-        // rate is still warming up (the first steps are slow while onnxruntime sizes its memory arena).
-        const recent = stepTimes.slice(-20).sort((a, b) => a - b);
-        const perStep = recent[Math.floor(recent.length / 2)] / 1000;
-        schedule.totalSteps = Math.max(step + 1, step + Math.floor((budgetSeconds - elapsed()) / (perStep * 1.05)));
-        if (stepTimes.length === 3 && options.warmupSteps === undefined)
-          schedule.warmupSteps = defaultWarmup(schedule.totalSteps);
-      }
-
-      const evalEvery = options.evalEvery ?? defaults.evalEvery;
       const point: CurvePoint = {
         step,
         loss,
@@ -222,25 +126,10 @@ export async function train(
         tokensPerSecond: tokensPerSecond(),
         elapsedSeconds: elapsed(),
       };
-      if (step % evalEvery === 0) point.valLoss = valLoss = await runner.validationLoss(validation);
-      if (step % 10 === 0 || point.valLoss !== undefined || step === 1) curve.push(point);
-      const remainingSteps = Math.max(0, (schedule.totalSteps || step) - step);
-      progress({
-        phase: 'training',
-        message: `step ${step}/${schedule.totalSteps}`,
-        step,
-        totalSteps: schedule.totalSteps,
-        loss,
-        valLoss: point.valLoss,
-        learningRate,
-        tokensPerSecond: point.tokensPerSecond,
-        etaSeconds: Math.min(
-          budgetSeconds - elapsed(),
-          remainingSteps * (tokensPerStep / Math.max(1, tokensPerSecond())),
-        ),
-      });
-      if (Date.now() - lastCheckpoint >= (options.checkpointSeconds ?? defaults.checkpointSeconds) * 1000)
-        writeCheckpoint();
+      if (step % evalEvery === 0) point.valLoss = await runner.validationLoss(validation);
+      if (step % defaults.curveEvery === 0 || point.valLoss !== undefined || step === 1) curve.push(point);
+      reportStep(point);
+      if (Date.now() - lastCheckpoint >= checkpointSeconds * 1000) saveCheckpoint();
     }
 
     progress({
@@ -249,21 +138,22 @@ export async function train(
       step,
       totalSteps: schedule.totalSteps,
     });
-    valLoss = await runner.validationLoss(validation);
-    if (curve.at(-1)?.step === step) curve.at(-1)!.valLoss = valLoss;
+    const valLoss = await runner.validationLoss(validation);
+    const last = curve.at(-1);
+    if (last?.step === step) last.valLoss = valLoss;
     else curve.push({ step, loss, valLoss, elapsedSeconds: elapsed() });
-    writeCheckpoint();
+    saveCheckpoint();
     const finished = !hooks.signal?.aborted;
-    writeModelFiles(options.out, config, runner.parameters(), eos);
-    writeModelCard(options.out, modelCard(options, config, runState(), finished, tokensPerSecond()));
-    progress({
-      phase: 'done',
-      message: finished ? 'finished' : 'stopped; resume with --resume',
-      step,
-      totalSteps: schedule.totalSteps,
-      loss,
-      valLoss,
+    exportModel({
+      runState,
+      settings: { preset, batchSize, contextLength: time, seed },
+      parameters: runner.parameters(),
+      endOfTextId: data.endOfTextId,
+      finished,
+      tokensPerSecond: tokensPerSecond(),
     });
+    const message = finished ? 'finished' : 'stopped; resume with --resume';
+    progress({ phase: 'done', message, step, totalSteps: schedule.totalSteps, loss, valLoss });
     return {
       modelDir: options.out,
       steps: step,
@@ -275,44 +165,15 @@ export async function train(
     };
   } finally {
     await runner.dispose();
-    await tokenizer.dispose?.();
   }
 }
 
-function modelCard(
-  options: TrainOptions,
-  config: GptConfig,
-  run: RunState,
-  finished: boolean,
-  tokensPerSecond: number,
-): ModelCard {
+/** A new run's learning-rate schedule; with only a time budget, its length is set once the step time is known. */
+function newSchedule(options: TrainOptions): Schedule {
   return {
-    name: path.basename(path.resolve(options.out)),
-    kind: 'causal-lm',
-    createdAt: new Date().toISOString(),
-    parent: options.base ? path.resolve(options.base) : undefined,
-    preset: options.base ? undefined : (options.preset ?? 'tiny'),
-    parameters: parameterCount(config),
-    hyperparameters: {
-      ...config,
-      batchSize: options.batchSize ?? defaults.batchSize,
-      contextLength: Math.min(options.contextLength ?? config.contextLength, config.contextLength),
-      seed: options.seed ?? defaults.seed,
-      learningRate: run.schedule.learningRate,
-      warmupSteps: run.schedule.warmupSteps,
-      totalSteps: run.schedule.totalSteps,
-      minLearningRateRatio: run.schedule.minLearningRateRatio,
-      ...Object.fromEntries(Object.entries(run.adamw).map(([k, v]) => [`adamw.${k}`, v])),
-    },
-    data: run.data,
-    curve: run.curve,
-    evaluations: [],
-    training: { steps: run.step, elapsedSeconds: run.elapsedSeconds, finished, tokensPerSecond },
+    learningRate: options.learningRate ?? (options.base ? defaults.fineTuneLearningRate : defaults.learningRate),
+    warmupSteps: options.warmupSteps ?? (options.steps ? defaultWarmup(options.steps) : defaults.warmupSteps),
+    totalSteps: options.steps ?? 0,
+    minLearningRateRatio: defaults.minLearningRateRatio,
   };
-}
-
-const defaultWarmup = (totalSteps: number) => Math.min(100, Math.max(1, Math.floor(totalSteps / 10)));
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
