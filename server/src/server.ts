@@ -27,7 +27,8 @@ import { StatusFeature } from './features/status';
 import { TrainingFeature } from './features/training';
 import { WorkDoneProgressFeature } from './features/workDoneProgress';
 import type { InitializationOptions, ServerStatus } from './protocol';
-import { DEFAULT_MODEL, ModelRegistry } from './registry/modelRegistry';
+import { DEFAULT_MODEL } from './registry/activeModels';
+import { ModelRegistry } from './registry/modelRegistry';
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ModelRegistry, RegistryError } from '../../server/src/registry/modelRegistry';
+import { ModelRegistry } from '../../server/src/registry/modelRegistry';
+import { RegistryError } from '../../server/src/registry/registryError';
 import { makeModelFolder } from '../helpers/makeModelFolder';
 import { modelDirectories } from './serverHarness';
 import { makeParrotModel } from './testModels';
@@ -93,7 +94,7 @@ describe('model registry', { timeout: 180_000 }, () => {
     await r.deploy('default', 'completion');
   });
 
-  test('a corrupt model, a mismatched tokenizer and an unknown name fail clearly; the previous model keeps serving', async () => {
+  test('a corrupt model, a foreign tokenizer or a bad name fails; the previous model keeps serving', async () => {
     const r = registry();
     await r.start();
     await r.deploy('yankee', 'completion');
@@ -111,10 +112,12 @@ describe('model registry', { timeout: 180_000 }, () => {
       r.deploy('nothing', 'completion'),
       (e: unknown) => e instanceof RegistryError && e.code === 'unknownModel' && /known models: /.test(e.message),
     );
-    await assert.rejects(
-      r.deploy('../etc', 'completion'),
-      (e: unknown) => e instanceof RegistryError && e.code === 'invalidName',
-    );
+    for (const invalid of ['../etc', 'a..b', 'm'.repeat(101)]) {
+      await assert.rejects(
+        r.deploy(invalid, 'completion'),
+        (e: unknown) => e instanceof RegistryError && e.code === 'invalidName' && /1–100 letters/.test(e.message),
+      );
+    }
     await assert.rejects(r.deploy('xray', 'reviewer' as never), /unknown role/);
     assert.equal(r.activeModels().completion, 'yankee');
     assert.equal(await firstToken(r), 'y');

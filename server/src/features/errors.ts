@@ -1,7 +1,7 @@
 // Turns failures into clear LSP errors: registry errors (unknown model, bad name, load failure, forbidden in an
 // untrusted workspace) and invalid parameters become ResponseErrors with codes a client can tell apart.
 import { ErrorCodes, LSPErrorCodes, ResponseError } from 'vscode-languageserver';
-import { RegistryError } from '../registry/modelRegistry';
+import { RegistryError } from '../registry/registryError';
 
 export function invalidParams(message: string): ResponseError<void> {
   return new ResponseError(ErrorCodes.InvalidParams, message);

@@ -11,7 +11,7 @@ import {
 } from 'vscode-languageserver';
 import { abortSignalFrom } from '../util/cancellation';
 import { UNUSUAL_DEVIATIONS, isUnusual, lineBits } from '../explanation/surprisal';
-import { RegistryError } from '../registry/modelRegistry';
+import { RegistryError } from '../registry/registryError';
 import { answering, invalidParams } from './errors';
 import type { ExplainFeature } from './explain';
 import type { Feature } from './feature';

@@ -11,7 +11,9 @@ import {
 } from 'vscode-languageserver';
 import { abortSignalFrom, requestCancelled } from '../util/cancellation';
 import { CompletionCancelled, type CompletionPipeline } from '../completion/completionPipeline';
-import { type Lease, type LanguageServingModel, RegistryError } from '../registry/modelRegistry';
+import type { Lease } from '../registry/modelRegistry';
+import { RegistryError } from '../registry/registryError';
+import type { LanguageServingModel } from '../registry/servingModel';
 import { answering, invalidParams } from './errors';
 import type { Feature } from './feature';
 import { requireObject, requirePosition, requireUri } from './params';

@@ -4,9 +4,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ServerCapabilities } from 'vscode-languageserver';
-import { DeleteModel, DeployModel, GetModelCard, ListModels, type ModelRole, modelRoles } from '../protocol';
+import {
+  DeleteModel,
+  DeployModel,
+  GetModelCard,
+  ListModels,
+  type ModelRole,
+  isValidModelName,
+  modelNameRule,
+  modelRoles,
+} from '../protocol';
 import { readModelCard } from '../modelFolder/modelCard';
-import { isValidModelName } from '../registry/modelRegistry';
 import { answering, invalidParams, requestFailed } from './errors';
 import type { Feature } from './feature';
 import { requireObject } from './params';
@@ -87,7 +95,7 @@ function modelName(params: unknown, method: string): string {
   const name = requireObject(params, method).name;
   if (!isValidModelName(name))
     throw invalidParams(
-      `${method}: name must be a model name (letters, digits, '.', '_' and '-'), got ${JSON.stringify(name)}`,
+      `${method}: name must be a model name (${modelNameRule.description}), got ${JSON.stringify(name)}`,
     );
   return name;
 }

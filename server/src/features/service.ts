@@ -2,8 +2,7 @@
 // /v1, Open Inference Protocol /v2, /metrics) from the language server process, for the Deploy Model command.
 // One service at a time; starting again replaces it; it stops with the server.
 import type { ServerCapabilities } from 'vscode-languageserver';
-import { StartService, StopService } from '../protocol';
-import { isValidModelName } from '../registry/modelRegistry';
+import { StartService, StopService, isValidModelName } from '../protocol';
 import type { RunningServer } from '../serve/httpServer';
 import { answering, invalidParams, requestFailed } from './errors';
 import type { Feature } from './feature';

@@ -7,8 +7,14 @@ import type { CancellationToken, ServerCapabilities } from 'vscode-languageserve
 import { abortSignalFrom, requestCancelled } from '../util/cancellation';
 import { type PresetName, presets } from '../engine/model';
 import { filePath } from '../explanation/workspaceFiles';
-import { EvaluateModel, TrainModel, type TrainingFigures, TrainingProgress } from '../protocol';
-import { isValidModelName } from '../registry/modelRegistry';
+import {
+  EvaluateModel,
+  TrainModel,
+  type TrainingFigures,
+  TrainingProgress,
+  isValidModelName,
+  modelNameRule,
+} from '../protocol';
 import type { TrainProgress } from '../train/trainer';
 import { runEvaluation, runTraining } from '../workers/workerJob';
 import { answering, invalidParams, requestFailed } from './errors';
@@ -50,7 +56,7 @@ export class TrainingFeature implements Feature, TrainingState {
     if (!registry.trusted) throw requestFailed('untrusted workspace: training is disabled');
     const name = params.name;
     if (!isValidModelName(name))
-      throw invalidParams(`${TrainModel.method}: name must be a model name (letters, digits, '.', '_' and '-')`);
+      throw invalidParams(`${TrainModel.method}: name must be a model name (${modelNameRule.description})`);
     const workspace = folder(params.workspaceFolder, TrainModel.method);
     if (params.preset !== undefined && !(params.preset in presets)) {
       throw invalidParams(

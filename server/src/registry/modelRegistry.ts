@@ -1,65 +1,23 @@
-// The models the language server can serve: folders of the user's and the bundled models directory, the active model
-// per role (persisted in <modelsDirectory>/active.json), and hot-swap loading: a deploy loads the new model first and
-// keeps the previous one serving if that fails; a model a request still holds is disposed only when released.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// The models the language server serves, with hot swaps: a lease per request on the model active for a role, deploys
+// that load the new model first and keep the previous one serving if that fails, reloads of retrained folders, and
+// unloading of a model only once no request holds it (plus a few idle ones kept, most recently used first).
 import { type ModelRole, type ModelSummary, modelRoles } from '../protocol';
-import { type ChatModel, hasChatTemplate, loadChatModel } from '../runtime/chatModel';
-import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel';
-import { writeFileAtomic } from '../util/atomicFile';
-import { type ModelCard, readModelCard, updateModelCard } from '../modelFolder/modelCard';
+import { hasChatTemplate } from '../runtime/chatModel';
+import { updateModelCard } from '../modelFolder/modelCard';
+import { type ActiveModels, readActiveModels, writeActiveModels } from './activeModels';
+import { ModelCatalog, type ModelEntry } from './modelCatalog';
+import { RegistryError } from './registryError';
+import {
+  type Flavor,
+  type LanguageServingModel,
+  type ServingModel,
+  disposeModel,
+  folderSignature,
+  loadServingModel,
+} from './servingModel';
 
-export const ACTIVE_FILE = 'active.json';
-/** The bundled model that serves until another one is deployed. */
-export const DEFAULT_MODEL = 'default';
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-
-/** Model names are folder names: letters, digits, '.', '_' and '-', not starting with a dot. */
-export function isValidModelName(name: unknown): name is string {
-  return typeof name === 'string' && MODEL_NAME.test(name);
-}
 /** Loaded models that are not active for any role are kept, most recently used first, up to this many. */
 const IDLE_MODELS = 2;
-
-export type RegistryErrorCode = 'unknownModel' | 'invalidName' | 'loadFailed' | 'forbidden' | 'conflict';
-
-export class RegistryError extends Error {
-  constructor(
-    message: string,
-    readonly code: RegistryErrorCode,
-  ) {
-    super(message);
-  }
-}
-
-export interface ModelEntry {
-  name: string;
-  dir: string;
-  bundled: boolean;
-}
-
-interface ServingModelBase {
-  readonly name: string;
-  readonly dir: string;
-  readonly bundled: boolean;
-  /** Unique per load: a reloaded folder gets a new key (caches keyed by it never mix models). */
-  readonly key: string;
-  readonly card: ModelCard | undefined;
-}
-
-export interface LanguageServingModel extends ServingModelBase {
-  readonly flavor: 'language';
-  readonly languageModel: LanguageModel;
-  readonly fillInTheMiddle: boolean;
-}
-
-export interface ChatServingModel extends ServingModelBase {
-  readonly flavor: 'chat';
-  readonly chatModel: ChatModel;
-}
-
-export type ServingModel = LanguageServingModel | ChatServingModel;
-export type Flavor = ServingModel['flavor'];
 
 export interface Lease<M extends ServingModel = ServingModel> {
   readonly model: M;
@@ -90,7 +48,8 @@ interface Slot {
 
 export class ModelRegistry {
   private readonly slots = new Map<string, Slot>();
-  private active: Partial<Record<ModelRole, string>> = {};
+  private readonly catalog: ModelCatalog;
+  private active: ActiveModels = {};
   private readonly loadErrors = new Map<string, string>();
   /** Folders that failed to load, by name: not retried until their files change (a broken active model would
    * otherwise be reloaded on every keystroke). */
@@ -100,7 +59,9 @@ export class ModelRegistry {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
-  constructor(private readonly options: RegistryOptions) {}
+  constructor(private readonly options: RegistryOptions) {
+    this.catalog = new ModelCatalog(options);
+  }
 
   get trusted(): boolean {
     return this.options.trusted;
@@ -118,58 +79,19 @@ export class ModelRegistry {
 
   /** Every model folder that can be served (user models shadow bundled ones of the same name). */
   entries(): ModelEntry[] {
-    const found = new Map<string, ModelEntry>();
-    const scan = (directory: string, bundled: boolean) => {
-      let names: fs.Dirent[];
-      try {
-        names = fs.readdirSync(directory, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const d of names) {
-        if (!(d.isDirectory() || d.isSymbolicLink()) || !MODEL_NAME.test(d.name) || found.has(d.name)) continue;
-        const dir = path.join(directory, d.name);
-        if (fs.existsSync(path.join(dir, 'config.json'))) found.set(d.name, { name: d.name, dir, bundled });
-      }
-    };
-    if (this.options.trusted) scan(this.options.modelsDirectory, false);
-    scan(this.options.bundledModelsDirectory, true);
-    return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return this.catalog.entries();
   }
 
   find(name: string): ModelEntry | undefined {
-    return this.entries().find((e) => e.name === name);
+    return this.catalog.find(name);
   }
 
   resolve(name: string): ModelEntry {
-    if (typeof name === 'string' && path.isAbsolute(name)) {
-      // A model folder anywhere on disk (e.g. a transformers.js chat model), by absolute path: trusted workspaces only.
-      if (!this.options.trusted)
-        throw new RegistryError(
-          'untrusted workspace: model folders outside the bundled models cannot be used',
-          'forbidden',
-        );
-      if (!fs.existsSync(path.join(name, 'config.json')))
-        throw new RegistryError(`${name} is not a model folder: config.json is missing`, 'unknownModel');
-      return { name, dir: name, bundled: false };
-    }
-    if (typeof name !== 'string' || !MODEL_NAME.test(name)) {
-      throw new RegistryError(
-        `"${String(name)}" is not a valid model name (letters, digits, '.', '_' and '-')`,
-        'invalidName',
-      );
-    }
-    const entry = this.find(name);
-    if (entry) return entry;
-    const known = this.entries().map((e) => e.name);
-    throw new RegistryError(
-      `unknown model "${name}"; known models: ${known.length ? known.join(', ') : 'none'}`,
-      'unknownModel',
-    );
+    return this.catalog.resolve(name);
   }
 
   /** The model name per role; the explanation role falls back to the completion model. */
-  activeModels(): Partial<Record<ModelRole, string>> {
+  activeModels(): ActiveModels {
     const completion = this.active.completion;
     const explanation = this.active.explanation ?? completion;
     return { ...(completion ? { completion } : {}), ...(explanation ? { explanation } : {}) };
@@ -196,7 +118,7 @@ export class ModelRegistry {
 
   /** Reads active.json (or falls back to the bundled default) and loads the completion model. */
   async start(): Promise<void> {
-    this.active = this.readActive();
+    this.active = readActiveModels(this.options, (name) => this.find(name) !== undefined);
     const name = this.active.completion;
     if (name) {
       try {
@@ -261,7 +183,7 @@ export class ModelRegistry {
    * Makes `name` the active model for `role`: loads it first (the previous model keeps serving while it loads,
    * and stays active if loading fails), then swaps, persists active.json and records the deploy time in the card.
    */
-  deploy(name: string, role: ModelRole): Promise<Partial<Record<ModelRole, string>>> {
+  deploy(name: string, role: ModelRole): Promise<ActiveModels> {
     return this.serialized(async () => {
       if (!modelRoles.includes(role))
         throw new RegistryError(`unknown role "${String(role)}"; roles: ${modelRoles.join(', ')}`, 'invalidName');
@@ -279,7 +201,7 @@ export class ModelRegistry {
       }
       const previous = this.activeModels()[role];
       this.active[role] = name;
-      this.writeActive();
+      writeActiveModels(this.options, this.active);
       if (previous && previous !== name && this.rolesOf(previous).length === 0) {
         // The swapped-out model is unloaded as soon as the requests still using it finish.
         for (const old of [...this.slots.values()]) if (old.entry.name === previous) this.retire(old);
@@ -340,41 +262,7 @@ export class ModelRegistry {
   }
 
   summaries(training?: string): ModelSummary[] {
-    return this.entries().map((entry) => {
-      let card: ModelCard | undefined;
-      try {
-        card = readModelCard(entry.dir);
-      } catch {
-        card = undefined;
-      }
-      const roles = this.rolesOf(entry.name);
-      const evaluation = card?.evaluations?.at(-1);
-      const summary: ModelSummary = {
-        name: entry.name,
-        path: entry.dir,
-        kind: 'causal-lm',
-        bundled: entry.bundled,
-        sizeBytes: folderSize(entry.dir),
-        status: entry.name === training ? 'training' : roles.length ? 'active' : 'idle',
-        roles,
-      };
-      if (card?.preset) summary.preset = card.preset;
-      if (card?.parameters) summary.parameters = card.parameters;
-      if (card?.createdAt) summary.createdAt = card.createdAt;
-      if (card?.parent) summary.parent = card.parent;
-      if (evaluation) {
-        summary.metrics = {
-          valLoss: evaluation.valLoss,
-          perplexity: evaluation.perplexity,
-          exactMatch: evaluation.exactMatch,
-          editSimilarity: evaluation.editSimilarity,
-          latencyMs: evaluation.latencyMs,
-          samples: evaluation.samples,
-          at: evaluation.at,
-        };
-      }
-      return summary;
-    });
+    return this.catalog.summaries((name) => this.rolesOf(name), training);
   }
 
   async dispose(): Promise<void> {
@@ -474,30 +362,6 @@ export class ModelRegistry {
     void disposeModel(model);
   }
 
-  private readActive(): Partial<Record<ModelRole, string>> {
-    const active: Partial<Record<ModelRole, string>> = {};
-    if (this.options.trusted) {
-      try {
-        const stored = JSON.parse(fs.readFileSync(path.join(this.options.modelsDirectory, ACTIVE_FILE), 'utf8'));
-        for (const role of modelRoles) {
-          const name = stored?.[role];
-          if (typeof name !== 'string' || !name) continue;
-          if (this.find(name)) active[role] = name;
-          else this.options.log?.(`${ACTIVE_FILE}: the ${role} model "${name}" no longer exists; using the default`);
-        }
-      } catch {
-        // no active.json yet
-      }
-    }
-    if (!active.completion && this.find(DEFAULT_MODEL)) active.completion = DEFAULT_MODEL;
-    return active;
-  }
-
-  private writeActive(): void {
-    if (!this.options.trusted) return;
-    writeFileAtomic(path.join(this.options.modelsDirectory, ACTIVE_FILE), JSON.stringify(this.active, null, 2) + '\n');
-  }
-
   /** Runs deploys and reloads one at a time. */
   private serialized<T>(task: () => Promise<T>): Promise<T> {
     const run = this.queue.then(task, task);
@@ -514,106 +378,4 @@ export class ModelRegistry {
       }
     }
   }
-}
-
-/** Loads a folder as a language model (with a check that tokenizer and model belong together) or a chat model. */
-async function loadServingModel(
-  entry: ModelEntry,
-  flavor: Flavor,
-  key: string,
-  threads: number,
-): Promise<ServingModel> {
-  let card: ModelCard | undefined;
-  try {
-    card = readModelCard(entry.dir);
-  } catch {
-    card = undefined; // an unreadable card does not stop serving
-  }
-  const base = { name: entry.name, dir: entry.dir, bundled: entry.bundled, key, card };
-  if (flavor === 'chat') return { ...base, flavor, chatModel: await loadChatModel(entry.dir, { threads }) };
-
-  const languageModel = await loadLanguageModel(entry.dir, { intraOpThreads: threads });
-  try {
-    checkTokenizerMatches(languageModel);
-    // One step proves the graph runs with this config (a wrong head count or context fails here, not mid-request).
-    await languageModel.run([languageModel.config.eosTokenId], languageModel.newCache());
-  } catch (e) {
-    await languageModel.dispose();
-    throw e;
-  }
-  const tokenizer = languageModel.tokenizer;
-  const hasFimTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'].every(
-    (t) => tokenizer.tokenId(t) !== undefined,
-  );
-  return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && trainedWithFillInTheMiddle(card) };
-}
-
-/** The model card says the model was trained on fill-in-the-middle examples (`fim: true` or `fimRate` > 0). */
-export function trainedWithFillInTheMiddle(card: ModelCard | undefined): boolean {
-  const h = card?.hyperparameters ?? {};
-  return h.fim === true || (typeof h.fimRate === 'number' && h.fimRate > 0);
-}
-
-/**
- * A tokenizer with more tokens than the model's vocabulary produces ids the model cannot embed; a model with many
- * more ids than the tokenizer (beyond alignment padding) was trained with another tokenizer.
- */
-export function checkTokenizerMatches(model: LanguageModel): void {
-  const tokens = model.tokenizer.vocabSize;
-  const vocabulary = model.config.vocabSize;
-  const padding = Math.max(128, Math.ceil(vocabulary * 0.01));
-  if (tokens > vocabulary || vocabulary - tokens > padding) {
-    throw new Error(
-      `${model.modelDir}: the tokenizer has ${tokens} tokens but the model's vocabulary has ${vocabulary}; ` +
-        'tokenizer.json does not belong to this model',
-    );
-  }
-}
-
-async function disposeModel(model: ServingModel): Promise<void> {
-  try {
-    if (model.flavor === 'chat') await model.chatModel.dispose();
-    else {
-      await model.languageModel.dispose();
-      model.languageModel.tokenizer.dispose();
-    }
-  } catch {
-    // disposing twice or a failing release must not take the server down
-  }
-}
-
-/** Sizes and modification times of the files that decide whether a folder loads. */
-function folderSignature(dir: string): string {
-  const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'];
-  try {
-    for (const f of fs.readdirSync(path.join(dir, 'onnx'))) files.push(path.join('onnx', f));
-  } catch {
-    // no onnx folder: its absence is part of the signature
-  }
-  return files
-    .map((f) => {
-      try {
-        const stat = fs.statSync(path.join(dir, f));
-        return `${f}:${stat.size}:${stat.mtimeMs}`;
-      } catch {
-        return `${f}:-`;
-      }
-    })
-    .join('|');
-}
-
-function folderSize(dir: string): number {
-  let total = 0;
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of entries) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) total += folderSize(full);
-    else if (e.isFile()) total += fs.statSync(full).size;
-  }
-  return total;
 }

@@ -1,20 +1,12 @@
-// Model names in URLs and in the service's model list: a restricted alphabet that cannot name a path outside
-// the models folder (no separators, no "..", no leading dot), and folder resolution that checks it again.
+// Model names in URLs and in the service's model list, by the one rule in protocol.ts (no separators, no "..", no
+// leading dot: a name cannot lead outside the models folder), and folder resolution that checks it again.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-export function isValidModelName(name: string): boolean {
-  return NAME.test(name) && !name.includes('..');
-}
+import { isValidModelName, modelNameRule } from '../protocol';
 
 export function checkModelName(name: string): string {
-  if (!isValidModelName(name)) {
-    throw new Error(
-      `invalid model name ${JSON.stringify(name)}: use 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit`,
-    );
-  }
+  if (!isValidModelName(name))
+    throw new Error(`invalid model name ${JSON.stringify(name)}: use ${modelNameRule.description}`);
   return name;
 }
 
@@ -32,14 +24,14 @@ export function resolveModelDir(modelsDirectory: string, name: string): string {
   return real;
 }
 
-/** A model name for a folder: its base name when valid, e.g. "default" for models/default. */
+/** A model name for a folder: its base name when valid (e.g. "default" for models/default), else a cleaned one. */
 export function nameForFolder(dir: string): string {
   const base = path.basename(path.resolve(dir));
-  if (isValidModelName(base)) return base;
   const cleaned = base
     .replace(/[^A-Za-z0-9._-]/g, '-')
     .replace(/^[._-]+/, '')
     .replace(/\.\.+/g, '.')
-    .slice(0, 64);
+    .slice(0, 100);
+  if (isValidModelName(base)) return base;
   return isValidModelName(cleaned) ? cleaned : 'model';
 }

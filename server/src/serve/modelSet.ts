@@ -2,6 +2,7 @@
 // a name loads the new version first, then sends new requests to it while the old version finishes what it
 // has queued or running and is disposed after; nothing in flight is dropped.
 import { BatchedDecoder } from '../runtime/batchedDecoder';
+import { checkTokenizerMatches } from '../runtime/modelChecks';
 import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
 import { BatchScheduler } from './batchScheduler';
 import type { ServiceMetrics } from './metrics';
@@ -29,12 +30,15 @@ export class ServedModel {
     readonly loadedAt: Date,
   ) {}
 
+  /** Loads the graph and tokenizer of `dir`; refuses (and releases both) when the tokenizer is not the model's. */
   static async load(name: string, version: number, dir: string, options: ModelSetOptions): Promise<ServedModel> {
     const decoder = await BatchedDecoder.load(dir, { intraOpThreads: options.intraOpThreads ?? 1 });
-    let tokenizer: Tokenizer;
+    let tokenizer: Tokenizer | undefined;
     try {
       tokenizer = await loadTokenizer(dir);
+      checkTokenizerMatches(decoder.modelDir, tokenizer.vocabSize, decoder.config);
     } catch (e) {
+      tokenizer?.dispose();
       await decoder.dispose();
       throw e;
     }
@@ -93,7 +97,8 @@ export class ModelSet {
       this.current.set(name, model);
       if (old) {
         this.options.log?.(
-          `${name}: version ${model.version} from ${dir} serves new requests; version ${old.version} finishes ${old.scheduler.queueDepth + old.scheduler.activeCount} in flight`,
+          `${name}: version ${model.version} from ${dir} serves new requests; version ${old.version} finishes ` +
+            `${old.scheduler.queueDepth + old.scheduler.activeCount} in flight`,
         );
         this.retiring.set(
           old,

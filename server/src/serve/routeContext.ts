@@ -3,7 +3,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, badRequest, notFound } from './errors';
 import type { ModelSet, ServedModel } from './modelSet';
-import { isValidModelName } from './modelNames';
+import { isValidModelName } from '../protocol';
 import type { InferLimits } from './tensorCodec';
 
 export interface RequestAbort {
