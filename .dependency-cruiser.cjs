@@ -5,7 +5,7 @@ const layers = [
   ['engine', 'tokenizer', 'workspace'],
   ['modelFolder'],
   ['runtime'],
-  ['train'],
+  ['train', 'convert'],
   ['eval'],
   ['registry'],
   ['completion', 'explanation', 'serve', 'deploy', 'workers'],

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar } from './cli/progressBar';
 import { formatDuration } from './protocol';
+import { convertFolder, ensureRunnable } from './convert/convertFolder';
 import { exportTriton } from './deploy/tritonExport';
 import { type PresetName, presets } from './engine/model';
 import { evaluateModel } from './eval/evaluate';
@@ -21,6 +22,7 @@ const usage = `usage:
   modelwright serve --model [NAME=]MODELDIR [--model …] [--host H] [--port N] [--api-key-file F]
                     [--max-batch-size N] [--max-batch-tokens N] [--no-batching] [--queue N] [--timeout SECONDS] [--threads N]
   modelwright deploy MODELDIR --export triton DIR [--name NAME]
+  modelwright convert MODELDIR   (builds onnx/model.onnx from a hub checkpoint's safetensors: gpt2, llama, qwen2, mistral)
   modelwright lsp --stdio | --node-ipc   (the language server, for editors other than VS Code)`;
 
 type Command = (args: string[]) => Promise<void>;
@@ -161,6 +163,7 @@ const completeCommand: Command = async (args) => {
   });
   if (!values.model || values.prompt === undefined)
     throw new UsageError('complete needs --model MODELDIR and --prompt TEXT');
+  ensureRunnable(values.model, (message) => process.stderr.write(`${message}\n`));
   const model = await loadLanguageModel(values.model, { intraOpThreads: 1 });
   try {
     const suffixLine = values.suffix
@@ -266,6 +269,18 @@ const lspCommand: Command = async (args) => {
   await new Promise<never>(() => {}); // the server ends the process when the client says so
 };
 
+const convertCommand: Command = async (args) => {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) throw new UsageError('convert needs one MODELDIR');
+  const started = performance.now();
+  const result = convertFolder(positionals[0]);
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(
+    `${path.join(positionals[0], result.onnxFile)}: ${result.family}, ${result.parameters} parameters, ` +
+      `${(result.bytes / 1e6).toFixed(1)} MB, ${formatDuration(seconds)}\n`,
+  );
+};
+
 const commands: Record<string, Command> = {
   lsp: lspCommand,
   train: trainCommand,
@@ -273,6 +288,7 @@ const commands: Record<string, Command> = {
   complete: completeCommand,
   serve: serveCommand,
   deploy: deployCommand,
+  convert: convertCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,30 +1,36 @@
-// Builds the inference graph of a trained model in the Hugging Face / transformers.js GPT-2 layout: inputs
+// Builds the inference graph of a model of any family in the Hugging Face / transformers.js layout: inputs
 // input_ids, attention_mask, position_ids and past_key_values.{i}.key|value; outputs logits and
-// present.{i}.key|value, with the weights stored as initializers.
+// present.{i}.key|value, with the weights stored as initializers under their Hugging Face names.
 import { Graph, type Value } from './graph';
-import { type GptConfig, type LayerCacheValues, forward, parameterShapes } from './model';
+import { type Architecture, cacheGeometry, forwardOf, parameterShapesOf } from './architecture';
+import type { LayerCacheValues } from './model';
 import { type ModelDescription, tensor } from './onnx';
 
-export function buildInference(c: GptConfig, weights: Map<string, Float32Array>): ModelDescription {
-  const g = new Graph('modelwright_gpt');
-  const headDim = c.embedding / c.heads;
+export function buildInference(a: Architecture, weights: Map<string, Float32Array>): ModelDescription {
+  const g = new Graph(`modelwright_${a.family}`);
+  const { layers, kvHeads, headDim } = cacheGeometry(a);
   const tokens = g.input('input_ids', ['batch_size', 'sequence_length'], 'int64');
   const mask = g.input('attention_mask', ['batch_size', 'total_sequence_length'], 'int64');
   const positions = g.input('position_ids', ['batch_size', 'sequence_length'], 'int64');
   const caches: LayerCacheValues[] = [];
-  for (let i = 0; i < c.layers; i++) {
-    const shape = ['batch_size', c.heads, 'past_sequence_length', headDim];
+  for (let i = 0; i < layers; i++) {
+    const shape = ['batch_size', kvHeads, 'past_sequence_length', headDim];
     caches.push({
       pastKey: g.input(`past_key_values.${i}.key`, shape),
       pastValue: g.input(`past_key_values.${i}.value`, shape),
     });
   }
   const w: Record<string, Value> = {};
-  for (const [name, dims] of parameterShapes(c)) {
-    w[name] = g.initializer(name, { type: 'float32', dims, data: weights.get(name)! });
+  for (const [name, dims] of parameterShapesOf(a)) {
+    const data = weights.get(name);
+    if (!data) throw new Error(`weight ${name} is missing`);
+    if (data.length !== dims.reduce((x, y) => x * y, 1))
+      throw new Error(`weight ${name} does not have shape [${dims}]`);
+    w[name] = g.initializer(name, { type: 'float32', dims, data });
   }
 
-  const logits = forward(g, c, w, tokens, positions, attentionBias(g, tokens, mask, caches[0].pastKey), caches);
+  const bias = attentionBias(g, tokens, mask, caches[0].pastKey);
+  const logits = forwardOf(g, a, w, tokens, positions, bias, caches);
   g.output(logits, 'logits');
   caches.forEach((cache, i) => {
     g.output(cache.presentKey!, `present.${i}.key`);

@@ -1,5 +1,6 @@
-// Encodes and decodes float32 tensors in the safetensors format (8-byte header length, JSON header, raw data),
-// the format PyTorch and Hugging Face tools load; write the result with util/atomicFile's writeFileAtomic.
+// Encodes float32 tensors in the safetensors format (8-byte header length, JSON header, raw data) and decodes
+// F32, BF16 and F16 ones (hub checkpoints are usually BF16) to float32; the format PyTorch and Hugging Face tools
+// load. Write the result with util/atomicFile's writeFileAtomic.
 
 export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -34,11 +35,40 @@ export function decodeSafetensors(bytes: Buffer): { tensors: Tensors; metadata: 
     { dtype: string; shape: number[]; data_offsets: [number, number] },
   ][]) {
     if (name === '__metadata__') continue;
-    if (entry.dtype !== 'F32') throw new Error(`${name}: only F32 tensors are supported, found ${entry.dtype}`);
     const [start, end] = entry.data_offsets;
-    const data = new Float32Array((end - start) / 4);
-    Buffer.from(data.buffer).set(bytes.subarray(base + start, base + end));
+    const data = toFloat32(name, entry.dtype, bytes.subarray(base + start, base + end));
     tensors.set(name, { shape: entry.shape, data });
   }
   return { tensors, metadata: header.__metadata__ ?? {} };
+}
+
+function toFloat32(name: string, dtype: string, raw: Buffer): Float32Array {
+  if (dtype === 'F32') {
+    const data = new Float32Array(raw.length / 4);
+    Buffer.from(data.buffer).set(raw);
+    return data;
+  }
+  if (dtype !== 'BF16' && dtype !== 'F16') {
+    throw new Error(`${name}: tensors of type ${dtype} are not supported (F32, BF16 and F16 are)`);
+  }
+  const halves = new Uint16Array(raw.length / 2);
+  Buffer.from(halves.buffer).set(raw);
+  const data = new Float32Array(halves.length);
+  if (dtype === 'BF16') {
+    // bfloat16 is the top half of a float32.
+    new Uint32Array(data.buffer).set(Uint32Array.from(halves, (h) => h << 16));
+    return data;
+  }
+  for (let i = 0; i < halves.length; i++) data[i] = halfToFloat(halves[i]);
+  return data;
+}
+
+/** IEEE 754 half precision → number. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }

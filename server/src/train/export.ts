@@ -14,5 +14,5 @@ export function writeModelFiles(
   eosTokenId: number,
 ): void {
   writeConfigFiles(modelDir, config, eosTokenId);
-  writeFileAtomic(path.join(modelDir, ONNX_FILE), encodeModel(buildInference(config, weights)));
+  writeFileAtomic(path.join(modelDir, ONNX_FILE), encodeModel(buildInference({ family: 'gpt2', config }, weights)));
 }
