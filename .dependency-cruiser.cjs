@@ -7,7 +7,7 @@ const layers = [
   ['runtime'],
   ['train', 'convert'],
   ['eval'],
-  ['registry'],
+  ['registry', 'hub'],
   ['completion', 'explanation', 'serve', 'deploy', 'workers'],
   ['features', 'cli'],
   ['server'],

@@ -6,6 +6,7 @@ import { ProgressBar } from './cli/progressBar';
 import { formatDuration } from './protocol';
 import { convertFolder, ensureRunnable } from './convert/convertFolder';
 import { exportTriton } from './deploy/tritonExport';
+import { runPull } from './hub/pullCommand';
 import { type PresetName, presets } from './engine/model';
 import { evaluateModel } from './eval/evaluate';
 import { readModelCard, updateModelCard } from './modelFolder/modelCard';
@@ -22,6 +23,7 @@ const usage = `usage:
   modelwright serve --model [NAME=]MODELDIR [--model …] [--host H] [--port N] [--api-key-file F]
                     [--max-batch-size N] [--max-batch-tokens N] [--no-batching] [--queue N] [--timeout SECONDS] [--threads N]
   modelwright deploy MODELDIR --export triton DIR [--name NAME]
+  modelwright pull REPO_ID [--revision REV] [--dtype fp32|q8|q4] [--out DIR]   (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)
   modelwright convert MODELDIR   (builds onnx/model.onnx from a hub checkpoint's safetensors: gpt2, llama, qwen2, mistral)
   modelwright lsp --stdio | --node-ipc   (the language server, for editors other than VS Code)`;
 
@@ -281,6 +283,19 @@ const convertCommand: Command = async (args) => {
   );
 };
 
+const pullCommand: Command = async (args) => {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const code = await runPull(args, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: controller.signal,
+    afterPull: (result) => ensureRunnable(result.dir, (message) => process.stderr.write(`${message}\n`)),
+  });
+  if (code !== 0) process.exitCode = code;
+};
+
 const commands: Record<string, Command> = {
   lsp: lspCommand,
   train: trainCommand,
@@ -289,6 +304,7 @@ const commands: Record<string, Command> = {
   serve: serveCommand,
   deploy: deployCommand,
   convert: convertCommand,
+  pull: pullCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -300,7 +316,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     await command(args);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`modelwright ${name}: ${message}\n`);
