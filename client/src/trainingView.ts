@@ -15,6 +15,19 @@ import {
   type WebviewCommand,
 } from './webviewProtocol';
 
+// Style rules and markup of the webview page too long for one source line, spliced into it unchanged.
+const BODY_STYLE =
+  'body { padding: 0 8px 8px; color: var(--vscode-foreground); font-family: var(--vscode-font-family); ' +
+  'font-size: var(--vscode-font-size); }';
+const BUTTON_STYLE =
+  'button { background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: none; ' +
+  'padding: 3px 10px; cursor: pointer; border-radius: 2px; }';
+const SECONDARY_BUTTON_STYLE =
+  'button.secondary { background: var(--vscode-button-secondaryBackground); ' +
+  'color: var(--vscode-button-secondaryForeground); }';
+const METRICS_CANVAS =
+  '<canvas id="metrics" aria-label="Exact match and edit similarity per evaluation" role="img"></canvas>';
+
 const commandOf: Record<WebviewCommand, string> = {
   train: commandIds.train,
   evaluate: commandIds.evaluate,
@@ -156,12 +169,12 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <style nonce="${nonce}">
-  body { padding: 0 8px 8px; color: var(--vscode-foreground); font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); }
+  ${BODY_STYLE}
   h2 { font-size: 1.05em; margin: 10px 0 2px; font-weight: 600; }
   .figures { color: var(--vscode-descriptionForeground); min-height: 1.4em; margin-bottom: 6px; }
   .actions { display: flex; gap: 6px; flex-wrap: wrap; margin: 6px 0 8px; }
-  button { background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: none; padding: 3px 10px; cursor: pointer; border-radius: 2px; }
-  button.secondary { background: var(--vscode-button-secondaryBackground); color: var(--vscode-button-secondaryForeground); }
+  ${BUTTON_STYLE}
+  ${SECONDARY_BUTTON_STYLE}
   button:hover { background: var(--vscode-button-hoverBackground); }
   button[hidden] { display: none; }
   button:disabled { opacity: 0.5; cursor: default; }
@@ -188,7 +201,7 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
   <div class="chart"><canvas id="loss" aria-label="Training and validation loss per step" role="img"></canvas></div>
   <h2 id="evaluationTitle">Evaluation</h2>
   <div class="empty" id="metricsEmpty">Not evaluated yet.</div>
-  <div class="chart"><canvas id="metrics" aria-label="Exact match and edit similarity per evaluation" role="img"></canvas></div>
+  <div class="chart">${METRICS_CANVAS}</div>
   <table id="metricsTable"></table>
   <script nonce="${nonce}" src="${webview.asWebviewUri(script).toString()}"></script>
 </body>

@@ -14,18 +14,23 @@ import { generate } from './runtime/generate';
 import { loadLanguageModel } from './runtime/languageModel';
 import { train } from './train/trainer';
 
-const usage = `usage:
-  modelwright train --workspace DIR --out MODELDIR [--preset ${Object.keys(presets).join('|')}] [--base MODELDIR]
-                    [--minutes N | --steps N] [--resume] [--seed N] [--batch-size N] [--context N]
-                    [--learning-rate X] [--eval-every N] [--checkpoint-seconds N] [--threads N]
-  modelwright eval MODELDIR --workspace DIR [--samples N] [--json]
-  modelwright complete --model MODELDIR --prompt TEXT [--suffix TEXT] [--max-tokens N] [--greedy] [--json]
-  modelwright serve --model [NAME=]MODELDIR [--model …] [--host H] [--port N] [--api-key-file F]
-                    [--max-batch-size N] [--max-batch-tokens N] [--no-batching] [--queue N] [--timeout SECONDS] [--threads N]
-  modelwright deploy MODELDIR --export triton DIR [--name NAME]
-  modelwright pull REPO_ID [--revision REV] [--dtype fp32|q8|q4] [--out DIR]   (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)
-  modelwright convert MODELDIR   (builds onnx/model.onnx from a hub checkpoint's safetensors: gpt2, llama, qwen2, mistral)
-  modelwright lsp --stdio | --node-ipc   (the language server, for editors other than VS Code)`;
+const usage = [
+  'usage:',
+  `  modelwright train --workspace DIR --out MODELDIR [--preset ${Object.keys(presets).join('|')}] [--base MODELDIR]`,
+  '                    [--minutes N | --steps N] [--resume] [--seed N] [--batch-size N] [--context N]',
+  '                    [--learning-rate X] [--eval-every N] [--checkpoint-seconds N] [--threads N]',
+  '  modelwright eval MODELDIR --workspace DIR [--samples N] [--json]',
+  '  modelwright complete --model MODELDIR --prompt TEXT [--suffix TEXT] [--max-tokens N] [--greedy] [--json]',
+  '  modelwright serve --model [NAME=]MODELDIR [--model …] [--host H] [--port N] [--api-key-file F]',
+  '                    [--max-batch-size N] [--max-batch-tokens N] [--no-batching] [--queue N] ' +
+    '[--timeout SECONDS] [--threads N]',
+  '  modelwright deploy MODELDIR --export triton DIR [--name NAME]',
+  '  modelwright pull REPO_ID [--revision REV] [--dtype fp32|q8|q4] [--out DIR]   ' +
+    '(HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)',
+  "  modelwright convert MODELDIR   (builds onnx/model.onnx from a hub checkpoint's safetensors: " +
+    'gpt2, llama, qwen2, mistral)',
+  '  modelwright lsp --stdio | --node-ipc   (the language server, for editors other than VS Code)',
+].join('\n');
 
 type Command = (args: string[]) => Promise<void>;
 
@@ -105,7 +110,8 @@ const trainCommand: Command = async (args) => {
   );
   bar.log(
     `${result.finished ? 'trained' : 'stopped'} ${result.steps} steps in ${formatDuration(result.elapsedSeconds)}: ` +
-      `loss ${result.loss.toFixed(4)}, validation loss ${result.valLoss.toFixed(4)}, ${Math.round(result.tokensPerSecond)} tok/s → ${path.resolve(result.modelDir)}`,
+      `loss ${result.loss.toFixed(4)}, validation loss ${result.valLoss.toFixed(4)}, ` +
+      `${Math.round(result.tokensPerSecond)} tok/s → ${path.resolve(result.modelDir)}`,
   );
 };
 
@@ -259,7 +265,9 @@ const deployCommand: Command = async (args) => {
     });
   }
   process.stdout.write(
-    `wrote Triton model ${result.name}: ${result.configFile} (${result.signature.inputs.length} inputs, ${result.signature.outputs.length} outputs) and ${result.modelFile}\n`,
+    `wrote Triton model ${result.name}: ${result.configFile} ` +
+      `(${result.signature.inputs.length} inputs, ${result.signature.outputs.length} outputs) ` +
+      `and ${result.modelFile}\n`,
   );
 };
 

@@ -69,7 +69,10 @@ export interface InitializationOptions {
   modelsDirectory: string;
   /** Read-only models shipped with the extension; `default` serves until another is deployed. */
   bundledModelsDirectory: string;
-  /** Workspace trust: untrusted workspaces may complete with bundled models only (no training, deploying or workspace model folders). */
+  /**
+   * Workspace trust: untrusted workspaces may complete with bundled models only (no training, deploying or
+   * workspace model folders).
+   */
   trusted: boolean;
 }
 
@@ -251,7 +254,10 @@ export namespace EvaluateModel {
   export const type = new RequestType<Params, Result, void>(method);
 }
 
-/** client → server: make a model the active one for a role; hot-swapped, the previous model serves until the new one loads. */
+/**
+ * client → server: make a model the active one for a role; hot-swapped, the previous model serves until the
+ * new one loads.
+ */
 export namespace DeployModel {
   export const method = 'modelwright/deploy' as const;
   export interface Params {

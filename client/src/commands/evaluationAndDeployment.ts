@@ -1,5 +1,6 @@
-// The commands that evaluate and deploy a model: Evaluate Model… (metrics on a workspace folder, shown in the
-// Training panel), Deploy Model… (for inline completions, explanations or both) and the HTTP service's start and stop.
+// The commands that evaluate and deploy a model: Evaluate Model… (metrics on a workspace folder, shown in
+// the Training panel), Deploy Model… (for inline completions, explanations or both) and the HTTP service's
+// start and stop.
 import * as vscode from 'vscode';
 import { type ModelRole, modelRoles, type StartService } from '../../../server/src/protocol';
 import { metricRows } from '../format';

@@ -57,7 +57,10 @@ export function tritonConfig(name: string, signature: OnnxSignature, instances =
     output: signature.outputs.map(block),
     instance_group: [{ count: instances, kind: new PbEnum('KIND_CPU') }],
   };
-  return `# Triton model configuration written by modelwright deploy; inputs and outputs match its model.onnx.\n${writePbtxt(config)}`;
+  return (
+    '# Triton model configuration written by modelwright deploy; inputs and outputs match its model.onnx.\n' +
+    writePbtxt(config)
+  );
 }
 
 export function exportTriton(modelDir: string, repositoryDir: string, options: TritonExportOptions = {}): TritonExport {

@@ -103,7 +103,7 @@ export class Graph {
     return `d${this.symbolCounter++}`;
   }
 
-  // ── elementwise ──────────────────────────────────────────────────────────────
+  // ── elementwise ────────────────────────────────
   private elementwise(op: string, a: Value, b: Value): Value {
     return this.node(op, [a, b], [[broadcastShape(a.shape, b.shape), a.type]])[0];
   }
@@ -159,7 +159,7 @@ export class Graph {
     return this.unary('Softmax', x, { axis: int(axis) });
   }
 
-  // ── shapes ───────────────────────────────────────────────────────────────────
+  // ── shapes ─────────────────────────────────
   /** ONNX Reshape: 0 copies the input's dim at that index, -1 is inferred. */
   reshape(x: Value, spec: number[]): Value {
     const shape: Dim[] = spec.map((s, i) => (s === 0 ? x.shape[i] : s));
@@ -212,7 +212,7 @@ export class Graph {
     return this.node('Shape', [x], [[[end - start], 'int64']], { start: int(start), end: int(end) })[0];
   }
 
-  // ── reductions ───────────────────────────────────────────────────────────────
+  // ── reductions ────────────────────────────────
   reduceSum(x: Value, axes: number[], keepdims = true): Value {
     const rank = x.shape.length;
     const norm = axes.map((a) => (a < 0 ? a + rank : a));
@@ -227,7 +227,7 @@ export class Graph {
     return this.node('ReduceSumSquare', [x], [[[], x.type]], { keepdims: int(0) })[0];
   }
 
-  // ── linear algebra and layers ────────────────────────────────────────────────
+  // ── linear algebra and layers ───────────────────────────
   matmul(a: Value, b: Value): Value {
     const batch = broadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const shape = [...batch, a.shape[a.shape.length - 2], b.shape[b.shape.length - 1]];

@@ -95,7 +95,8 @@ export async function explain(
     emit('\n');
   } else if (writer?.kind === 'code') {
     emit(
-      `**Comment continued by the code model** (${writer.name}; a small code model writes code-like text, not reliable English — the facts above are the dependable part)\n\n> `,
+      `**Comment continued by the code model** (${writer.name}; a small code model writes code-like text, ` +
+        'not reliable English — the facts above are the dependable part)\n\n> ',
     );
     await continueComment(writer.languageModel, target, lineLabel, facts, options, (piece) =>
       emit(piece.replace(/\n/g, '\n> ')),
@@ -118,7 +119,9 @@ function describeSurprisal(
   statistics: LineStatistics,
   model: string,
 ): string {
-  const heading = `**How usual these lines are for this codebase** (bits per token under ${model}; file mean ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)})\n`;
+  const heading =
+    `**How usual these lines are for this codebase** (bits per token under ${model}; ` +
+    `file mean ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)})\n`;
   if (lines.length === 0) return `${heading}- no code lines to score\n\n`;
   const sourceLines = target.text.split('\n');
   const unusual = lines.filter((l) => l.unusual);
@@ -128,9 +131,15 @@ function describeSurprisal(
   };
   if (unusual.length === 0) {
     const most = lines.reduce((a, b) => (b.bitsPerToken > a.bitsPerToken ? b : a));
-    return `${heading}- nothing unusual (all below mean + ${UNUSUAL_DEVIATIONS}σ); the least expected is line ${most.line + 1} at ${most.bitsPerToken.toFixed(2)} bits/token\n\n`;
+    return (
+      `${heading}- nothing unusual (all below mean + ${UNUSUAL_DEVIATIONS}σ); ` +
+      `the least expected is line ${most.line + 1} at ${most.bitsPerToken.toFixed(2)} bits/token\n\n`
+    );
   }
-  return `${heading}${unusual.map((l) => `- line ${l.line + 1}: ${l.bitsPerToken.toFixed(2)} bits/token — unusual: \`${quote(l.line)}\``).join('\n')}\n\n`;
+  const items = unusual.map(
+    (l) => `- line ${l.line + 1}: ${l.bitsPerToken.toFixed(2)} bits/token — unusual: \`${quote(l.line)}\``,
+  );
+  return `${heading}${items.join('\n')}\n\n`;
 }
 
 function chatMessages(target: ExplainTarget, lineLabel: string, facts: string[]) {
@@ -139,11 +148,14 @@ function chatMessages(target: ExplainTarget, lineLabel: string, facts: string[])
     {
       role: 'system' as const,
       content:
-        "You explain code from the user's workspace in a few plain sentences. Use the workspace facts you are given; say so when you are unsure.",
+        "You explain code from the user's workspace in a few plain sentences. " +
+        'Use the workspace facts you are given; say so when you are unsure.',
     },
     {
       role: 'user' as const,
-      content: `Explain what this code from ${target.path} (${lineLabel}) does.\n\n\`\`\`${target.languageId}\n${target.code}\n\`\`\`${grounding}`,
+      content:
+        `Explain what this code from ${target.path} (${lineLabel}) does.\n\n` +
+        `\`\`\`${target.languageId}\n${target.code}\n\`\`\`${grounding}`,
     },
   ];
 }

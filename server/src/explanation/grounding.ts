@@ -35,12 +35,13 @@ export interface GroundingOptions {
 
 const KEYWORDS = new Set(
   (
-    'abstract and as assert async await boolean break byte case catch char class const continue debugger def default del ' +
-    'delete do double elif else enum except export extends false final finally float for from func function go goto if ' +
-    'impl implements import in instanceof int interface is keyof lambda let long match mod module mut namespace native new ' +
-    'nil none None not null number object of or package pass private protected pub public raise readonly return self ' +
-    'short static str string struct super switch symbol synchronized this throw throws trait transient True true False try ' +
-    'type typeof undefined unknown use var void volatile while with yield any never fn println console log length push'
+    'abstract and as assert async await boolean break byte case catch char class const continue debugger def default ' +
+    'del delete do double elif else enum except export extends false final finally float for from func function go ' +
+    'goto if impl implements import in instanceof int interface is keyof lambda let long match mod module mut ' +
+    'namespace native new nil none None not null number object of or package pass private protected pub public raise ' +
+    'readonly return self short static str string struct super switch symbol synchronized this throw throws trait ' +
+    'transient True true False try type typeof undefined unknown use var void volatile while with yield any never fn ' +
+    'println console log length push'
   ).split(' '),
 );
 
@@ -66,10 +67,13 @@ export function isDefinition(line: string, name: string): boolean {
   const n = escapeSnippet(name);
   const patterns = [
     new RegExp(
-      `\\b(function\\*?|class|interface|type|enum|namespace|module|def|fn|func|struct|trait|union|let|const|var|val|macro_rules!)\\s+${n}\\b`,
+      '\\b(function\\*?|class|interface|type|enum|namespace|module|def|fn|func|struct|trait|union|' +
+        `let|const|var|val|macro_rules!)\\s+${n}\\b`,
     ),
     new RegExp(
-      `^\\s*(export\\s+)?(default\\s+)?(public\\s+|private\\s+|protected\\s+|static\\s+|readonly\\s+|async\\s+|override\\s+|get\\s+|set\\s+)*${n}\\s*(<[^>]*>)?\\s*\\([^)]*\\)?\\s*(:[^=;]*)?\\{\\s*$`,
+      '^\\s*(export\\s+)?(default\\s+)?' +
+        '(public\\s+|private\\s+|protected\\s+|static\\s+|readonly\\s+|async\\s+|override\\s+|get\\s+|set\\s+)*' +
+        `${n}\\s*(<[^>]*>)?\\s*\\([^)]*\\)?\\s*(:[^=;]*)?\\{\\s*$`,
     ),
     new RegExp(`^\\s*#\\s*define\\s+${n}\\b`),
     new RegExp(`^\\s*self\\.${n}\\s*=[^=]`),
@@ -147,7 +151,8 @@ export function describeGrounding(symbols: readonly SymbolGrounding[]): string[]
           .join(', ')}${s.definitions.length > 2 ? ` and ${s.definitions.length - 2} more` : ''}`
       : 'no definition found in the workspace';
     const usages = s.usageCount
-      ? `; used ${s.usageCount}× elsewhere (${s.usages.map(where).join(', ')}${s.usageCount > s.usages.length ? ', …' : ''})`
+      ? `; used ${s.usageCount}× elsewhere (${s.usages.map(where).join(', ')}` +
+        `${s.usageCount > s.usages.length ? ', …' : ''})`
       : '; not used elsewhere';
     return `\`${s.name}\`: ${definition}${usages}`;
   });

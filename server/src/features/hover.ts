@@ -71,7 +71,8 @@ export class HoverFeature implements Feature {
         const bits = lineBits(statistics, line)!;
         return this.hover(
           `Modelwright: unusual line for this codebase — ${bits.toFixed(2)} bits/token under ${lease.model.name} ` +
-            `(file: ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)}; above mean + ${UNUSUAL_DEVIATIONS}σ)`,
+            `(file: ${statistics.mean.toFixed(2)} ± ${statistics.deviation.toFixed(2)}; ` +
+            `above mean + ${UNUSUAL_DEVIATIONS}σ)`,
         );
       } finally {
         lease.release();

@@ -74,7 +74,8 @@ export class InlineCompletionFeature implements Feature {
       this.context.status.update({ lastCompletionMs: Math.round(elapsed * 10) / 10 }, false);
       // CPU time (all threads of the process) is what the request cost without waiting for a busy machine.
       this.context.log.debug(
-        `completion ${outcome.source}: ${elapsed.toFixed(1)} ms (cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms), ` +
+        `completion ${outcome.source}: ${elapsed.toFixed(1)} ms ` +
+          `(cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms), ` +
           `${outcome.generatedTokens} tokens generated, ` +
           `${outcome.reusedTokens}/${outcome.promptTokens} prompt tokens reused` +
           (outcome.timings

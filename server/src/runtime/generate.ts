@@ -124,7 +124,10 @@ export async function generate(
   }
 }
 
-/** A fresh cache holding the longest usable prefix of `given` for this prompt (at least one prompt token is left to run). */
+/**
+ * A fresh cache holding the longest usable prefix of `given` for this prompt (at least one prompt token is
+ * left to run).
+ */
 function reusableCache(model: LanguageModel, given: KvCache | undefined, promptIds: readonly number[]): KvCache {
   if (!given || given.owner !== model || given.length === 0) return model.newCache();
   const limit = Math.min(given.length, promptIds.length - 1);

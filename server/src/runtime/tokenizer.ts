@@ -21,7 +21,10 @@ export interface Tokenizer {
   readonly eosTokenId: number | undefined;
   /** Id of a token string (byte-level form for GPT-2-style tokenizers, or a special token's content). */
   tokenId(token: string): number | undefined;
-  /** Which encoder encode() uses: the cached BPE encoder of tokenizer/bpeEncoder.ts (same ids, ~15x faster) or transformers.js. */
+  /**
+   * Which encoder encode() uses: the cached BPE encoder of tokenizer/bpeEncoder.ts (same ids, ~15x faster) or
+   * transformers.js.
+   */
   readonly encoder: 'fast' | 'transformers.js';
   /** True when tokens are GPT-2 byte-level strings, so each non-special token stands for exact bytes. */
   readonly byteLevel: boolean;
@@ -51,8 +54,24 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-async function readJson(file: string): Promise<any> {
+async function readJson(file: string): Promise<unknown> {
   return JSON.parse(await fs.readFile(file, 'utf8'));
+}
+
+/** The fields of tokenizer.json that this file reads. */
+interface TokenizerJson {
+  added_tokens?: { content: string; lstrip?: boolean; rstrip?: boolean }[];
+  model?: { vocab?: object };
+}
+
+/** The fields of tokenizer_config.json (or special_tokens_map.json) that this file reads. */
+interface TokenizerConfig {
+  tokenizer_class?: unknown;
+  bos_token?: unknown;
+  eos_token?: unknown;
+  unk_token?: unknown;
+  pad_token?: unknown;
+  additional_special_tokens?: unknown[];
 }
 
 /** A token in tokenizer_config.json is a string or an AddedToken object. */
@@ -65,13 +84,13 @@ function tokenContent(value: unknown): string | undefined {
 }
 
 /** tokenizer.json for a folder that only has the original GPT-2 files, vocab.json and merges.txt. */
-async function tokenizerJsonFromVocabAndMerges(directory: string, config: any): Promise<object> {
-  const vocab: Record<string, number> = await readJson(path.join(directory, 'vocab.json'));
+async function tokenizerJsonFromVocabAndMerges(directory: string, config: TokenizerConfig): Promise<object> {
+  const vocab = (await readJson(path.join(directory, 'vocab.json'))) as Record<string, number>;
   const merges = (await fs.readFile(path.join(directory, 'merges.txt'), 'utf8'))
     .split(/\r?\n/)
     .filter((line, index) => line.length > 0 && !(index === 0 && line.startsWith('#version')));
   const specials = new Set<string>();
-  for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {
+  for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token'] as const) {
     const content = tokenContent(config[key]);
     if (content !== undefined && Object.hasOwn(vocab, content)) specials.add(content);
   }
@@ -89,9 +108,9 @@ async function tokenizerJsonFromVocabAndMerges(directory: string, config: any): 
   });
 }
 
-function defaultConfig(tokenizerJson: any): Record<string, unknown> {
+function defaultConfig(tokenizerJson: TokenizerJson): Record<string, unknown> {
   const hasEndOfText =
-    (tokenizerJson.added_tokens ?? []).some((token: { content: string }) => token.content === '<|endoftext|>') ||
+    (tokenizerJson.added_tokens ?? []).some((token) => token.content === '<|endoftext|>') ||
     (tokenizerJson.model?.vocab && Object.hasOwn(tokenizerJson.model.vocab, '<|endoftext|>'));
   const endOfText = hasEndOfText ? '<|endoftext|>' : null;
   return {
@@ -116,13 +135,16 @@ async function loadPreTrainedTokenizer(directory: string): Promise<PreTrainedTok
     return module.AutoTokenizer.from_pretrained(directory, { local_files_only: true });
   }
   // transformers.js needs both files; build what is missing from the GPT-2 layouts it does not read itself.
-  const config = hasConfig ? await readJson(path.join(directory, 'tokenizer_config.json')) : undefined;
-  let tokenizerJson: any;
+  const config = hasConfig
+    ? ((await readJson(path.join(directory, 'tokenizer_config.json'))) as TokenizerConfig)
+    : undefined;
+  let tokenizerJson: TokenizerJson;
   if (hasTokenizerJson) {
-    tokenizerJson = await readJson(path.join(directory, 'tokenizer.json'));
+    tokenizerJson = (await readJson(path.join(directory, 'tokenizer.json'))) as TokenizerJson;
   } else if ((await exists(path.join(directory, 'vocab.json'))) && (await exists(path.join(directory, 'merges.txt')))) {
     const specialTokensMap = path.join(directory, 'special_tokens_map.json');
-    const specialsSource = config ?? ((await exists(specialTokensMap)) ? await readJson(specialTokensMap) : {});
+    const specialsSource =
+      config ?? ((await exists(specialTokensMap)) ? ((await readJson(specialTokensMap)) as TokenizerConfig) : {});
     tokenizerJson = await tokenizerJsonFromVocabAndMerges(directory, specialsSource);
   } else {
     throw new Error(`no tokenizer in ${directory}: expected tokenizer.json, or vocab.json and merges.txt`);
@@ -147,20 +169,16 @@ function byteLevelBytes(token: string): Uint8Array | undefined {
 
 export interface LoadTokenizerOptions {
   /**
-   * Encode with the cached BPE encoder of tokenizer/bpeEncoder.ts when the tokenizer is plain GPT-2-style byte-level BPE
-   * (it gives transformers.js's ids, tested, at ~15 MB/s instead of ~1 MB/s). Default true.
+   * Encode with the cached BPE encoder of tokenizer/bpeEncoder.ts when the tokenizer is plain GPT-2-style
+   * byte-level BPE (it gives transformers.js's ids, tested, at ~15 MB/s instead of ~1 MB/s). Default true.
    */
   fastEncode?: boolean;
 }
 
 /** The fast encoder for this tokenizer.json, or undefined when it is not a kind the fast encoder covers. */
-function fastEncoderFor(tokenizerJson: any): BpeEncoder | undefined {
+function fastEncoderFor(tokenizerJson: TokenizerJson | undefined): BpeEncoder | undefined {
   // Added tokens that strip neighbouring spaces are handled by transformers.js only.
-  if (
-    (tokenizerJson?.added_tokens ?? []).some(
-      (token: { lstrip?: boolean; rstrip?: boolean }) => token.lstrip || token.rstrip,
-    )
-  ) {
+  if ((tokenizerJson?.added_tokens ?? []).some((token) => token.lstrip || token.rstrip)) {
     return undefined;
   }
   try {

@@ -29,7 +29,9 @@ export interface ServeOptions {
   batching?: boolean;
   /** Most sequences decoded together per model (default 32). */
   maxBatchSize?: number;
-  /** Most key/value positions (rows × length) per decode step when admitting rows (default 2048; see BatchScheduler). */
+  /**
+   * Most key/value positions (rows × length) per decode step when admitting rows (default 2048; see BatchScheduler).
+   */
   maxBatchTokens?: number;
   /** Most requests waiting per model beyond the ones decoding; more get 429 (default 64). */
   maxQueue?: number;
@@ -51,7 +53,10 @@ export interface RunningServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
-  /** Serves `dir` (or the folder of that name in modelsDirectory) as the next version of `name`; in-flight requests finish on the old one. */
+  /**
+   * Serves `dir` (or the folder of that name in modelsDirectory) as the next version of `name`; in-flight requests
+   * finish on the old one.
+   */
   reload(name: string, dir?: string): Promise<{ name: string; version: number }>;
   /** Stops accepting, lets requests in flight finish (up to shutdownTimeoutMs), releases the models. */
   close(): Promise<void>;
@@ -179,7 +184,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       http = new HttpError(error.statusCode, message, type);
     } else {
       log(
-        `error on ${request.method} ${request.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        `error on ${request.method} ${request.url}: ` +
+          `${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
       http = new HttpError(500, 'internal error');
     }

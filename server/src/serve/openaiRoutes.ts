@@ -195,10 +195,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
 
     // Streaming: the scheduler throws 429/503 before anything is sent; after that, errors become an error event.
     let stream: PassThrough | undefined;
-    const chunk = (index: number, text: string, finishReason: string | null, extra: object = {}) =>
-      stream?.write(
-        `data: ${JSON.stringify({ ...header, choices: [{ text, index, logprobs: null, finish_reason: finishReason }], ...extra })}\n\n`,
-      );
+    const chunk = (index: number, text: string, finishReason: string | null, extra: object = {}) => {
+      const choices = [{ text, index, logprobs: null, finish_reason: finishReason }];
+      return stream?.write(`data: ${JSON.stringify({ ...header, choices, ...extra })}\n\n`);
+    };
     const pending = model.scheduler.complete(requests((index, text) => chunk(index, text, null)));
     stream = sse(reply);
     const outcomes: CompletionOutcome[] = [];

@@ -17,7 +17,9 @@ export interface RemoteEndpoint {
   apiKey?: string;
   /** Per HTTP call (default 60 s). */
   timeoutMs?: number;
-  /** For 'oip': a local model folder with the served model's tokenizer and config.json (the server only runs tensors). */
+  /**
+   * For 'oip': a local model folder with the served model's tokenizer and config.json (the server only runs tensors).
+   */
   modelDir?: string;
 }
 

@@ -53,7 +53,8 @@ export function parseInferRequest(
       const expected = spec.shape[axis];
       if (expected >= 0 && dim !== expected)
         throw badRequest(
-          `input "${name}" has shape [${shape}], the model expects [${spec.shape}] (dimension ${axis} must be ${expected})`,
+          `input "${name}" has shape [${shape}], the model expects [${spec.shape}] ` +
+            `(dimension ${axis} must be ${expected})`,
         );
       if (expected < 0 && dim > limits.maxDimension)
         throw badRequest(`input "${name}" dimension ${axis} is ${dim}, at most ${limits.maxDimension} is allowed`);
@@ -103,7 +104,8 @@ export function parseInferRequest(
   }
   if (elements > limits.maxOutputElements) {
     throw badRequest(
-      `the requested outputs would hold about ${elements} values, more than the ${limits.maxOutputElements} allowed; request fewer outputs or smaller inputs`,
+      `the requested outputs would hold about ${elements} values, more than the ${limits.maxOutputElements} allowed; ` +
+        'request fewer outputs or smaller inputs',
     );
   }
   return { id: body.id as string | undefined, inputs: [...given.values()], outputNames };
