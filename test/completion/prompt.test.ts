@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type PromptTokenizer, buildPrompt } from '../../server/src/completion/prompt';
+import { findFimTokens } from '../../server/src/tokenizer/fimFormats';
 
 /** One token per character; FIM tokens as ids 1000–1002. */
 const characters: PromptTokenizer = {
@@ -52,5 +53,25 @@ test('fill-in-the-middle puts prefix, suffix and middle tokens in PSM order', ()
   assert.throws(
     () => buildPrompt({ ...characters, tokenId: () => undefined }, 'a', 'b', { budget: 10, fillInTheMiddle: true }),
     /fill-in-the-middle/,
+  );
+});
+
+test("fill-in-the-middle uses the model family's spelling of the FIM tokens", () => {
+  const spellings = {
+    starcoder: { '<fim_prefix>': 7, '<fim_suffix>': 8, '<fim_middle>': 9 },
+    deepseek: { '<｜fim▁begin｜>': 7, '<｜fim▁hole｜>': 8, '<｜fim▁end｜>': 9 },
+  };
+  for (const [family, ids] of Object.entries(spellings)) {
+    const tokenizer = { ...characters, tokenId: (token: string) => (ids as Record<string, number>)[token] };
+    assert.equal(findFimTokens(tokenizer.tokenId)?.format.family, family);
+    const prompt = buildPrompt(tokenizer, 'ab', 'cd\n', { budget: 100, fillInTheMiddle: true });
+    assert.deepEqual(prompt.ids, [7, ...characters.encode('ab'), 8, ...characters.encode('cd\n'), 9], family);
+  }
+  assert.equal(findFimTokens(characters.tokenId)?.format.family, 'qwen');
+  const partial: Record<string, number> = { '<fim_prefix>': 1, '<fim_suffix>': 2 };
+  assert.equal(
+    findFimTokens((token) => partial[token]),
+    undefined,
+    'all three tokens are needed',
   );
 });

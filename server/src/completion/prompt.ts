@@ -1,6 +1,8 @@
 // The token prompt: the prefix from a line-aligned anchor kept per document, so consecutive requests share their
 // first tokens and reuse the previous KV cache (the anchor moves only when the prompt outgrows its budget); or, for
-// models trained with fill-in-the-middle only, <|fim_prefix|>…<|fim_suffix|>…<|fim_middle|>.
+// models trained with fill-in-the-middle only, <|fim_prefix|>…<|fim_suffix|>…<|fim_middle|> in the model family's
+// spelling (tokenizer/fimFormats.ts).
+import { findFimTokens } from '../tokenizer/fimFormats';
 
 export interface PromptTokenizer {
   encode(text: string): number[];
@@ -32,17 +34,6 @@ export interface Prompt {
 const NEW_ANCHOR_SHARE = 0.6;
 const KEEP_SHARE = 0.85;
 
-export const fimTokens = { prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>' } as const;
-
-export function fimTokenIds(
-  tokenizer: Pick<PromptTokenizer, 'tokenId'>,
-): { prefix: number; suffix: number; middle: number } | undefined {
-  const prefix = tokenizer.tokenId(fimTokens.prefix);
-  const suffix = tokenizer.tokenId(fimTokens.suffix);
-  const middle = tokenizer.tokenId(fimTokens.middle);
-  return prefix === undefined || suffix === undefined || middle === undefined ? undefined : { prefix, suffix, middle };
-}
-
 export function buildPrompt(
   tokenizer: PromptTokenizer,
   prefix: string,
@@ -50,7 +41,7 @@ export function buildPrompt(
   options: PromptOptions,
 ): Prompt {
   const budget = Math.max(1, Math.floor(options.budget));
-  const fim = options.fillInTheMiddle ? fimTokenIds(tokenizer) : undefined;
+  const fim = options.fillInTheMiddle ? findFimTokens((token) => tokenizer.tokenId(token)) : undefined;
   if (options.fillInTheMiddle && !fim) throw new Error('the tokenizer has no fill-in-the-middle tokens');
   if (fim) {
     // Three quarters of the budget for the prefix, the rest for the suffix (cut at line ends).

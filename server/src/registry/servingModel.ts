@@ -8,6 +8,7 @@ import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel'
 import { checkTokenizerMatches } from '../runtime/modelChecks';
 import { type ModelCard, readModelCard } from '../modelFolder/modelCard';
 import type { ModelEntry } from './modelCatalog';
+import { findFimTokens } from '../tokenizer/fimFormats';
 
 interface ServingModelBase {
   readonly name: string;
@@ -58,15 +59,18 @@ export async function loadServingModel(
     throw e;
   }
   const tokenizer = languageModel.tokenizer;
-  const hasFimTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'].every(
-    (t) => tokenizer.tokenId(t) !== undefined,
-  );
-  return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && trainedWithFillInTheMiddle(card) };
+  const hasFimTokens = findFimTokens((token) => tokenizer.tokenId(token)) !== undefined;
+  return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && usesFillInTheMiddle(card) };
 }
 
-/** The model card says the model was trained on fill-in-the-middle examples (`fim: true` or `fimRate` > 0). */
-export function trainedWithFillInTheMiddle(card: ModelCard | undefined): boolean {
-  const h = card?.hyperparameters ?? {};
+/**
+ * Whether to prompt with fill-in-the-middle when the tokenizer has FIM tokens: a model we trained says so in its
+ * card (`fim: true` or `fimRate` > 0); a folder without our card is a pretrained model (a hub pull), whose
+ * tokenizer's FIM tokens are taken to mean it was trained with them (Qwen2.5-Coder, StarCoder, DeepSeek-Coder).
+ */
+export function usesFillInTheMiddle(card: ModelCard | undefined): boolean {
+  if (!card) return true;
+  const h = card.hyperparameters ?? {};
   return h.fim === true || (typeof h.fimRate === 'number' && h.fimRate > 0);
 }
 
