@@ -14,7 +14,8 @@ const layers = [
   ['main'],
 ];
 /** Same-layer imports that are part of the design. */
-const neighbours = { explanation: ['completion'], deploy: ['serve'] };
+/** @type {Record<string, string[]>} */
+const neighbours = { deploy: ['serve'] };
 
 const folderPattern = (name) =>
   ({ protocol: 'protocol\\.ts$', server: 'server\\.ts$', main: 'cli\\.ts$' })[name] ?? `${name}/`;

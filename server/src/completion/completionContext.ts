@@ -1,7 +1,7 @@
 // The text around the cursor that the completion pipeline works from: prefix and suffix of the document, the
 // cursor line split in two, the next non-blank line after it (for the stop rules), the brackets left open
 // before the cursor, and whether only the rest of the current line should be completed.
-import { lineCommentFor, unclosedOpeners } from './brackets';
+import { lineCommentFor, unclosedOpeners } from '../util/brackets';
 
 export interface CompletionContext {
   prefix: string;

@@ -1,7 +1,7 @@
 // Where a multi-line suggestion should end, judged line by line while tokens stream in (so decoding stops as
 // soon as a rule fires): at the end of the block by indentation, before a line that repeats the next line
 // after the cursor, and after the maximum number of lines.
-import { bracketBalance, lineCommentFor } from './brackets';
+import { bracketBalance, lineCommentFor } from '../util/brackets';
 import { indentWidth } from './completionContext';
 
 export interface StopRuleContext {

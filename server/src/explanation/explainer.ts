@@ -2,7 +2,7 @@
 // are for this codebase (surprisal), then the explanation model's text — real prose from a chat model, but only a
 // continued code comment from the ~2M-parameter code models trained here (labelled so: the first two carry the value).
 import type { Explain, LineSurprisal } from '../protocol';
-import { lineCommentFor } from '../completion/brackets';
+import { lineCommentFor } from '../util/brackets';
 import type { ChatModel } from '../runtime/chatModel';
 import { generate } from '../runtime/generate';
 import type { LanguageModel } from '../runtime/languageModel';

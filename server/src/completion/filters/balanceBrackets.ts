@@ -1,7 +1,7 @@
 // Post-processing filter: brackets in a suggestion must balance. It is cut before a closing bracket that closes
 // nothing (or the wrong kind), and a multi-line suggestion that leaves its own brackets open is cut back to the
 // last line where all of them were closed (the first line is always kept).
-import { closerOf, openerOf, scanBrackets } from '../brackets';
+import { closerOf, openerOf, scanBrackets } from '../../util/brackets';
 import type { Filter } from './filter';
 
 export const balanceBrackets: Filter = (text, { openBeforeCursor, lineComment }) => {

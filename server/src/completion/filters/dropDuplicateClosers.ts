@@ -1,7 +1,7 @@
 // Post-processing filter: a suggestion must not close a bracket that the text after the cursor already closes
 // (`foo(|)` + `a);` → `a`, `foo(bar(|)` + `x));` → `x)`). The suggestion is cut at the first closing bracket
 // after which the closers following the cursor would no longer match the brackets left open.
-import { leadingClosers, openerOf, scanBrackets } from '../brackets';
+import { leadingClosers, openerOf, scanBrackets } from '../../util/brackets';
 import type { Filter } from './filter';
 
 export const dropDuplicateClosers: Filter = (text, { suffix, openBeforeCursor, lineComment }) => {

@@ -1,4 +1,4 @@
-// Bracket scanning shared by the stop rules and the post-processing filters: which brackets a piece of code
+// Bracket scanning shared by the completion stop rules and filters and by explanations: which brackets code
 // opens and closes, skipping string literals and line comments well enough for decisions about one suggestion.
 export const closerOf: Readonly<Record<string, string>> = { '(': ')', '[': ']', '{': '}' };
 export const openerOf: Readonly<Record<string, string>> = { ')': '(', ']': '[', '}': '{' };
