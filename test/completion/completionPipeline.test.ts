@@ -114,34 +114,58 @@ describe('completion pipeline', () => {
   test('cancellation stops decoding mid-way', async () => {
     const pipeline = new CompletionPipeline();
     const controller = new AbortController();
-    const started = performance.now();
-    setTimeout(() => controller.abort(), 40);
-    await assert.rejects(
-      pipeline.complete(
-        model(longParrot),
-        request('x = ', undefined, { signal: controller.signal, settings: { ...settings, maxTokens: 500 } }),
-      ),
-      (e: unknown) => {
-        assert.ok(e instanceof CompletionCancelled);
-        assert.ok(e.generatedTokens > 0 && e.generatedTokens < 500, `stopped after ${e.generatedTokens} tokens`);
-        return true;
-      },
-    );
-    assert.ok(performance.now() - started < 400);
+    // Cancel while the model runs for the fifth token; decoding must end with that token, without another run.
+    const runs = countRuns(longParrot, (count) => count === 5 && controller.abort());
+    try {
+      await assert.rejects(
+        pipeline.complete(
+          model(longParrot),
+          request('x = ', undefined, { signal: controller.signal, settings: { ...settings, maxTokens: 500 } }),
+        ),
+        (e: unknown) => {
+          assert.ok(e instanceof CompletionCancelled);
+          assert.equal(e.generatedTokens, 5, `stopped after ${e.generatedTokens} tokens`);
+          assert.equal(e.maxTokens, 500);
+          return true;
+        },
+      );
+      assert.equal(runs.count, 5, 'no model run after the cancellation');
+    } finally {
+      runs.restore();
+    }
   });
 
-  test('automatic triggers wait for the debounce; a newer request supersedes an older one', async () => {
+  test('automatic triggers wait for the debounce; a newer request supersedes an older one', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] }); // the debounce runs on a clock the test moves
     const pipeline = new CompletionPipeline();
-    const automatic = { invoked: false, settings: { ...settings, debounceMs: 80 } };
-    const started = performance.now();
-    const older = pipeline.complete(model(parrot), request('a = ', undefined, automatic));
-    const newer = pipeline.complete(model(parrot), request('a = b', undefined, automatic));
-    assert.equal((await older).source, 'superseded');
-    assert.equal((await newer).source, 'model');
-    assert.ok(performance.now() - started >= 75);
-    const invokedStart = performance.now();
-    await pipeline.complete(model(parrot), request('c = ', undefined, { settings: { ...settings, debounceMs: 5000 } }));
-    assert.ok(performance.now() - invokedStart < 1000, 'an explicit invocation does not wait');
+    const runs = countRuns(parrot);
+    try {
+      const automatic = { invoked: false, settings: { ...settings, debounceMs: 80 } };
+      const older = pipeline.complete(model(parrot), request('a = ', undefined, automatic));
+      const newer = pipeline.complete(model(parrot), request('a = b', undefined, automatic));
+      let settled = false;
+      newer.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      assert.equal((await older).source, 'superseded');
+      t.mock.timers.tick(79);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(settled, false, 'the newer request is still waiting 79 ms after it came');
+      assert.equal(runs.count, 0, 'the model has not run during the debounce');
+      t.mock.timers.tick(1);
+      assert.equal((await newer).source, 'model');
+      assert.ok(runs.count > 0);
+      // An explicit invocation does not wait: it sets no timer, and it is answered while the clock stands still.
+      const invoked = pipeline.complete(
+        model(parrot),
+        request('c = ', undefined, { settings: { ...settings, debounceMs: 5000 } }),
+      );
+      assert.equal(pipeline.debouncer.pendingCount, 0);
+      assert.equal((await invoked).source, 'model');
+    } finally {
+      runs.restore();
+    }
   });
 
   test('a suggestion below the confidence threshold is not shown', async () => {
@@ -176,3 +200,20 @@ describe('completion pipeline', () => {
     assert.ok(store.get('b', 'm2'));
   });
 });
+
+/** Counts `model.run` calls (calling `onRun` with the count as each starts) until `restore()`. */
+function countRuns(model: LanguageModel, onRun?: (count: number) => void): { count: number; restore(): void } {
+  const original = model.run;
+  const counter = {
+    count: 0,
+    restore: () => {
+      model.run = original;
+    },
+  };
+  model.run = (...args) => {
+    counter.count++;
+    onRun?.(counter.count);
+    return original.apply(model, args);
+  };
+  return counter;
+}

@@ -18,7 +18,8 @@ const PROMPTS = [
   'for (let i = 0;',
   '  // Returns the value after offset steps — café',
   'x',
-  'export function itemsOfName(items: Map<string, number>, name: number): Map<string, number> {\n  for (let i = 0; i < name; i++) {\n',
+  'export function itemsOfName(items: Map<string, number>, name: number): Map<string, number> {\n' +
+    '  for (let i = 0; i < name; i++) {\n',
 ];
 
 describe('batched decoding', () => {
@@ -99,18 +100,34 @@ describe('batched decoding', () => {
 
   test('the scheduler decodes concurrent greedy requests exactly like generate()', async () => {
     const scheduler = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 8, maxQueue: 8, modelName: 't' });
-    const request = (prompt: string) => ({ promptIds: fit(prompt, 12), maxTokens: 12, sampling: {}, stops: [] });
-    // Three start together, the others join while they run.
-    const early = scheduler.complete(PROMPTS.slice(0, 3).map(request));
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    const late = scheduler.complete(PROMPTS.slice(3).map(request));
-    const outcomes = await Promise.all([...early, ...late]);
-    assert.deepEqual(
-      outcomes.map((o) => o.text),
-      expected,
-    );
-    for (const o of outcomes) assert.equal(o.completionTokens, 12);
-    await scheduler.idle();
+    let decoding: () => void = () => {};
+    const started = new Promise<void>((resolve) => (decoding = resolve));
+    const request = (prompt: string) => ({
+      promptIds: fit(prompt, 12),
+      maxTokens: 12,
+      sampling: {},
+      stops: [],
+      onText: () => decoding(),
+    });
+    const rows: number[] = [];
+    const original = decoder.step.bind(decoder);
+    decoder.step = (batch, tokens) => (rows.push(tokens.length), original(batch, tokens));
+    try {
+      // Three start together, the others join once they have streamed their first text.
+      const early = scheduler.complete(PROMPTS.slice(0, 3).map(request));
+      await started;
+      const late = scheduler.complete(PROMPTS.slice(3).map(request));
+      const outcomes = await Promise.all([...early, ...late]);
+      assert.deepEqual(
+        outcomes.map((o) => o.text),
+        expected,
+      );
+      for (const o of outcomes) assert.equal(o.completionTokens, 12);
+      assert.equal(Math.max(...rows), PROMPTS.length, `rows per step ${rows}: the late requests joined the batch`);
+      await scheduler.idle();
+    } finally {
+      decoder.step = original;
+    }
   });
 
   test('batching off (max batch 1) gives the same texts', async () => {

@@ -8,6 +8,7 @@ import { generate } from '../../server/src/runtime/generate';
 import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { type RunningServer, startServer } from '../../server/src/serve/httpServer';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { waitFor } from '../server/serverHarness';
 import { pool, request, sseData } from './harness';
 
 const PROMPT = 'export function countOfTotal(count: number, total: number): number {\n';
@@ -309,7 +310,8 @@ describe('HTTP service', () => {
       [mutate((inputs) => (inputs[0].data = [1, 2.5, 3])), /not an integer/],
       [mutate((inputs) => (inputs[0].shape = [1, -3])), /non-negative integers/],
       [mutate((inputs) => (inputs[0].data = 'abc')), /needs "data"/],
-      [mutate((inputs) => (inputs[0].data = [1, 2, 1_000_000])), /could not run/], // token id out of range: onnxruntime refuses
+      // A token id out of range: onnxruntime refuses.
+      [mutate((inputs) => (inputs[0].data = [1, 2, 1_000_000])), /could not run/],
       [mutate((inputs) => (inputs[2].data = [0, 1, 100_000])), /could not run/], // position beyond the context
       [mutate((inputs) => ((inputs[0].shape = [1, 100_000]), (inputs[0].data = []))), /at most/],
       [{ ...inferBody(ids), outputs: [{ name: 'nope' }] }, /unknown output/],
@@ -330,7 +332,10 @@ describe('HTTP service', () => {
   });
 
   test('GET /metrics: Prometheus text with requests, latency, tokens, queue depth', async () => {
+    // Its own traffic: a completion on each model (one decode step at least) and a malformed request.
     await request(`${url}/v1/completions`, { body: { model: 'other', prompt: 'x', max_tokens: 3, temperature: 0 } });
+    await request(`${url}/v1/completions`, { body: { model: 'tiny', prompt: 'x', max_tokens: 2, temperature: 0 } });
+    assert.equal((await request(`${url}/v1/completions`, { body: { model: 'tiny', max_tokens: -1 } })).status, 400);
     const response = await fetch(`${url}/metrics`);
     assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await response.text();
@@ -429,19 +434,29 @@ describe('HTTP service limits', () => {
   test('a client that disconnects is removed from the batch', async () => {
     const server = await startServer({ models: [{ name: 'm', dir: bigger.dir }] });
     try {
+      const maxTokens = 250;
       const controller = new AbortController();
       const response = await fetch(`${server.url}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 250, ignore_eos: true, stream: true }),
+        body: JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: maxTokens, ignore_eos: true, stream: true }),
         signal: controller.signal,
       });
       const reader = response.body!.getReader();
-      await reader.read();
+      const first = await reader.read(); // the first streamed chunk: the request is decoding
+      assert.ok(!first.done);
+      assert.equal(server.status().models[0].active, 1);
       controller.abort();
-      for (let i = 0; i < 100 && server.status().models[0].active > 0; i++)
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      assert.equal(server.status().models[0].active, 0);
+      await waitFor(() => server.status().models[0].active === 0, 'the aborted request to leave the batch');
+      // This server ran only that request, so the model's generated-token counter is what it decoded.
+      const decoded = await generatedTokens(server.url, 'm');
+      assert.ok(decoded >= 1 && decoded < maxTokens / 2, `decoded ${decoded} of ${maxTokens} tokens`);
+      // It produces nothing more: a later request's tokens are all the counter gains.
+      const after = await request(`${server.url}/v1/completions`, {
+        body: { model: 'm', prompt: PROMPT, max_tokens: 3, ignore_eos: true },
+      });
+      assert.equal(after.body.usage.completion_tokens, 3);
+      assert.equal(await generatedTokens(server.url, 'm'), decoded + 3);
     } finally {
       await server.close();
     }
@@ -449,20 +464,23 @@ describe('HTTP service limits', () => {
 
   test('hot reload under load: nothing fails, in-flight requests finish on the old version, new ones use the new', async () => {
     const server = await startServer({ models: [{ name: 'm', dir: folder.dir }], maxBatchSize: 2, maxQueue: 200 });
-    const log: { version: string; at: number; status: number }[] = [];
+    const log: { version: string; status: number }[] = [];
     const body = { model: 'm', prompt: PROMPT, max_tokens: 40, temperature: 0, ignore_eos: true };
     const fire = async () => {
       const response = await request(`${server.url}/v1/completions`, { body });
-      log.push({ version: response.body?.system_fingerprint, at: performance.now(), status: response.status });
+      log.push({ version: response.body?.system_fingerprint, status: response.status });
     };
     try {
       // A backlog on version 1 (2 decoding, the rest queued), then a reload while it drains, with more load after.
       const backlog = Array.from({ length: 40 }, fire);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await waitFor(() => {
+        const m = server.status().models[0];
+        return m.active === 2 && m.queueDepth > 0;
+      }, 'a backlog on version 1');
       const reloaded = server.reload('m', bigger.dir);
       const during = pool(16, 4, fire);
       const { version } = await reloaded;
-      const reloadedAt = performance.now();
+      const answeredBeforeSwitch = log.length; // responses are logged in the order they arrive
       assert.equal(version, 2);
       await Promise.all([...backlog, during]);
       await pool(8, 4, fire);
@@ -471,13 +489,11 @@ describe('HTTP service limits', () => {
         log.every((r) => r.status === 200),
         `statuses ${log.map((r) => r.status)}`,
       );
-      const oldAfterSwitch = log.filter((r) => r.version === 'm@1' && r.at > reloadedAt);
+      const oldAfterSwitch = log.slice(answeredBeforeSwitch).filter((r) => r.version === 'm@1');
       assert.ok(oldAfterSwitch.length > 0, 'some requests were in flight on version 1 when version 2 took over');
       assert.ok(log.some((r) => r.version === 'm@2'));
       assert.equal(log.at(-1)!.version, 'm@2');
-      for (let i = 0; i < 100 && server.status().retiring > 0; i++)
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      assert.equal(server.status().retiring, 0, 'the old version was released');
+      await waitFor(() => server.status().retiring === 0, 'the old version to be released');
       assert.equal(server.status().models[0].dir, bigger.dir);
       assert.deepEqual((await request(`${server.url}/v2/models/m`)).body.versions, ['2']);
       // A version that cannot load leaves the served one in place.
@@ -516,3 +532,11 @@ describe('HTTP service limits', () => {
     await assert.rejects(startServer({ models: [{ name: '../x', dir: folder.dir }] }), /invalid model name/);
   });
 });
+
+/** The model's modelwright_generated_tokens_total, read from GET /metrics. */
+async function generatedTokens(url: string, model: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const match = new RegExp(`^modelwright_generated_tokens_total\\{model="${model}"\\} (\\d+)$`, 'm').exec(text);
+  assert.ok(match, `no generated-token count for ${model} in\n${text}`);
+  return Number(match[1]);
+}

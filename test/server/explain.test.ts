@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ErrorCodes } from 'vscode-languageserver-protocol';
 import { CodeActionRequest, HoverRequest, type MarkupContent } from 'vscode-languageserver-protocol';
 import { Explain, ExplainCommand } from '../../server/src/protocol';
-import { ServerHarness, modelDirectories } from './serverHarness';
+import { ServerHarness, modelDirectories, waitFor } from './serverHarness';
 import { makeTrainedModel, writeSourcesWorkspace } from './testModels';
 
 describe('explanations', { timeout: 180_000 }, () => {
@@ -55,7 +55,11 @@ describe('explanations', { timeout: 180_000 }, () => {
       partialResultToken,
       workDoneToken,
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The server sends the chunks, then ends the work-done progress, then answers: wait for the end of the progress.
+    const progress = await waitFor(() => {
+      const values = server.progress.get(workDoneToken) as { kind: string }[] | undefined;
+      return values?.at(-1)?.kind === 'end' && values;
+    }, 'the end of the work-done progress');
     assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
     assert.equal(chunks.join(''), result.text);
     assert.equal(result.model, 'default');
@@ -64,7 +68,6 @@ describe('explanations', { timeout: 180_000 }, () => {
     assert.match(result.text, /How usual these lines are for this codebase/);
     assert.ok(result.lines.length >= 2);
     for (const l of result.lines) assert.ok(l.bitsPerToken > 0 && l.line >= line - 2 && l.line <= line);
-    const progress = server.progress.get(workDoneToken) as { kind: string }[];
     assert.deepEqual([progress[0]?.kind, progress.at(-1)?.kind], ['begin', 'end']);
   });
 
@@ -95,6 +98,7 @@ describe('explanations', { timeout: 180_000 }, () => {
     const text = [...lines.slice(0, odd), '  ZQXJ_vvv ^= 0x7f3a9bQQ ?? ~~Kk_ww9 @@ Ppp0;', ...lines.slice(odd)].join(
       '\n',
     );
+    server.open(fileUri, lines.join('\n'));
     server.change(fileUri, text);
     const ordinary = lines.findIndex((l) => l.startsWith('export interface'));
     assert.equal(

@@ -20,12 +20,13 @@ import {
   InlineCompletionRequest,
 } from 'vscode-languageserver-protocol';
 import { ListModels } from '../../server/src/protocol';
-import { ServerHarness, delay, fullCapabilities, modelDirectories, repository, serverScript } from './serverHarness';
+import { ServerHarness, fullCapabilities, modelDirectories, repository, serverScript } from './serverHarness';
 import { makeParrotModel } from './testModels';
 
 describe('server lifecycle', { timeout: 180_000 }, () => {
   let dirs: ReturnType<typeof modelDirectories>;
   const harnesses: ServerHarness[] = [];
+  const extraDirs: ReturnType<typeof modelDirectories>[] = [];
   const start = async (options: Partial<Parameters<typeof ServerHarness.start>[0]> = {}) => {
     const harness = await ServerHarness.start({
       modelsDirectory: dirs.models,
@@ -42,6 +43,7 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
   after(async () => {
     await Promise.all(harnesses.map((h) => h.stop()));
     dirs.remove();
+    for (const extra of extraDirs) extra.remove();
   });
 
   test('starts without any model, says why in the status, and answers with nothing', async () => {
@@ -108,8 +110,11 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
   });
 
   test('survives malformed and out-of-range messages', async () => {
-    await makeParrotModel(path.join(dirs.bundled, 'default'));
-    const server = await start();
+    // Its own folders: the other tests need a bundled folder without a model.
+    const own = modelDirectories();
+    extraDirs.push(own);
+    await makeParrotModel(path.join(own.bundled, 'default'));
+    const server = await start({ modelsDirectory: own.models, bundledModelsDirectory: own.bundled });
     await server.waitForStatus((s) => s.health === 'ready');
     const uri = 'file:///tmp/survive.ts';
     server.open(uri, 'line one\nline two\n');
@@ -126,7 +131,7 @@ describe('server lifecycle', { timeout: 180_000 }, () => {
     // Broken JSON and a header without a body on the wire.
     server.child.stdin!.write('Content-Length: 9\r\n\r\n{"broken"');
     server.child.stdin!.write('Content-Length: 2\r\n\r\n[]');
-    await delay(100);
+    // The server reads its input in order: the requests below come after both and show it is still answering.
     assert.equal(
       await errorCode(
         send(InlineCompletionRequest.method, {

@@ -49,6 +49,7 @@ describe('model commands', { timeout: 180_000 }, () => {
     await server?.stop();
     dirs?.remove();
   });
+  const deploy = (name: string) => server.connection.sendRequest(DeployModel.type, { name, role: 'completion' });
 
   test('lists models with their status and roles, and reads a model card', async () => {
     const list = await server.connection.sendRequest(ListModels.type, {});
@@ -70,9 +71,13 @@ describe('model commands', { timeout: 180_000 }, () => {
   test('deploy during a completion: the request finishes on the old model, later ones use the new model', async () => {
     const uri = 'file:///work/swap.ts';
     server.open(uri, 'const swapped = ');
+    const since = server.configurationRequests.length;
     const inFlight = server.complete(uri, 0, 16);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const deployed = await server.connection.sendRequest(DeployModel.type, { name: 'yankee', role: 'completion' });
+    let answered = false;
+    void inFlight.then(() => (answered = true));
+    await server.settingsAnswered(uri, since); // the request holds the default model and is decoding
+    assert.equal(answered, false);
+    const deployed = await deploy('yankee');
     assert.deepEqual(deployed.active, { completion: 'yankee', explanation: 'yankee' });
     const old = await inFlight;
     assert.match(old.items[0].insertText as string, /^x+$/);
@@ -88,6 +93,7 @@ describe('model commands', { timeout: 180_000 }, () => {
   });
 
   test('a failed deploy is a clear error and the previous model keeps serving', async () => {
+    await deploy('yankee');
     const broken = await codeOf(
       server.connection.sendRequest(DeployModel.type, { name: 'broken', role: 'completion' }),
     );
@@ -109,6 +115,7 @@ describe('model commands', { timeout: 180_000 }, () => {
   });
 
   test('delete refuses bundled and active models and removes others', async () => {
+    await deploy('yankee');
     assert.match(
       (await codeOf(server.connection.sendRequest(DeleteModel.type, { name: 'default' }))).message ?? '',
       /bundled model/,
@@ -141,6 +148,7 @@ describe('model commands', { timeout: 180_000 }, () => {
   });
 
   test('an untrusted workspace serves bundled models only and cannot deploy or delete', async () => {
+    await deploy('yankee'); // active.json names yankee
     const untrusted = await ServerHarness.start({
       modelsDirectory: dirs.models,
       bundledModelsDirectory: dirs.bundled,

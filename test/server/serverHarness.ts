@@ -28,7 +28,13 @@ import {
   WorkDoneProgress,
   WorkDoneProgressCreateRequest,
 } from 'vscode-languageserver-protocol';
-import { type ServerStatus, Status, type TrainingFigures, TrainingProgress } from '../../server/src/protocol';
+import {
+  ListModels,
+  type ServerStatus,
+  Status,
+  type TrainingFigures,
+  TrainingProgress,
+} from '../../server/src/protocol';
 
 export const repository = path.resolve(__dirname, '..', '..');
 export const serverScript = path.join(repository, 'server', 'out', 'server.js');
@@ -145,30 +151,39 @@ export class ServerHarness {
   }
 
   /** Resolves with the first status (seen so far or arriving) that satisfies `predicate`. */
-  async waitForStatus(predicate: (status: ServerStatus) => boolean, timeoutMs = 20_000): Promise<ServerStatus> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.statuses.find(predicate);
-      if (found) return found;
-      if (Date.now() > deadline)
-        throw new Error(
-          `no matching status within ${timeoutMs} ms; got ${JSON.stringify(this.statuses)}\n${this.stderr}`,
-        );
-      await delay(20);
-    }
+  waitForStatus(predicate: (status: ServerStatus) => boolean, timeoutMs = 20_000): Promise<ServerStatus> {
+    return waitFor(
+      () => this.statuses.find(predicate),
+      () => `a matching status; got ${JSON.stringify(this.statuses)}\n${this.stderr}`,
+      timeoutMs,
+    );
   }
 
-  async waitForLog(pattern: RegExp, timeoutMs = 10_000): Promise<LogEntry> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.logs.find((l) => pattern.test(l.message));
-      if (found) return found;
-      if (Date.now() > deadline)
-        throw new Error(
-          `no log matching ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(this.logs.map((l) => l.message))}`,
-        );
-      await delay(20);
-    }
+  waitForLog(pattern: RegExp, timeoutMs = 10_000): Promise<LogEntry> {
+    return waitFor(
+      () => this.logs.find((l) => pattern.test(l.message)),
+      () => `a log matching ${pattern}; got ${JSON.stringify(this.logs.map((l) => l.message))}`,
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Resolves once the server has asked for the settings of `uri` (the configuration request with index ≥ `since`
+   * in `configurationRequests`) and has handled the answer. A request for a document asks for its settings first,
+   * and the server goes on from the answer to the model without waiting for anything else, so by then the
+   * request holds its model and is decoding.
+   */
+  async settingsAnswered(uri: string, since = 0): Promise<void> {
+    await waitFor(() => this.configurationRequests.slice(since).includes(uri), `a settings request for ${uri}`);
+    await this.roundTrip();
+  }
+
+  /**
+   * Resolves once the server has handled every message sent before: it reads them in order, so the answer to a
+   * request sent now comes after all of them were dispatched.
+   */
+  async roundTrip(): Promise<void> {
+    await this.connection.sendRequest(ListModels.type, {});
   }
 
   /** New settings, announced with workspace/didChangeConfiguration (the server then fetches them again). */
@@ -238,8 +253,24 @@ export class ServerHarness {
   }
 }
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Waits until `condition` returns a value other than undefined, null or false, and resolves with it; rejects after
+ * `timeoutMs` naming `what` was awaited. The one way these tests wait for something that has no event of its
+ * own: a generous deadline on a condition, never a fixed delay.
+ */
+export async function waitFor<T>(
+  condition: () => T | undefined | null | false,
+  what: string | (() => string),
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = condition();
+    if (value !== undefined && value !== null && value !== false) return value;
+    if (performance.now() > deadline)
+      throw new Error(`waited ${timeoutMs} ms for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

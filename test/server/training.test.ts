@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, LSPErrorCodes, WorkDoneProgressCancelNotification } from 'vscode-languageserver-protocol';
 import { DeployModel, EvaluateModel, ListModels, TrainModel } from '../../server/src/protocol';
-import { ServerHarness, delay, modelDirectories } from './serverHarness';
+import { ServerHarness, modelDirectories, waitFor } from './serverHarness';
 import { makeParrotModel, writeSourcesWorkspace } from './testModels';
 
 const failure = async (promise: Promise<unknown>) => {
@@ -27,6 +27,7 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
   before(async () => {
     dirs = modelDirectories();
     await makeParrotModel(path.join(dirs.bundled, 'default'));
+    await makeParrotModel(path.join(dirs.models, 'existing'));
     workspace = writeSourcesWorkspace(path.join(dirs.root, 'workspace'));
     server = await ServerHarness.start({
       modelsDirectory: dirs.models,
@@ -56,28 +57,27 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
 
     const uri = 'file:///work/during.ts';
     server.open(uri, 'let during = ');
-    const latencies: number[] = [];
-    let sawTraining = false;
-    for (let i = 0; !finished && i < 400; i++) {
+    let completions = 0;
+    let answeredWhileStepping = 0;
+    for (let i = 0; !finished && i < 2000; i++) {
       server.change(uri, `let during${i} = `);
-      const started = performance.now();
       const result = await server.complete(uri, 0, `let during${i} = `.length);
-      latencies.push(performance.now() - started);
       assert.equal(result.items.length, 1);
-      sawTraining ||= server.trainingFigures.some((f) => f.phase === 'training');
-      await delay(20);
+      completions++;
+      // Answered while the last figures the trainer sent said it was stepping.
+      if (server.trainingFigures.filter((f) => f.name === 'fresh').at(-1)?.phase === 'training')
+        answeredWhileStepping++;
     }
     const result = await training;
     assert.equal(result.finished, true);
     assert.equal(result.steps, 60);
     assert.ok(Number.isFinite(result.loss) && result.tokensPerSecond > 0);
     assert.ok(fs.existsSync(path.join(dirs.models, 'fresh', 'onnx', 'model.onnx')));
-    assert.ok(sawTraining, 'completions were answered while the trainer was stepping');
-    assert.ok(latencies.length >= 5, `${latencies.length} completions during training`);
-    const sorted = [...latencies].sort((a, b) => a - b);
+    assert.ok(completions >= 5, `${completions} completions during training`);
+    // How fast they are while the trainer runs is measured by `npm run bench:complete`, not asserted here.
     assert.ok(
-      sorted[Math.floor(sorted.length / 2)] < 250,
-      `median completion latency during training ${sorted[Math.floor(sorted.length / 2)]} ms`,
+      answeredWhileStepping >= 5,
+      `${answeredWhileStepping} completions answered while the trainer was stepping`,
     );
 
     const progress = server.progress.get(workDoneToken) as {
@@ -114,8 +114,11 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
       steps: 100_000,
       workDoneToken,
     });
-    while (!server.trainingFigures.some((f) => f.name === 'stopped' && f.phase === 'training' && f.step >= 3))
-      await delay(20);
+    await waitFor(
+      () => server.trainingFigures.some((f) => f.name === 'stopped' && f.phase === 'training' && f.step >= 3),
+      'three training steps',
+      60_000,
+    );
     const second = await failure(
       server.connection.sendRequest(TrainModel.type, {
         workspaceFolder: workspace,
@@ -151,14 +154,21 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
     assert.match((await train({ steps: -1 })).message, /steps must be a positive number/);
     assert.match((await train({ name: '../escape' })).message, /name must be a model name/);
     assert.match((await train({ workspaceFolder: '/no/such/folder' })).message, /is not a folder/);
-    assert.match((await train({ name: 'fresh' })).message, /a model named "fresh" exists/);
+    assert.match((await train({ name: 'existing' })).message, /a model named "existing" exists/);
     assert.match((await train({ name: 'default' })).message, /bundled model/);
     assert.equal((await train({ base: 'ghost' })).code, ErrorCodes.InvalidParams);
   });
 
   test('evaluates the trained model and deploys it', async () => {
+    const trained = await server.connection.sendRequest(TrainModel.type, {
+      workspaceFolder: workspace,
+      name: 'evaluated',
+      base: 'default',
+      steps: 5,
+    });
+    assert.equal(trained.finished, true);
     const metrics = await server.connection.sendRequest(EvaluateModel.type, {
-      name: 'fresh',
+      name: 'evaluated',
       workspaceFolder: workspace,
       samples: 4,
     });
@@ -166,9 +176,9 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
     assert.equal(metrics.samples, 4);
     assert.ok(metrics.latencyMs.p50 > 0);
     const list = await server.connection.sendRequest(ListModels.type, {});
-    assert.equal(list.models.find((m) => m.name === 'fresh')?.metrics?.samples, 4, 'recorded in the model card');
-    const deployed = await server.connection.sendRequest(DeployModel.type, { name: 'fresh', role: 'completion' });
-    assert.equal(deployed.active.completion, 'fresh');
+    assert.equal(list.models.find((m) => m.name === 'evaluated')?.metrics?.samples, 4, 'recorded in the model card');
+    const deployed = await server.connection.sendRequest(DeployModel.type, { name: 'evaluated', role: 'completion' });
+    assert.equal(deployed.active.completion, 'evaluated');
     server.open('file:///work/after.ts', 'export function ');
     await server.complete('file:///work/after.ts', 0, 16);
   });
