@@ -10,7 +10,7 @@ import {
   CompletionCancelled,
   type CompletionModel,
   CompletionPipeline,
-  type CompletionRequest,
+  type EditorCompletionRequest,
 } from '../../server/src/completion/completionPipeline';
 import { KvCacheStore } from '../../server/src/completion/kvCacheStore';
 import { defaultSettings } from '../../server/src/protocol';
@@ -33,8 +33,8 @@ describe('completion pipeline', () => {
   const request = (
     text: string,
     offset = text.length,
-    overrides: Partial<CompletionRequest> = {},
-  ): CompletionRequest => ({
+    overrides: Partial<EditorCompletionRequest> = {},
+  ): EditorCompletionRequest => ({
     uri: 'file:///a.ts',
     text,
     offset,

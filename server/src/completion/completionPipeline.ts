@@ -21,7 +21,7 @@ export interface CompletionModel {
   readonly fillInTheMiddle: boolean;
 }
 
-export interface CompletionRequest {
+export interface EditorCompletionRequest {
   uri: string;
   text: string;
   /** Cursor offset in `text`. */
@@ -78,7 +78,7 @@ export class CompletionPipeline {
     this.debouncer.supersede(uri);
   }
 
-  async complete(model: CompletionModel, request: CompletionRequest): Promise<CompletionOutcome> {
+  async complete(model: CompletionModel, request: EditorCompletionRequest): Promise<CompletionOutcome> {
     const context = completionContext(request.text, request.offset, request.languageId);
     const cacheKey = { uri: request.uri, modelKey: model.key };
     const position = { prefix: context.prefix, lineSuffix: context.lineSuffix };
@@ -100,7 +100,7 @@ export class CompletionPipeline {
 
   private async generateSuggestion(
     model: CompletionModel,
-    request: CompletionRequest,
+    request: EditorCompletionRequest,
     context: CompletionContext,
   ): Promise<CompletionOutcome> {
     const languageModel = model.languageModel;

@@ -8,7 +8,7 @@ import { CompletionText } from '../runtime/completionText';
 import { HttpError, queueFull, unavailable } from './errors';
 import type { ServiceMetrics } from './metrics';
 
-export interface CompletionRequest {
+export interface BatchRequest {
   /** Prompt ids, at least one, that fit the context together with maxTokens. */
   promptIds: number[];
   /** At least 1. */
@@ -49,7 +49,7 @@ export interface SchedulerOptions {
 }
 
 interface Sequence {
-  request: CompletionRequest;
+  request: BatchRequest;
   sampler: Sampler | undefined;
   text: CompletionText;
   /** The last chosen token, fed on the next step. */
@@ -114,7 +114,7 @@ export class BatchScheduler {
   }
 
   /** Queues completions, all or none (429 when they do not all fit, 503 when no longer accepting). */
-  complete(requests: readonly CompletionRequest[]): Promise<CompletionOutcome>[] {
+  complete(requests: readonly BatchRequest[]): Promise<CompletionOutcome>[] {
     for (const request of requests) {
       if (!(request.promptIds.length > 0 && request.maxTokens >= 1))
         throw new Error('a completion needs a prompt token and maxTokens ≥ 1');

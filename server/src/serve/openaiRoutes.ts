@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { CompletionOutcome, CompletionRequest } from './batchScheduler';
+import type { CompletionOutcome, BatchRequest } from './batchScheduler';
 import { fitPrompt } from '../runtime/promptWindow';
 import { asHttpError, badRequest, errorBody, notFound } from './errors';
 import type { ServedModel } from './modelSet';
@@ -161,7 +161,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
     }
 
     const abort = context.requestSignal(request, reply);
-    const requests = (onText?: (index: number, text: string) => void): CompletionRequest[] =>
+    const requests = (onText?: (index: number, text: string) => void): BatchRequest[] =>
       promptIds.map((ids, index) => ({
         promptIds: ids,
         maxTokens: params.maxTokens,
