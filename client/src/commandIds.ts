@@ -16,6 +16,8 @@ export const commandIds = {
   restartServer: 'modelwright.restartServer',
   showTraining: 'modelwright.showTraining',
   stopService: 'modelwright.stopService',
+  downloadModel: 'modelwright.downloadModel',
+  setHubToken: 'modelwright.setHubToken',
 } as const;
 
 export type CommandName = keyof typeof commandIds;

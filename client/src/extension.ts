@@ -1,8 +1,10 @@
 // The extension's entry point, wiring only: the language server client, the status bar, the Models tree, the
-// Training view, the read-only documents and the commands. Everything with logic lives in its own module.
+// Training view, the read-only documents, the Hugging Face token and the commands. Everything with logic lives in
+// its own module.
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { configurationSection, readClientSettings, resolveModelsDirectory } from './config';
+import { HubToken } from './hubToken';
 import { type ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
 import { documentScheme, ReadOnlyDocuments } from './readOnlyDocuments';
 import { ServerClient } from './serverClient';
@@ -13,6 +15,7 @@ let server: ServerClient | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Modelwright', { log: true });
+  const hubToken = new HubToken(context.secrets);
   const modelsDirectory = () =>
     resolveModelsDirectory(
       readClientSettings(vscode.workspace.getConfiguration(configurationSection)).modelsDirectory,
@@ -25,6 +28,7 @@ export function activate(context: vscode.ExtensionContext): void {
       modelsDirectory: modelsDirectory(),
       bundledModelsDirectory: context.asAbsolutePath('models'),
       trusted: vscode.workspace.isTrusted,
+      ...(hubToken.current ? { hubToken: hubToken.current } : {}),
     }),
     log,
   );
@@ -54,7 +58,8 @@ export function activate(context: vscode.ExtensionContext): void {
     trainingView,
     documents,
     new StatusBar(server),
-    ...registerCommands({ server, tree, trainingView, documents, log }),
+    hubToken,
+    ...registerCommands({ server, tree, trainingView, documents, hubToken, log }),
     vscode.window.registerWebviewViewProvider(TrainingView.viewId, trainingView),
     vscode.workspace.registerTextDocumentContentProvider(documentScheme, documents),
     server.onDidChangeStatus(refreshTreeOnChange),
@@ -69,8 +74,15 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`${configurationSection}.modelsDirectory`)) void server?.restart();
     }),
+    hubToken.onDidChange((token) => server?.setHubToken(token)),
   );
-  server.start().catch((error) => log.error(`Modelwright could not start its language server: ${String(error)}`));
+  // The token is read first so that the server has it from its start (a failed read: start without one).
+  const started = server;
+  void hubToken
+    .load()
+    .catch((error) => log.warn(`The Hugging Face token could not be read: ${String(error)}`))
+    .then(() => started.start())
+    .catch((error) => log.error(`Modelwright could not start its language server: ${String(error)}`));
 }
 
 export async function deactivate(): Promise<void> {

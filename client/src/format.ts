@@ -1,6 +1,12 @@
 // Human-readable figures for the status bar, the Models tree, notifications and the Training panel: sizes,
 // parameter counts, durations, training progress lines and metrics. Pure functions, tested without VS Code.
-import { formatDuration, type ModelMetrics, type ModelSummary, type TrainingFigures } from '../../server/src/protocol';
+import {
+  formatDuration,
+  type ModelMetrics,
+  type ModelOrigin,
+  type ModelSummary,
+  type TrainingFigures,
+} from '../../server/src/protocol';
 
 export { formatDuration };
 
@@ -69,15 +75,49 @@ export function formatTimestamp(iso: string | undefined): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-/** The one-line description beside a model's name in the tree: "1.1M params · 4.6 MB · tiny · bundled". */
+/**
+ * The one-line description beside a model's name in the tree: "1.1M params · 4.6 MB · tiny · bundled", and for a
+ * downloaded model its family, a precision other than fp32 and chat: "650 MB · qwen2 · q8 · chat".
+ */
 export function describeModel(m: ModelSummary): string {
   const parts: string[] = [];
   if (m.parameters) parts.push(`${formatCount(m.parameters)} params`);
   parts.push(formatBytes(m.sizeBytes));
+  if (m.origin && m.modelType) parts.push(m.modelType);
+  if (m.dtype && m.dtype !== 'fp32') parts.push(m.dtype);
   if (m.preset) parts.push(m.preset);
+  if (m.chat) parts.push('chat');
   if (m.bundled) parts.push('bundled');
   if (m.status !== 'idle') parts.push(m.status === 'active' ? `active: ${m.roles.join(', ')}` : 'training');
   return parts.join(' · ');
+}
+
+/** Where a downloaded model came from: "Qwen/Qwen2.5-Coder-0.5B@main (8123ab45cd67)". */
+export function describeOrigin(origin: ModelOrigin): string {
+  return `${origin.repo}@${origin.revision}${origin.commit ? ` (${origin.commit.slice(0, 12)})` : ''}`;
+}
+
+/** Rows (label, value) of what a model's files say, for the tree's children and the tooltip; known fields only. */
+export function modelFacts(m: ModelSummary): [string, string][] {
+  const rows: [string, string][] = [];
+  const yesNo = (value: boolean) => (value ? 'yes' : 'no');
+  if (m.origin) rows.push(['downloaded from', describeOrigin(m.origin)]);
+  if (m.modelType) rows.push(['family', m.modelType]);
+  if (m.dtype) rows.push(['precision', m.dtype]);
+  if (m.contextLength) rows.push(['context', `${m.contextLength.toLocaleString('en-US')} tokens`]);
+  if (m.fillInTheMiddle !== undefined) rows.push(['fill-in-the-middle', yesNo(m.fillInTheMiddle)]);
+  if (m.chat !== undefined) rows.push(['chat template', yesNo(m.chat)]);
+  if (m.license) rows.push(['license', m.license]);
+  return rows;
+}
+
+/** The Markdown tooltip of a model's row: name, description, path and its facts. */
+export function modelTooltip(m: ModelSummary): string {
+  const code = (text: string) => `\`${text.replace(/`/g, "'")}\``;
+  const lines = [`**${m.name}** (${m.kind})`, '', describeModel(m), '', code(m.path)];
+  const facts = modelFacts(m);
+  if (facts.length) lines.push('', ...facts.map(([label, value]) => `- ${label}: ${code(value)}`));
+  return lines.join('\n');
 }
 
 /**

@@ -1,10 +1,11 @@
 // The Models tree in the Modelwright activity-bar container: one row per model (name, size, preset, status),
-// its metrics and provenance as children, and context values that the manifest's menus match (deploy, evaluate,
-// train further, reveal the model card, delete).
+// its metrics, provenance and what its files say (where it was downloaded from, family, precision, context,
+// fill-in-the-middle, chat, license) as children and in the tooltip, and context values that the manifest's
+// menus match (deploy, evaluate, train further, reveal the model card, delete).
 import * as vscode from 'vscode';
 import type { ModelRole, ModelSummary } from '../../server/src/protocol';
 import { commandIds } from './commandIds';
-import { describeModel, formatTimestamp, metricRows } from './format';
+import { describeModel, formatTimestamp, metricRows, modelFacts, modelTooltip } from './format';
 import type { ServerClient } from './serverClient';
 
 export type ModelsTreeNode =
@@ -77,8 +78,7 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
       m.status === 'active' ? 'pass-filled' : m.status === 'training' ? 'loading~spin' : 'circle-large-outline',
       m.status === 'active' ? new vscode.ThemeColor('charts.green') : undefined,
     );
-    const tooltip = new vscode.MarkdownString(`**${m.name}** (${m.kind})\n\n${describeModel(m)}\n\n\`${m.path}\``);
-    item.tooltip = tooltip;
+    item.tooltip = new vscode.MarkdownString(modelTooltip(m));
     // Space-separated flags, matched by `viewItem =~ /\bflag\b/` in the manifest's menus.
     const flags = ['model', m.bundled ? 'bundled' : 'trained', m.status];
     if (!m.bundled && m.status === 'idle') flags.push('deletable');
@@ -125,6 +125,7 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
         command: commandIds.evaluate,
         arguments: [node],
       });
+    for (const [label, value] of modelFacts(m)) detail(label, value);
     if (m.parent) detail('fine-tuned from', m.parent);
     if (m.createdAt) detail('created', formatTimestamp(m.createdAt));
     return details;

@@ -1,6 +1,7 @@
 // Starts the Modelwright language server (server/out/server.js) with vscode-languageclient over node IPC, lets
 // the library restart it when it dies while reporting every restart, and exposes the protocol's custom messages
-// as typed methods and events for the commands, the tree, the training view and the status bar.
+// as typed methods and events for the commands, the tree, the training view and the status bar. The Hugging Face
+// token goes to the server in the initialization options and SetHubToken, and is redacted from its traces.
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import {
@@ -26,7 +27,9 @@ import {
   ListModels,
   type ModelMetrics,
   type ModelRole,
+  PullModel,
   type ServerStatus,
+  SetHubToken,
   StartService,
   Status,
   StopService,
@@ -35,6 +38,7 @@ import {
   TrainModel,
 } from '../../server/src/protocol';
 import { configurationSection, readSettings } from './config';
+import { redactSecrets } from './hubChoices';
 import type { ConnectionState } from './statusText';
 
 /** Work-done progress reported by the server for a request the client started (training, evaluation). */
@@ -51,6 +55,8 @@ export class ServerClient implements vscode.Disposable {
   private connectionState: ConnectionState = 'starting';
   private restartCount = 0;
   private status: ServerStatus | undefined;
+  /** Every Hugging Face token sent to the server in this session, to redact from the traces. */
+  private readonly secrets = new Set<string>();
 
   /** The client's connection to the server changed (starting, running, restarting after a crash, stopped). */
   readonly onDidChangeConnection = this.stateEmitter.event;
@@ -72,11 +78,18 @@ export class ServerClient implements vscode.Disposable {
         options: { execArgv: ['--nolazy', '--inspect=6019'] },
       },
     };
+    // With modelwright.trace.server "verbose" the library logs every message's parameters, the token included.
+    const redacted = redactingChannel(log, () => this.secrets);
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       synchronize: { configurationSection },
-      outputChannel: log,
-      initializationOptions: () => this.initializationOptions(),
+      outputChannel: redacted,
+      traceOutputChannel: redacted,
+      initializationOptions: () => {
+        const options = this.initializationOptions();
+        if (options.hubToken) this.secrets.add(options.hubToken);
+        return options;
+      },
       errorHandler: this.errorHandler(),
       middleware: {
         workspace: {
@@ -220,6 +233,33 @@ export class ServerClient implements vscode.Disposable {
     }
   }
 
+  /**
+   * Downloads a hub model into the models directory. Cancelling `token` sends both window/workDoneProgress/cancel
+   * and $/cancelRequest; the server then answers with RequestCancelled.
+   */
+  pullModel(
+    params: Omit<PullModel.Params, 'workDoneToken'>,
+    onProgress: (p: WorkProgress) => void,
+    token: vscode.CancellationToken,
+  ): Promise<PullModel.Result> {
+    if (params.token) this.secrets.add(params.token);
+    return this.withWorkDone(
+      (workDoneToken) => this.client.sendRequest(PullModel.type, { ...params, workDoneToken }, token),
+      onProgress,
+      token,
+    );
+  }
+
+  /**
+   * Tells the server the new Hugging Face token: a running or starting one now (the library holds the message until
+   * it has started), a stopped one at its next initialization.
+   */
+  setHubToken(token: string | undefined): void {
+    if (token) this.secrets.add(token);
+    if (this.client.state === State.Stopped) return;
+    this.client.sendNotification(SetHubToken.type, token ? { token } : {}).catch(() => undefined);
+  }
+
   /** Serves models over HTTP (OpenAI /v1, Open Inference Protocol /v2) from the language server. */
   startService(params: StartService.Params): Promise<StartService.Result> {
     return this.client.sendRequest(StartService.type, params);
@@ -302,4 +342,25 @@ export class ServerClient implements vscode.Disposable {
     this.statusEmitter.dispose();
     this.trainingEmitter.dispose();
   }
+}
+
+/** The log channel with the given secrets replaced in everything written to it (the library's traces included). */
+function redactingChannel(log: vscode.LogOutputChannel, secrets: () => Iterable<string>): vscode.LogOutputChannel {
+  const writers = new Set(['trace', 'debug', 'info', 'warn', 'error', 'append', 'appendLine', 'replace']);
+  return new Proxy(log, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      if (!writers.has(String(property))) return value.bind(target);
+      return (...args: unknown[]) =>
+        value.apply(
+          target,
+          args.map((arg) => {
+            if (typeof arg === 'string') return redactSecrets(arg, secrets());
+            if (arg instanceof Error) return redactSecrets(arg.stack ?? arg.message, secrets());
+            return arg;
+          }),
+        );
+    },
+  });
 }

@@ -74,6 +74,11 @@ export interface InitializationOptions {
    * workspace model folders).
    */
   trusted: boolean;
+  /**
+   * The Hugging Face token for modelwright/pullModel (private and gated repos), from the extension's SecretStorage;
+   * absent: none (HF_TOKEN of the server's environment still applies). Later changes come as SetHubToken.
+   */
+  hubToken?: string;
 }
 
 /** Model names are folder names, in the models folder, in URLs and in the HTTP service's model list. */
@@ -190,6 +195,30 @@ export interface ModelSummary {
   roles: ModelRole[];
   /** The latest evaluation, if any. */
   metrics?: ModelMetrics;
+  /** config.json's `model_type`: the family (gpt2, llama, qwen2, mistral…). */
+  modelType?: string;
+  /** The precision of the weights the folder runs: from its `.pull.json`, else the name of its ONNX file. */
+  dtype?: ModelDtype;
+  /** The longest context in tokens (config.json). */
+  contextLength?: number;
+  /** Completions prompt it with fill-in-the-middle: its tokenizer has FIM tokens (and it was trained with them). */
+  fillInTheMiddle?: boolean;
+  /** Its tokenizer has a chat template (tokenizer_config.json or chat_template.jinja): explanations chat with it. */
+  chat?: boolean;
+  /** The license: from `.pull.json` or the README's front matter (hub models), else the model card. */
+  license?: string;
+  /** Where a downloaded model came from (its `.pull.json`). */
+  origin?: ModelOrigin;
+}
+
+/** The precision of a model's weights (fp16 only from folders made elsewhere: pulls offer fp32, q8 and q4). */
+export type ModelDtype = 'fp32' | 'fp16' | 'q8' | 'q4';
+
+/** The hub repository, revision and exact commit a downloaded model was pulled from. */
+export interface ModelOrigin {
+  repo: string;
+  revision: string;
+  commit: string;
 }
 
 /** The figures of a running training, as the trainer reports them, for one named model. */
@@ -376,4 +405,132 @@ export interface RemoteEndpoint {
   protocol: 'openai' | 'oip';
   model: string;
   modelDir?: string;
+}
+
+/** Which of a hub repository's ONNX exports a download takes (without one, its safetensors are converted). */
+export type PullDtype = 'fp32' | 'q8' | 'q4';
+export const pullDtypes: readonly PullDtype[] = ['fp32', 'q8', 'q4'];
+
+/** A Hugging Face hub model id, as on its model page. */
+export const hubRepoRule = {
+  pattern: /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/,
+  description: 'owner/name as on the model page, e.g. Qwen/Qwen2.5-Coder-0.5B',
+} as const;
+
+/** True for an `owner/name` hub id ("--" and ".." are refused: they would make ambiguous folder names). */
+export function isHubRepoId(repo: unknown): repo is string {
+  return typeof repo === 'string' && hubRepoRule.pattern.test(repo) && !repo.includes('--') && !repo.includes('..');
+}
+
+/**
+ * The models-directory folder (and model name) of a download: `owner--name`, then `-<revision>` when it is not
+ * main (a full commit sha shortened to 12) and `-<dtype>` for a quantized export, e.g. `Qwen--Qwen2.5-Coder-0.5B`
+ * or `onnx-community--Qwen2.5-Coder-1.5B-q8`. Undefined when that is no valid model name (too long).
+ */
+export function pulledModelName(repo: string, revision = 'main', dtype: PullDtype = 'fp32'): string | undefined {
+  let name = repo.split('/').join('--');
+  const rev = /^[0-9a-f]{40}$/.test(revision) ? revision.slice(0, 12) : revision;
+  if (rev && rev !== 'main') name += `-${rev.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/\.{2,}/g, '.')}`;
+  if (dtype !== 'fp32') name += `-${dtype}`;
+  return isValidModelName(name) ? name : undefined;
+}
+
+/** A model worth downloading to start with; sizes are approximate (the hub's files change). */
+export interface RecommendedModel {
+  repo: string;
+  /** The role it is meant for. */
+  purpose: ModelRole;
+  /** The precision offered first. */
+  dtype: PullDtype;
+  /** About how many bytes the download of `dtype` is: show it as approximate ("~1 GB"). */
+  approximateBytes: number;
+  /** One line on what it is good for. */
+  note: string;
+}
+
+/**
+ * The Download Model command's suggestions. Transformers.js ONNX exports (onnx-community) where they exist;
+ * the others have safetensors only, which the server converts to ONNX after the download.
+ */
+export const RECOMMENDED_MODELS: readonly RecommendedModel[] = [
+  {
+    repo: 'Qwen/Qwen2.5-Coder-0.5B',
+    purpose: 'completion',
+    dtype: 'fp32',
+    approximateBytes: 1.0e9,
+    note: 'Code completion with fill-in-the-middle; converted to ONNX after the download (a few GB of memory, once)',
+  },
+  {
+    repo: 'onnx-community/Qwen2.5-Coder-1.5B',
+    purpose: 'completion',
+    dtype: 'q8',
+    approximateBytes: 1.6e9,
+    note: 'Better fill-in-the-middle completions than 0.5B, about three times slower',
+  },
+  {
+    repo: 'onnx-community/Qwen2.5-Coder-0.5B-Instruct',
+    purpose: 'explanation',
+    dtype: 'q8',
+    approximateBytes: 0.65e9,
+    note: 'Chat model: explanations in prose',
+  },
+  {
+    repo: 'HuggingFaceTB/SmolLM2-135M',
+    purpose: 'completion',
+    dtype: 'fp32',
+    approximateBytes: 0.27e9,
+    note: 'For slow machines: small and fast, weaker at code',
+  },
+  {
+    repo: 'HuggingFaceTB/SmolLM2-360M-Instruct',
+    purpose: 'explanation',
+    dtype: 'q4',
+    approximateBytes: 0.42e9,
+    note: 'Small chat model for explanations on slow machines',
+  },
+];
+
+/**
+ * client → server: download a model from the Hugging Face hub (HF_ENDPOINT of the server, else huggingface.co)
+ * into the models directory, as the folder `pulledModelName(repo, revision, dtype)`. Progress is standard
+ * work-done progress (bytes, rate and time left in the message, a percentage), cancellable from the progress UI
+ * or with $/cancelRequest; an interrupted download resumes next time. A safetensors-only repository is converted
+ * to ONNX. Resolves once the model is listed. Trusted workspaces only. Failures are RequestFailed errors whose
+ * `data.hubError` names the cause (AccessDenied: a token is needed or refused; see SetHubToken).
+ */
+export namespace PullModel {
+  export const method = 'modelwright/pullModel' as const;
+  export interface Params extends WorkDoneProgressParams {
+    /** `owner/name` on the hub. */
+    repo: string;
+    /** Branch, tag or commit; main by default. */
+    revision?: string;
+    /** Which ONNX export to take; fp32 by default. */
+    dtype?: PullDtype;
+    /** A token for this download only, instead of the one the client set. */
+    token?: string;
+  }
+  export interface Result {
+    /** The model name (its folder in the models directory). */
+    name: string;
+    path: string;
+    /** True when the download had safetensors only and was converted to ONNX. */
+    converted: boolean;
+    /** Something the user should know, e.g. that completions cannot run a q4 export. */
+    warning?: string;
+  }
+  /** The `data` of a failed pull's ResponseError. */
+  export interface ErrorData {
+    hubError: string;
+  }
+  export const type = new RequestType<Params, Result, ErrorData>(method);
+}
+
+/** client → server: the Hugging Face token changed (stored in the extension's SecretStorage); '' or absent: none. */
+export namespace SetHubToken {
+  export const method = 'modelwright/setHubToken' as const;
+  export interface Params {
+    token?: string;
+  }
+  export const type = new NotificationType<Params>(method);
 }

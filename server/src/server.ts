@@ -20,6 +20,7 @@ import type { Feature } from './features/feature';
 import { HoverFeature } from './features/hover';
 import { InlineCompletionFeature } from './features/inlineCompletion';
 import { ModelsFeature } from './features/models';
+import { PullModelFeature } from './features/pullModel';
 import type { Logger, ServerContext } from './features/serverContext';
 import { ServiceFeature } from './features/service';
 import { SettingsFeature } from './features/settings';
@@ -84,6 +85,7 @@ connection.onInitialize((params): InitializeResult => {
     new ModelsFeature(context, training),
     training,
     new ServiceFeature(context),
+    new PullModelFeature(context),
   ];
   const capabilities = Object.assign(
     { textDocumentSync: TextDocumentSyncKind.Incremental },
@@ -149,6 +151,7 @@ function initializationOptions(raw: unknown): InitializationOptions {
     bundledModelsDirectory: directory(given.bundledModelsDirectory, path.resolve(__dirname, '..', '..', 'models')),
     trusted: given.trusted !== false,
   };
+  if (typeof given.hubToken === 'string' && given.hubToken.trim()) options.hubToken = given.hubToken.trim();
   if (raw !== undefined && (typeof raw !== 'object' || raw === null))
     log.warn('initializationOptions is not an object; using defaults');
   return options;

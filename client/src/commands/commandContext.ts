@@ -1,9 +1,10 @@
 // What every command group is given: the typed context the commands share (the server client, the Models tree,
-// the Training view, the read-only documents and the log), the arguments a command may be passed, and the type
-// of a group's handlers.
+// the Training view, the read-only documents, the Hugging Face token and the log), the arguments a command may be
+// passed, and the type of a group's handlers.
 import type * as vscode from 'vscode';
 import type { ExplainCommand } from '../../../server/src/protocol';
 import type { CommandName } from '../commandIds';
+import type { HubToken } from '../hubToken';
 import type { ModelsTreeNode, ModelsTreeProvider } from '../modelsTreeProvider';
 import type { ReadOnlyDocuments } from '../readOnlyDocuments';
 import type { ServerClient } from '../serverClient';
@@ -14,6 +15,7 @@ export interface CommandContext {
   tree: ModelsTreeProvider;
   trainingView: TrainingView;
   documents: ReadOnlyDocuments;
+  hubToken: HubToken;
   log: vscode.LogOutputChannel;
 }
 

@@ -5,6 +5,7 @@ import { type CommandName, commandIds } from '../commandIds';
 import type { CommandArgument, CommandContext, CommandHandler } from './commandContext';
 import { evaluationAndDeploymentCommands } from './evaluationAndDeployment';
 import { explanationCommands } from './explanation';
+import { hubCommands } from './hub';
 import { modelCommands } from './models';
 import { trainingCommands } from './training';
 
@@ -16,6 +17,7 @@ export function registerCommands(context: CommandContext): vscode.Disposable[] {
     ...evaluationAndDeploymentCommands(context),
     ...explanationCommands(context),
     ...modelCommands(context),
+    ...hubCommands(context),
   };
   return (Object.keys(handlers) as CommandName[]).map((name) =>
     vscode.commands.registerCommand(commandIds[name], async (...args: unknown[]) => {
