@@ -109,6 +109,27 @@ describe('explainer', () => {
     assert.equal(typeof written, 'string');
   });
 
+  test('a chat template in chat_template.jinja (as newer hub repos ship it) writes what the config template writes', async () => {
+    const jinjaFolder = await makeModelFolder({
+      parentDir: root,
+      seed: 5,
+      weightScale: 10,
+      config: { contextLength: 512 },
+    });
+    assert.equal(hasChatTemplate(jinjaFolder.dir), false);
+    fs.writeFileSync(path.join(jinjaFolder.dir, 'chat_template.jinja'), CHAT_TEMPLATE);
+    assert.ok(hasChatTemplate(jinjaFolder.dir));
+    const fromJinja = await loadChatModel(jinjaFolder.dir);
+    try {
+      const messages = [{ role: 'user' as const, content: 'what does this do?' }];
+      const expected = await chat.chat(messages, { maxTokens: 12 });
+      assert.equal(await fromJinja.chat(messages, { maxTokens: 12 }), expected);
+      assert.ok(expected.length > 0);
+    } finally {
+      await fromJinja.dispose();
+    }
+  });
+
   test('without a model only the grounding is given', async () => {
     const result = await explain(target, { sources }, { maxTokens: 10 });
     assert.equal(result.model, '');

@@ -1,5 +1,5 @@
-// Chat models for the explanation role: any transformers.js text-generation model folder whose tokenizer has a
-// chat template (tokenizer_config.json `chat_template`), loaded offline with @huggingface/transformers and run
+// Chat models for the explanation role: any transformers.js text-generation model folder with a chat template
+// (tokenizer_config.json `chat_template` or chat_template.jinja), loaded offline with @huggingface/transformers, run
 // greedily with streaming and cancellation. Kept in runtime/ because only runtime/ talks to transformers.js.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,15 +24,33 @@ export interface ChatModel {
   dispose(): Promise<void>;
 }
 
-/** True when the folder's tokenizer_config.json has a chat template. */
-export function hasChatTemplate(modelDir: string): boolean {
+/**
+ * The folder's chat template: tokenizer_config.json's `chat_template` (a string, or a list of named templates of
+ * which "default" or the first is taken) or, as newer hub repos ship it, chat_template.jinja.
+ */
+export function readChatTemplate(modelDir: string): string | undefined {
   try {
     const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'tokenizer_config.json'), 'utf8'));
-    const template = config.chat_template;
-    return (typeof template === 'string' && template.length > 0) || (Array.isArray(template) && template.length > 0);
+    const template: unknown = config.chat_template;
+    if (typeof template === 'string' && template.length > 0) return template;
+    if (Array.isArray(template) && template.length > 0) {
+      const named = template as { name?: string; template?: string }[];
+      const chosen = named.find((t) => t.name === 'default') ?? named[0];
+      if (typeof chosen?.template === 'string' && chosen.template.length > 0) return chosen.template;
+    }
   } catch {
-    return false;
+    // no or unreadable tokenizer_config.json: try the .jinja file
   }
+  try {
+    const template = fs.readFileSync(path.join(modelDir, 'chat_template.jinja'), 'utf8');
+    return template.length > 0 ? template : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function hasChatTemplate(modelDir: string): boolean {
+  return readChatTemplate(modelDir) !== undefined;
 }
 
 let transformersModule: Promise<Transformers> | undefined;
@@ -58,7 +76,10 @@ function dtypeOf(modelDir: string): 'fp32' | 'fp16' | 'q8' | 'q4' {
 
 export async function loadChatModel(modelDir: string, options: { threads?: number } = {}): Promise<ChatModel> {
   const directory = path.resolve(modelDir);
-  if (!hasChatTemplate(directory)) throw new Error(`${modelDir}: tokenizer_config.json has no chat_template`);
+  const chatTemplate = readChatTemplate(directory);
+  if (!chatTemplate) {
+    throw new Error(`${modelDir}: no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
+  }
   const module = await transformers();
   const fileName =
     fs.existsSync(path.join(directory, 'onnx', 'decoder_model_merged.onnx')) &&
@@ -83,6 +104,7 @@ export async function loadChatModel(modelDir: string, options: { threads?: numbe
     async chat(messages, chatOptions) {
       if (disposed) throw new Error(`${modelDir}: the model has been disposed`);
       const inputs = tokenizer.apply_chat_template(messages as never, {
+        chat_template: chatTemplate,
         add_generation_prompt: true,
         return_dict: true,
       }) as Record<string, unknown>;
