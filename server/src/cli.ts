@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar } from './cli/progressBar';
 import { formatDuration } from './protocol';
-import { convertFolder, ensureRunnable } from './convert/convertFolder';
+import { CONVERSION_DTYPES, type ConversionDtype, convertFolder, ensureRunnable } from './convert/convertFolder';
 import { exportTriton } from './deploy/tritonExport';
 import { runPull } from './hub/pullCommand';
 import { type PresetName, presets } from './engine/model';
@@ -27,8 +27,8 @@ const usage = [
   '  modelwright deploy MODELDIR --export triton DIR [--name NAME]',
   '  modelwright pull REPO_ID [--revision REV] [--dtype fp32|q8|q4] [--out DIR]   ' +
     '(HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)',
-  "  modelwright convert MODELDIR   (builds onnx/model.onnx from a hub checkpoint's safetensors: " +
-    'gpt2, llama, qwen2, mistral)',
+  '  modelwright convert MODELDIR [--dtype fp32|q8]   (builds onnx/model.onnx, or with q8 int8 ' +
+    "onnx/model_quantized.onnx, from a hub checkpoint's safetensors: gpt2, llama, qwen2, mistral)",
   '  modelwright lsp --stdio | --node-ipc   (the language server, for editors other than VS Code)',
 ].join('\n');
 
@@ -280,14 +280,23 @@ const lspCommand: Command = async (args) => {
 };
 
 const convertCommand: Command = async (args) => {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { dtype: { type: 'string' } },
+  });
   if (positionals.length !== 1) throw new UsageError('convert needs one MODELDIR');
+  const dtype = values.dtype ?? 'fp32';
+  if (!(CONVERSION_DTYPES as readonly string[]).includes(dtype)) {
+    throw new UsageError(`--dtype must be ${CONVERSION_DTYPES.join(' or ')}, got "${dtype}"`);
+  }
   const started = performance.now();
-  const result = convertFolder(positionals[0]);
+  const result = convertFolder(positionals[0], { dtype: dtype as ConversionDtype });
   const seconds = (performance.now() - started) / 1000;
+  const external = result.externalDataFile ? ` (weights in ${path.join(positionals[0], result.externalDataFile)})` : '';
   process.stdout.write(
-    `${path.join(positionals[0], result.onnxFile)}: ${result.family}, ${result.parameters} parameters, ` +
-      `${(result.bytes / 1e6).toFixed(1)} MB, ${formatDuration(seconds)}\n`,
+    `${path.join(positionals[0], result.onnxFile)}: ${result.family}, ${result.dtype}, ${result.parameters} ` +
+      `parameters, ${(result.bytes / 1e6).toFixed(1)} MB${external}, ${formatDuration(seconds)}\n`,
   );
 };
 

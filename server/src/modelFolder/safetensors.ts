@@ -56,7 +56,8 @@ function toFloat32(name: string, dtype: string, raw: Buffer): Float32Array {
   const data = new Float32Array(halves.length);
   if (dtype === 'BF16') {
     // bfloat16 is the top half of a float32.
-    new Uint32Array(data.buffer).set(Uint32Array.from(halves, (h) => h << 16));
+    const words = new Uint32Array(data.buffer);
+    for (let i = 0; i < halves.length; i++) words[i] = halves[i] << 16;
     return data;
   }
   for (let i = 0; i < halves.length; i++) data[i] = halfToFloat(halves[i]);

@@ -10,7 +10,7 @@ import { decodeSafetensors } from './safetensors';
 
 /** The weights of a model folder, by Hugging Face GPT-2 parameter name (for fine-tuning). */
 export function readWeights(modelDir: string, config: GptConfig): Map<string, Float32Array> {
-  const stored = readInitializers(fs.readFileSync(path.join(modelDir, ONNX_FILE)));
+  const stored = readInitializers(path.join(modelDir, ONNX_FILE));
   const weights = new Map<string, Float32Array>();
   for (const [name, shape] of parameterShapes(config)) {
     const t = stored.get(name);
