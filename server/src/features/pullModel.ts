@@ -205,31 +205,26 @@ function pullError(error: unknown, aborted: boolean, repo: string): ResponseErro
  */
 function seedFromPrevious(target: string, staging: string, files: { path: string }[]): void {
   for (const file of [...files.map((f) => f.path), MANIFEST_FILE]) {
-    const from = path.join(target, ...file.split('/'));
-    const to = path.join(staging, ...file.split('/'));
-    if (!fs.existsSync(from) || fs.existsSync(to)) continue;
-    fs.mkdirSync(path.dirname(to), { recursive: true });
-    try {
-      fs.linkSync(from, to);
-    } catch {
-      fs.copyFileSync(from, to);
-    }
+    linkIfMissing(path.join(target, ...file.split('/')), path.join(staging, ...file.split('/')));
   }
+}
+
+/** Hard-links (or, across devices, copies) `from` to `to` when `from` exists and `to` does not; true if it did. */
+function linkIfMissing(from: string, to: string): boolean {
+  if (!fs.existsSync(from) || fs.existsSync(to)) return false;
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  try {
+    fs.linkSync(from, to);
+  } catch {
+    fs.copyFileSync(from, to);
+  }
+  return true;
 }
 
 /** Links the converted graph of the previous download (same commit) so that it is not converted again. */
 function reuseConversion(target: string, staging: string): void {
   for (const file of ONNX_CANDIDATES) {
-    const from = path.join(target, file);
-    const to = path.join(staging, file);
-    if (!fs.existsSync(from) || fs.existsSync(to)) continue;
-    fs.mkdirSync(path.dirname(to), { recursive: true });
-    try {
-      fs.linkSync(from, to);
-    } catch {
-      fs.copyFileSync(from, to);
-    }
-    return;
+    if (linkIfMissing(path.join(target, file), path.join(staging, file))) return;
   }
 }
 
