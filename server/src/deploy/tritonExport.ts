@@ -1,11 +1,12 @@
 // `modelwright deploy MODELDIR --export triton DIR`: writes a Triton model repository for a model folder,
 // <name>/config.pbtxt (platform onnxruntime_onnx, inputs and outputs exactly as the ONNX graph declares them)
-// and <name>/1/model.onnx, so the model moves unchanged to a Triton or KServe cluster.
+// and <name>/1/model.onnx (with its external data files), so the model moves unchanged to a Triton or KServe
+// cluster.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ONNX_CANDIDATES } from '../runtime/languageModel';
 import { checkModelName, nameForFolder } from '../serve/modelNames';
-import { type OnnxSignature, type SignatureTensor, readOnnxSignature } from './onnxSignature';
+import { type OnnxSignature, type SignatureTensor, readOnnxFile } from './onnxSignature';
 import { PbEnum, type PbMessage, writePbtxt } from './pbtxt';
 
 /** Triton's data_type for each ONNX element type. */
@@ -39,6 +40,8 @@ export interface TritonExport {
   name: string;
   configFile: string;
   modelFile: string;
+  /** The copied external data files of model.onnx (absolute paths), when its weights are not inside it. */
+  externalDataFiles: string[];
   signature: OnnxSignature;
 }
 
@@ -71,7 +74,11 @@ export function exportTriton(modelDir: string, repositoryDir: string, options: T
   const version = options.version ?? 1;
   if (!(Number.isInteger(version) && version >= 1))
     throw new Error(`version must be a positive integer, got ${version}`);
-  const signature = readOnnxSignature(onnxFile);
+  const { signature, externalDataFiles } = readOnnxFile(onnxFile);
+  for (const data of externalDataFiles) {
+    if (!fs.existsSync(path.join(path.dirname(onnxFile), data)))
+      throw new Error(`${onnxFile}: its external data file ${data} is missing`);
+  }
   const config = tritonConfig(name, signature, options.instances ?? 1);
 
   const modelRoot = path.join(repositoryDir, name);
@@ -79,10 +86,23 @@ export function exportTriton(modelDir: string, repositoryDir: string, options: T
   fs.mkdirSync(versionDir, { recursive: true });
   const modelFile = path.join(versionDir, 'model.onnx');
   const configFile = path.join(modelRoot, 'config.pbtxt');
-  // Written beside the target and renamed, so a Triton polling the repository never sees half a file.
+  // Written beside the target and renamed, so a Triton polling the repository never sees half a file; the weights
+  // first, so the graph never points at data that is not there yet.
+  for (const data of externalDataFiles) {
+    const target = path.join(versionDir, data);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(path.join(path.dirname(onnxFile), data), `${target}.tmp`);
+    fs.renameSync(`${target}.tmp`, target);
+  }
   fs.copyFileSync(onnxFile, `${modelFile}.tmp`);
   fs.renameSync(`${modelFile}.tmp`, modelFile);
   fs.writeFileSync(`${configFile}.tmp`, config);
   fs.renameSync(`${configFile}.tmp`, configFile);
-  return { name, configFile, modelFile, signature };
+  return {
+    name,
+    configFile,
+    modelFile,
+    externalDataFiles: externalDataFiles.map((f) => path.join(versionDir, f)),
+    signature,
+  };
 }
