@@ -1,6 +1,8 @@
 // Encodes float32 tensors in the safetensors format (8-byte header length, JSON header, raw data) and decodes
 // F32, BF16 and F16 ones (hub checkpoints are usually BF16) to float32; the format PyTorch and Hugging Face tools
-// load. Write the result with util/atomicFile's writeFileAtomic.
+// load. Write the result with util/atomicFile's writeFileAtomic. Files are read a tensor at a time, so checkpoints
+// over 2 GB (a single-file 1.5B model) load too.
+import * as fs from 'node:fs';
 
 export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -25,21 +27,76 @@ export function encodeSafetensors(tensors: Tensors, metadata: Record<string, str
   return out;
 }
 
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+/** The header's tensor entries and metadata, checked against the size of the data that follows it. */
+function parseHeader(json: string, dataBytes: number, where: string) {
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${where}: not a safetensors file (its header is not JSON)`);
+  }
+  const entries: [string, HeaderEntry][] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [start, end] = (entry as HeaderEntry).data_offsets ?? [];
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end && end <= dataBytes))
+      throw new Error(`${where}: tensor ${name} lies outside the file (truncated download?)`);
+    entries.push([name, entry as HeaderEntry]);
+  }
+  return { entries, metadata: (header.__metadata__ ?? {}) as Record<string, string> };
+}
+
 export function decodeSafetensors(bytes: Buffer): { tensors: Tensors; metadata: Record<string, string> } {
   const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
   const base = 8 + headerLength;
+  const json = bytes.subarray(8, base).toString('utf8');
+  const { entries, metadata } = parseHeader(json, bytes.length - base, 'safetensors');
   const tensors: Tensors = new Map();
-  for (const [name, entry] of Object.entries(header) as [
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] },
-  ][]) {
-    if (name === '__metadata__') continue;
+  for (const [name, entry] of entries) {
     const [start, end] = entry.data_offsets;
-    const data = toFloat32(name, entry.dtype, bytes.subarray(base + start, base + end));
-    tensors.set(name, { shape: entry.shape, data });
+    tensors.set(name, {
+      shape: entry.shape,
+      data: toFloat32(name, entry.dtype, bytes.subarray(base + start, base + end)),
+    });
   }
-  return { tensors, metadata: header.__metadata__ ?? {} };
+  return { tensors, metadata };
+}
+
+/** Every tensor of a safetensors file as float32, read one tensor at a time (never the whole file at once). */
+export function readSafetensorsFile(file: string): { tensors: Tensors; metadata: Record<string, string> } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const read = (length: number, position: number): Buffer => {
+      const buffer = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const n = fs.readSync(fd, buffer, done, length - done, position + done);
+        if (n === 0) throw new Error(`${file}: ends early (truncated download?)`);
+        done += n;
+      }
+      return buffer;
+    };
+    if (size < 8) throw new Error(`${file}: not a safetensors file (${size} bytes)`);
+    const headerLength = Number(read(8, 0).readBigUInt64LE(0));
+    if (headerLength > size - 8) throw new Error(`${file}: not a safetensors file (header longer than the file)`);
+    const base = 8 + headerLength;
+    const { entries, metadata } = parseHeader(read(headerLength, 8).toString('utf8'), size - base, file);
+    const tensors: Tensors = new Map();
+    for (const [name, entry] of entries) {
+      const [start, end] = entry.data_offsets;
+      tensors.set(name, { shape: entry.shape, data: toFloat32(name, entry.dtype, read(end - start, base + start)) });
+    }
+    return { tensors, metadata };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function toFloat32(name: string, dtype: string, raw: Buffer): Float32Array {

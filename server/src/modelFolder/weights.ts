@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { type GptConfig, parameterShapes } from '../engine/model';
 import { readInitializers } from '../engine/onnx';
 import { ONNX_FILE } from './config';
-import { decodeSafetensors } from './safetensors';
+import { readSafetensorsFile } from './safetensors';
 
 /** The weights of a model folder, by Hugging Face GPT-2 parameter name (for fine-tuning). */
 export function readWeights(modelDir: string, config: GptConfig): Map<string, Float32Array> {
@@ -43,7 +43,7 @@ export function readSafetensorsWeights(modelDir: string): Map<string, { shape: n
   for (const file of files) {
     const full = path.join(modelDir, file);
     if (!fs.existsSync(full)) throw new Error(`${modelDir}: ${file} is missing`);
-    for (const [name, tensor] of decodeSafetensors(fs.readFileSync(full)).tensors) weights.set(name, tensor);
+    for (const [name, tensor] of readSafetensorsFile(full).tensors) weights.set(name, tensor);
   }
   return weights;
 }
