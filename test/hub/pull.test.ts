@@ -164,15 +164,27 @@ describe('pullModel', () => {
     );
   });
 
-  test('without ONNX for the dtype the safetensors weights are pulled', async (t) => {
+  test('without ONNX for the dtype the safetensors weights are pulled, for converting to fp32 or q8', async (t) => {
     const files = tinyRepoFiles();
-    delete files['onnx/model_q4.onnx'];
+    delete files['onnx/model_quantized.onnx'];
     const { out, pull } = await setup(t, { files });
-    const result = await pull({ dtype: 'q4' });
+    const result = await pull({ dtype: 'q8' });
     assert.equal(result.weights, 'safetensors');
     assert.ok(result.files.some((f) => f.path === 'model.safetensors'));
     assert.ok(!result.files.some((f) => f.path.startsWith('onnx/')));
     assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+  });
+
+  test('q4 without a q4 export fails before downloading, saying to pull q8', async (t) => {
+    const files = tinyRepoFiles();
+    delete files['onnx/model_q4.onnx'];
+    const { out, pull } = await setup(t, { files });
+    await assert.rejects(
+      pull({ dtype: 'q4' }),
+      (e: Error) =>
+        e.message.includes('has no q4 ONNX export (onnx/model_q4.onnx)') && e.message.includes('--dtype q8'),
+    );
+    assert.ok(!fs.existsSync(path.join(out, 'model.safetensors')), 'nothing was downloaded');
   });
 
   test('sharded safetensors: the index and every shard it lists', async (t) => {

@@ -75,7 +75,7 @@ describe('selectFiles', () => {
   });
 
   test('without ONNX for the dtype: model.safetensors, or the index and then its shards', () => {
-    const single = selected(['config.json', 'onnx/model.onnx', 'model.safetensors'], 'q4');
+    const single = selected(['config.json', 'onnx/model.onnx', 'model.safetensors'], 'q8');
     assert.equal(single.weights, 'safetensors');
     assert.deepEqual(single.files, ['config.json', 'model.safetensors']);
 
@@ -99,7 +99,11 @@ describe('selectFiles', () => {
     assert.throws(() => shardsOfIndex('{"metadata":{}}'), /weight_map/);
   });
 
-  test('says what is missing: the config, or any weights', () => {
+  test('says what is missing: the config, any weights, or a q4 export (q4 cannot be made by conversion)', () => {
+    assert.deepEqual(selectFiles(['config.json', 'onnx/model.onnx', 'model.safetensors'], 'q4'), {
+      missing: 'export',
+      dtype: 'q4',
+    });
     assert.deepEqual(selectFiles(['tokenizer.json', 'onnx/model.onnx'], 'fp32'), { missing: 'config' });
     assert.deepEqual(selectFiles(['config.json', 'onnx/model_fp16.onnx', 'pytorch_model.bin'], 'q8'), {
       missing: 'weights',

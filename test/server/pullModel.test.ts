@@ -1,8 +1,9 @@
 // Integration tests of modelwright/pullModel through the spawned server against the loopback fake hub
 // (HF_ENDPOINT): a download with work-done progress that the registry then lists with the summary fields of a hub
-// model and that completes; a safetensors-only repository converted to ONNX; an update that fetches nothing new;
-// cancellation from the progress UI and with $/cancelRequest leaving no listed model; a 401 with a clear message
-// and the token set with modelwright/setHubToken; bad parameters and an untrusted workspace.
+// model and that completes; a safetensors-only repository converted to ONNX (in a child process, in the dtype
+// asked for); an update that fetches nothing new; cancellation from the progress UI and with $/cancelRequest
+// leaving no listed model; a 401 with a clear message and the token set with modelwright/setHubToken; bad
+// parameters and an untrusted workspace.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -191,10 +192,14 @@ describe('modelwright/pullModel', { timeout: 300_000 }, () => {
     assert.equal(name, 'acme--parrot-weights-q8');
     assert.equal(result.name, name);
     assert.equal(result.converted, true);
-    assert.ok(fs.existsSync(path.join(result.path, 'onnx', 'model.onnx')), 'the converted graph is in place');
+    assert.ok(
+      fs.existsSync(path.join(result.path, 'onnx', 'model_quantized.onnx')),
+      'the converted int8 graph is in place',
+    );
+    assert.ok(!fs.existsSync(path.join(result.path, 'onnx', 'model.onnx')), 'no float32 graph was made');
     const model = await listed(name);
     assert.ok(model);
-    assert.equal(model.dtype, 'fp32', 'the converted graph is float32 whatever export was asked for');
+    assert.equal(model.dtype, 'q8', 'converted to the dtype that was asked for');
     assert.equal(model.chat, true, 'chat_template.jinja is a chat template');
     assert.equal(model.origin?.repo, SAFETENSORS_REPO);
     await server.connection.sendRequest(DeployModel.type, { name, role: 'completion' });

@@ -1,13 +1,14 @@
 // modelwright/pullModel and modelwright/setHubToken: downloads a Hugging Face hub model into the models directory
 // (hub/pull.ts: resume, verification, `.pull.json` last) with work-done progress and cancellation, converts a
-// safetensors-only download to ONNX, and only then moves it into place, so the registry never lists half a model.
+// safetensors-only download to ONNX in a child process (fp32, or int8 for q8), and only then moves it into place, so the registry never lists half a model.
 // The download goes to `<models>/.pulls/<name>` (not a model name, so never listed), where an interrupted one
 // resumes next time; re-downloading a model updates it, reusing the files that did not change.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type CancellationToken, LSPErrorCodes, ResponseError, type ServerCapabilities } from 'vscode-languageserver';
-import { ensureRunnable } from '../convert/convertFolder';
+import { CONVERTED_FILES, type ConversionDtype } from '../convert/convertFolder';
+import { externalDataFileOf } from '../engine/onnxFile';
 import { HubError } from '../hub/hubError';
 import { pullModel } from '../hub/pull';
 import { MANIFEST_FILE, readManifest } from '../hub/pullManifest';
@@ -29,6 +30,7 @@ import { answering, invalidParams, requestFailed } from './errors';
 import type { Feature } from './feature';
 import { requireObject } from './params';
 import type { ServerContext } from './serverContext';
+import { runConversion } from '../workers/workerJob';
 
 /** Where downloads are made, under the models directory (a dot folder: never a model). */
 export const PULLS_DIR = '.pulls';
@@ -115,17 +117,23 @@ export class PullModelFeature implements Feature {
       signal.throwIfAborted();
       const converted = result.weights === 'safetensors';
       if (converted) {
+        const conversion: ConversionDtype = result.dtype === 'q8' ? 'q8' : 'fp32';
         // The same commit as the previous download: its conversion still holds.
-        if (previous?.commit === result.commit) reuseConversion(target, staging);
-        progress.report('converting the safetensors weights to ONNX…', 100);
-        await new Promise((resolve) => setImmediate(resolve)); // let the report go out before the CPU is busy
-        try {
-          ensureRunnable(staging, (message) => log.info(message));
-        } catch (e) {
-          fs.rmSync(staging, { recursive: true, force: true });
-          throw requestFailed(
-            `${repo} was downloaded but cannot be converted to ONNX: ${e instanceof Error ? e.message : String(e)}`,
-          );
+        const reused = previous?.commit === result.commit && reuseConversion(target, staging, conversion);
+        if (!reused) {
+          progress.report(`converting the safetensors weights to ONNX (${conversion})…`, 100);
+          try {
+            const done = await runConversion(
+              { modelDir: staging, dtype: conversion },
+              { signal, log: (line) => log.info(line) },
+            );
+            log.info(`${name}: wrote ${done.onnxFile} (${done.family}, ${done.parameters} parameters)`);
+          } catch (e) {
+            signal.throwIfAborted();
+            throw requestFailed(
+              `${repo} was downloaded but cannot be converted to ONNX: ${e instanceof Error ? e.message : String(e)}`,
+            );
+          }
         }
       }
       signal.throwIfAborted();
@@ -221,11 +229,16 @@ function linkIfMissing(from: string, to: string): boolean {
   return true;
 }
 
-/** Links the converted graph of the previous download (same commit) so that it is not converted again. */
-function reuseConversion(target: string, staging: string): void {
-  for (const file of ONNX_CANDIDATES) {
-    if (linkIfMissing(path.join(target, file), path.join(staging, file))) return;
-  }
+/**
+ * Links the converted graph of the previous download (same commit and dtype) and its external data, so that it is
+ * not converted again; false when there is none.
+ */
+function reuseConversion(target: string, staging: string, dtype: ConversionDtype): boolean {
+  const graph = CONVERTED_FILES[dtype];
+  if (!fs.existsSync(path.join(target, graph))) return false;
+  for (const file of [graph, externalDataFileOf(graph)])
+    linkIfMissing(path.join(target, file), path.join(staging, file));
+  return true;
 }
 
 /** Puts the finished download at `target`, replacing an earlier download of the model. */

@@ -30,6 +30,7 @@ import {
   type Dtype,
   type FileSelection,
   isSelectionFailure,
+  CONVERTIBLE_DTYPES,
   ONNX_FILES,
   SAFETENSORS_FILE,
   SAFETENSORS_INDEX,
@@ -300,6 +301,12 @@ function chosen(
   if (!isSelectionFailure(selection)) return selection;
   if (selection.missing === 'config')
     throw new HubError('FileNotFound', `${repo} has no file config.json at "${revision}": it is not a model repo`);
+  if (selection.missing === 'export')
+    throw new HubError(
+      'NoWeights',
+      `${repo} has no ${dtype} ONNX export (${ONNX_FILES[dtype].join(' or ')}); its safetensors weights can be ` +
+        `converted to ${CONVERTIBLE_DTYPES.join(' or ')} instead: pull it with --dtype q8 (int8, the smallest)`,
+    );
   const onnx = selection.onnxFiles.length ? `; its ONNX files are ${selection.onnxFiles.join(', ')}` : '';
   throw new HubError(
     'NoWeights',

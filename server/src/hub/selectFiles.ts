@@ -1,6 +1,6 @@
 // Which files of a hub repository a model needs for one dtype: its config and tokenizer files, README/LICENSE,
 // and either the transformers.js ONNX export for that dtype (with its external data files) or, when there is
-// none, the safetensors weights (one file, or the shards an index lists) to be converted.
+// none, the safetensors weights (one file, or the shards an index lists) to be converted to fp32 or q8.
 
 export type Dtype = 'fp32' | 'q8' | 'q4';
 export const DTYPES: readonly Dtype[] = ['fp32', 'q8', 'q4'];
@@ -11,6 +11,9 @@ export const ONNX_FILES: Record<Dtype, readonly string[]> = {
   q8: ['onnx/model_quantized.onnx', 'onnx/model_int8.onnx'],
   q4: ['onnx/model_q4.onnx'],
 };
+
+/** The dtypes a safetensors download can be converted to (convert/convertFolder.ts). */
+export const CONVERTIBLE_DTYPES: readonly Dtype[] = ['fp32', 'q8'];
 
 export const CONFIG_FILE = 'config.json';
 export const SAFETENSORS_FILE = 'model.safetensors';
@@ -43,7 +46,11 @@ export interface FileSelection {
   needsShardIndex?: string;
 }
 
-export type SelectionFailure = { missing: 'config' } | { missing: 'weights'; onnxFiles: string[] };
+export type SelectionFailure =
+  | { missing: 'config' }
+  | { missing: 'weights'; onnxFiles: string[] }
+  /** The repository has safetensors, but only an ONNX export gives this dtype (conversion makes fp32 or q8). */
+  | { missing: 'export'; dtype: Dtype };
 
 /** The external data files of an ONNX file: `<file>_data`, `<file>_data_1`, `<file>_data_2`, … */
 export function externalDataFiles(onnxFile: string, paths: readonly string[]): string[] {
@@ -83,6 +90,8 @@ export function selectFiles(
   const onnxFile = ONNX_FILES[dtype].find((p) => present.has(p));
   if (onnxFile) return take([onnxFile, ...externalDataFiles(onnxFile, paths)], { weights: 'onnx', onnxFile });
 
+  const hasSafetensors = present.has(SAFETENSORS_FILE) || present.has(SAFETENSORS_INDEX);
+  if (hasSafetensors && !CONVERTIBLE_DTYPES.includes(dtype)) return { missing: 'export', dtype };
   if (present.has(SAFETENSORS_FILE)) return take([SAFETENSORS_FILE], { weights: 'safetensors' });
   if (present.has(SAFETENSORS_INDEX)) {
     if (!shards) return take([SAFETENSORS_INDEX], { weights: 'safetensors', needsShardIndex: SAFETENSORS_INDEX });

@@ -1,6 +1,7 @@
-// The child process that trains or evaluates a model for the language server, so that training's CPU work and
+// The child process that trains, evaluates or converts a model for the language server, so that their CPU work and
 // memory never block completions. Receives one job over the IPC channel, reports progress, stops cleanly (the
 // trainer saves a checkpoint and exports the model) on a cancel message, and exits when the server goes away.
+import { convertFolder } from '../convert/convertFolder';
 import { evaluateModel } from '../eval/evaluate';
 import { train } from '../train/trainer';
 import type { ServerToWorker, WorkerJob, WorkerToServer } from './workerProtocol';
@@ -19,6 +20,8 @@ async function run(job: WorkerJob): Promise<void> {
       onProgress: (progress) => send({ type: 'trainProgress', progress }),
     });
     send({ type: 'trainResult', result });
+  } else if (job.kind === 'convert') {
+    send({ type: 'convertResult', result: convertFolder(job.modelDir, { dtype: job.dtype }) });
   } else {
     const result = await evaluateModel(job.modelDir, job.workspace, {
       samples: job.samples,

@@ -1,9 +1,10 @@
-// Runs one training or evaluation job in a child process (server/out/trainingWorker.js, bundled next to
+// Runs one training, evaluation or conversion job in a child process (server/out/trainingWorker.js, bundled next to
 // server.js) and gives back its result as a promise, its progress as callbacks, and cancellation through an
 // AbortSignal. The child's stdout/stderr go to a log callback, never to the LSP stdio stream.
 import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { ConversionResult } from '../convert/convertFolder';
 import type { EvaluationResult } from '../eval/evaluate';
 import type { TrainProgress, TrainResult } from '../train/trainer';
 import type { WorkerJob, WorkerToServer } from './workerProtocol';
@@ -41,7 +42,17 @@ export function runEvaluation(
   return runJob({ kind: 'evaluate', ...job }, hooks) as Promise<EvaluationResult>;
 }
 
-function runJob(job: WorkerJob, hooks: JobHooks): Promise<TrainResult | EvaluationResult> {
+/** Converts a safetensors-only folder to ONNX (convert/convertFolder.ts) without blocking the caller's thread. */
+export function runConversion(
+  job: Omit<Extract<WorkerJob, { kind: 'convert' }>, 'kind'>,
+  hooks: JobHooks,
+): Promise<ConversionResult> {
+  return runJob({ kind: 'convert', ...job }, hooks) as Promise<ConversionResult>;
+}
+
+type JobResult = TrainResult | EvaluationResult | ConversionResult;
+
+function runJob(job: WorkerJob, hooks: JobHooks): Promise<JobResult> {
   return new Promise((resolve, reject) => {
     const entry = workerEntry();
     let child: ChildProcess;
@@ -57,7 +68,7 @@ function runJob(job: WorkerJob, hooks: JobHooks): Promise<TrainResult | Evaluati
     }
     let settled = false;
     let killTimer: NodeJS.Timeout | undefined;
-    const finish = (error: Error | undefined, result?: TrainResult | EvaluationResult) => {
+    const finish = (error: Error | undefined, result?: JobResult) => {
       if (settled) return;
       settled = true;
       hooks.signal?.removeEventListener('abort', onAbort);
@@ -79,7 +90,8 @@ function runJob(job: WorkerJob, hooks: JobHooks): Promise<TrainResult | Evaluati
     forward(child.stderr);
     const onAbort = () => {
       if (child.connected) child.send({ type: 'cancel' });
-      killTimer = setTimeout(() => child.kill('SIGKILL'), CANCEL_GRACE_MS);
+      // A conversion has nothing to save (its files are written atomically): it stops at once.
+      killTimer = setTimeout(() => child.kill('SIGKILL'), job.kind === 'convert' ? 0 : CANCEL_GRACE_MS);
       killTimer.unref();
     };
     hooks.signal?.addEventListener('abort', onAbort, { once: true });
@@ -94,6 +106,7 @@ function runJob(job: WorkerJob, hooks: JobHooks): Promise<TrainResult | Evaluati
           break;
         case 'trainResult':
         case 'evaluateResult':
+        case 'convertResult':
           finish(undefined, message.result);
           break;
         case 'error':
