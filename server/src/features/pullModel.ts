@@ -1,8 +1,9 @@
 // modelwright/pullModel and modelwright/setHubToken: downloads a Hugging Face hub model into the models directory
 // (hub/pull.ts: resume, verification, `.pull.json` last) with work-done progress and cancellation, converts a
-// safetensors-only download to ONNX in a child process (fp32, or int8 for q8), and only then moves it into place, so the registry never lists half a model.
-// The download goes to `<models>/.pulls/<name>` (not a model name, so never listed), where an interrupted one
-// resumes next time; re-downloading a model updates it, reusing the files that did not change.
+// safetensors-only download to ONNX in a child process (fp32, or int8 for q8), and only then moves it into place,
+// so the registry never lists half a model. The download goes to `<models>/.pulls/<name>` (not a model name, so
+// never listed), where an interrupted one resumes next time; re-downloading a model updates it, reusing the files
+// that did not change.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
