@@ -12,6 +12,8 @@ export interface DataSnapshot {
   excluded: { path: string; reason: string }[];
   trainTokens: number;
   validationTokens: number;
+  /** Fill-in-the-middle training: the share of training files made FIM examples, their token spelling, count. */
+  fim?: { rate: number; format: string | undefined; documents: number };
 }
 
 export interface CurvePoint {
@@ -43,6 +45,18 @@ export interface ModelCard {
 }
 
 export const CARD_FILE = 'modelwright.json';
+
+/**
+ * Whether a model was trained with fill-in-the-middle examples, so completions should prompt it with the suffix: a
+ * model we trained says so in its card (data.fim, or `fim`/`fimRate` hyperparameters of older cards); a folder
+ * without our card is a pretrained model (a hub pull), whose tokenizer's FIM tokens are taken to mean it was trained
+ * with them (Qwen2.5-Coder, StarCoder, DeepSeek-Coder).
+ */
+export function trainedWithFillInTheMiddle(card: ModelCard | undefined): boolean {
+  if (!card) return true;
+  const h = card.hyperparameters ?? {};
+  return (card.data?.fim?.rate ?? 0) > 0 || h.fim === true || (typeof h.fimRate === 'number' && h.fimRate > 0);
+}
 
 export function readModelCard(modelDir: string): ModelCard | undefined {
   const file = path.join(modelDir, CARD_FILE);

@@ -11,7 +11,7 @@ import {
   isValidModelName,
   modelNameRule,
 } from '../protocol';
-import { type ModelCard, readModelCard } from '../modelFolder/modelCard';
+import { type ModelCard, readModelCard, trainedWithFillInTheMiddle } from '../modelFolder/modelCard';
 import { fimFormats } from '../tokenizer/fimFormats';
 import { RegistryError } from './registryError';
 
@@ -184,7 +184,7 @@ function readFolderFacts(dir: string, card: ModelCard | undefined): FolderFacts 
   const pull = readPullRecord(dir);
   const dtype = pull?.weights === 'onnx' && isDtype(pull.dtype) ? pull.dtype : onnxDtype(dir);
   if (dtype) facts.dtype = dtype;
-  facts.fillInTheMiddle = hasFimTokens(dir) && trainedWithFim(card);
+  facts.fillInTheMiddle = hasFimTokens(dir) && trainedWithFillInTheMiddle(card);
   facts.chat = hasChatTemplate(dir);
   const license = pull?.license ?? readmeLicense(dir) ?? card?.license;
   if (license) facts.license = license;
@@ -229,16 +229,6 @@ const ONNX_DTYPES: [string, ModelDtype][] = [
 
 function onnxDtype(dir: string): ModelDtype | undefined {
   return ONNX_DTYPES.find(([file]) => fs.existsSync(path.join(dir, 'onnx', file)))?.[1];
-}
-
-/**
- * As servingModel.ts decides it: a model we trained says in its card whether it saw FIM examples; a folder
- * without our card (a hub model) is taken to be trained with the FIM tokens its tokenizer has.
- */
-function trainedWithFim(card: ModelCard | undefined): boolean {
-  if (!card) return true;
-  const h = card.hyperparameters ?? {};
-  return h.fim === true || (typeof h.fimRate === 'number' && h.fimRate > 0);
 }
 
 /** True when the tokenizer's vocabulary has the three tokens of one fill-in-the-middle format. */

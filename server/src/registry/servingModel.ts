@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { type ChatModel, loadChatModel } from '../runtime/chatModel';
 import { type LanguageModel, loadLanguageModel } from '../runtime/languageModel';
 import { checkTokenizerMatches } from '../runtime/modelChecks';
-import { type ModelCard, readModelCard } from '../modelFolder/modelCard';
+import { type ModelCard, readModelCard, trainedWithFillInTheMiddle } from '../modelFolder/modelCard';
 import type { ModelEntry } from './modelCatalog';
 import { findFimTokens } from '../tokenizer/fimFormats';
 
@@ -60,18 +60,7 @@ export async function loadServingModel(
   }
   const tokenizer = languageModel.tokenizer;
   const hasFimTokens = findFimTokens((token) => tokenizer.tokenId(token)) !== undefined;
-  return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && usesFillInTheMiddle(card) };
-}
-
-/**
- * Whether to prompt with fill-in-the-middle when the tokenizer has FIM tokens: a model we trained says so in its
- * card (`fim: true` or `fimRate` > 0); a folder without our card is a pretrained model (a hub pull), whose
- * tokenizer's FIM tokens are taken to mean it was trained with them (Qwen2.5-Coder, StarCoder, DeepSeek-Coder).
- */
-export function usesFillInTheMiddle(card: ModelCard | undefined): boolean {
-  if (!card) return true;
-  const h = card.hyperparameters ?? {};
-  return h.fim === true || (typeof h.fimRate === 'number' && h.fimRate > 0);
+  return { ...base, flavor, languageModel, fillInTheMiddle: hasFimTokens && trainedWithFillInTheMiddle(card) };
 }
 
 /** Releases a serving model's sessions and tokenizer; never throws. */
