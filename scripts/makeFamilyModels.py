@@ -1,8 +1,8 @@
-# Makes a tiny random causal LM of the Llama family (llama or qwen2) with PyTorch, in Hugging Face's exact
+# Makes a tiny random causal LM (llama, qwen2, starcoder2 or gpt_bigcode) with PyTorch, in Hugging Face's exact
 # parameter names and config format, plus an ONNX export in the transformers.js layout and PyTorch reference
 # logits, so the project's runtime can be checked against PyTorch. No transformers library needed.
-# Run: /usr/bin/python3 scripts/makeFamilyModels.py --family llama|qwen2 --out DIR --vocab-size N [--seed S]
-#      [--dtype float32|bfloat16|float16] [--tokens 1,2,3] [--shards 2]
+# Run: /usr/bin/python3 scripts/makeFamilyModels.py --family llama|qwen2|starcoder2|gpt_bigcode --out DIR
+#      --vocab-size N [--seed S] [--dtype float32|bfloat16|float16] [--tokens 1,2,3] [--shards 2]
 import argparse
 import json
 import math
@@ -18,14 +18,41 @@ GREEDY_TOKENS = 12
 ONNX_OPSET = 14
 
 # Init scales: large enough that a random model's greedy choices depend on the context.
-EMBED_STD = 0.4  # embed_tokens and lm_head (logits std ≈ EMBED_STD · sqrt(hidden))
+EMBED_STD = 0.4  # token embeddings and lm_head, GPT-BigCode's wpe too (logits std ≈ EMBED_STD · sqrt(hidden))
 MATRIX_STD = 0.15  # every other weight matrix
-BIAS_STD = 0.1  # q/k/v biases (qwen2)
-NORM_NOISE = 0.1  # RMSNorm weights are 1 + NORM_NOISE · N(0, 1)
+BIAS_STD = 0.1  # every bias (qwen2's q/k/v, starcoder2's and gpt_bigcode's linears and LayerNorms)
+NORM_NOISE = 0.1  # RMSNorm and LayerNorm weights are 1 + NORM_NOISE · N(0, 1)
+FAMILIES = ["llama", "qwen2", "starcoder2", "gpt_bigcode"]
 
 
-def family_config(family, vocab_size, dtype, rope_scaling, tie, bos, eos):
-    """config.json as Hugging Face writes it for LlamaForCausalLM / Qwen2ForCausalLM."""
+def family_config(family, vocab_size, dtype, rope_scaling, tie, bos, eos, multi_query=True, sliding_window=None):
+    """config.json as Hugging Face writes it for LlamaForCausalLM, Qwen2ForCausalLM, Starcoder2ForCausalLM and
+    GPTBigCodeForCausalLM."""
+    if family == "gpt_bigcode":
+        # GPTBigCodeConfig's own names (n_embd, n_layer…); n_inner null means 4 · n_embd.
+        config = {
+            "architectures": ["GPTBigCodeForCausalLM"],
+            "model_type": "gpt_bigcode",
+            "n_embd": 64,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_inner": None,
+            "n_positions": 256,
+            "activation_function": "gelu_pytorch_tanh",
+            "layer_norm_epsilon": 1e-5,
+            "multi_query": multi_query,
+            "scale_attn_weights": True,
+            "attention_softmax_in_fp32": True,
+            "scale_attention_softmax_in_fp32": True,
+            "resid_pdrop": 0.1,
+            "embd_pdrop": 0.1,
+            "attn_pdrop": 0.1,
+            "initializer_range": 0.02,
+        }
+        if tie is not None:
+            config["tie_word_embeddings"] = tie
+        config.update({"vocab_size": vocab_size, "bos_token_id": bos, "eos_token_id": eos, "torch_dtype": dtype, "use_cache": True})
+        return config
     if family == "llama":
         config = {
             "architectures": ["LlamaForCausalLM"],
@@ -69,8 +96,31 @@ def family_config(family, vocab_size, dtype, rope_scaling, tie, bos, eos):
             "tie_word_embeddings": True,
         }
         default_scaling = "none"
+    elif family == "starcoder2":
+        # A window shorter than the reference prompt, so that the sliding-window mask matters.
+        config = {
+            "architectures": ["Starcoder2ForCausalLM"],
+            "model_type": "starcoder2",
+            "hidden_size": 64,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "hidden_act": "gelu_pytorch_tanh",
+            "max_position_embeddings": 256,
+            "norm_epsilon": 1e-5,
+            "rope_theta": 100000.0,
+            "sliding_window": sliding_window or 7,
+            "use_bias": True,
+            "attention_dropout": 0.0,
+            "residual_dropout": 0.0,
+            "embedding_dropout": 0.0,
+            "initializer_range": 0.018,
+            "tie_word_embeddings": True,
+        }
+        default_scaling = "none"
     else:
-        raise SystemExit("unknown family %r (llama or qwen2)" % family)
+        raise SystemExit("unknown family %r (%s)" % (family, ", ".join(FAMILIES)))
 
     kind = rope_scaling or default_scaling
     if kind == "none":
@@ -161,6 +211,31 @@ class RMSNorm(nn.Module):
         return self.weight * x.to(dtype)
 
 
+def norm_of(cfg):
+    """RMSNorm for Llama and Qwen2; StarCoder2 uses nn.LayerNorm (weight and bias) with norm_epsilon."""
+    if cfg["model_type"] == "starcoder2":
+        return nn.LayerNorm(cfg["hidden_size"], eps=cfg["norm_epsilon"])
+    return RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"])
+
+
+def linear_biases(cfg):
+    """(q/k/v bias, o_proj bias, MLP bias) as HF's modeling files read them from the config."""
+    if cfg["model_type"] == "starcoder2":
+        return cfg["use_bias"], cfg["use_bias"], cfg["use_bias"]
+    if cfg["model_type"] == "qwen2":
+        return True, False, False
+    attention_bias = cfg.get("attention_bias", False)
+    return attention_bias, attention_bias, cfg.get("mlp_bias", False)
+
+
+ACTIVATIONS = {
+    "silu": F.silu,
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+}
+
+
 class Attention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -168,11 +243,11 @@ class Attention(nn.Module):
         self.heads = cfg["num_attention_heads"]
         self.kv_heads = cfg["num_key_value_heads"]
         self.head_dim = head_dim_of(cfg)
-        bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
-        self.q_proj = nn.Linear(hidden, self.heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=bias)
-        self.o_proj = nn.Linear(self.heads * self.head_dim, hidden, bias=False)
+        qkv_bias, output_bias, _ = linear_biases(cfg)
+        self.q_proj = nn.Linear(hidden, self.heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.heads * self.head_dim, hidden, bias=output_bias)
 
     def forward(self, x, cos, sin, mask, past_key, past_value):
         batch, seq, _ = x.shape
@@ -194,24 +269,42 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """Llama's and Qwen2's SwiGLU: down(silu(gate(x)) · up(x))."""
+
     def __init__(self, cfg):
         super().__init__()
         hidden, inner = cfg["hidden_size"], cfg["intermediate_size"]
-        self.gate_proj = nn.Linear(hidden, inner, bias=False)
-        self.up_proj = nn.Linear(hidden, inner, bias=False)
-        self.down_proj = nn.Linear(inner, hidden, bias=False)
+        bias = linear_biases(cfg)[2]
+        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
+        self.up_proj = nn.Linear(hidden, inner, bias=bias)
+        self.down_proj = nn.Linear(inner, hidden, bias=bias)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+class PlainMLP(nn.Module):
+    """StarCoder2's MLP: c_proj(act(c_fc(x))), act from hidden_act."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        hidden, inner = cfg["hidden_size"], cfg["intermediate_size"]
+        bias = linear_biases(cfg)[2]
+        self.c_fc = nn.Linear(hidden, inner, bias=bias)
+        self.c_proj = nn.Linear(inner, hidden, bias=bias)
+        self.act = ACTIVATIONS[cfg["hidden_act"]]
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
 class DecoderLayer(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.input_layernorm = RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"])
+        self.input_layernorm = norm_of(cfg)
         self.self_attn = Attention(cfg)
-        self.post_attention_layernorm = RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"])
-        self.mlp = MLP(cfg)
+        self.post_attention_layernorm = norm_of(cfg)
+        self.mlp = PlainMLP(cfg) if cfg["model_type"] == "starcoder2" else MLP(cfg)
 
     def forward(self, x, cos, sin, mask, past_key, past_value):
         y, key, value = self.self_attn(self.input_layernorm(x), cos, sin, mask, past_key, past_value)
@@ -221,17 +314,18 @@ class DecoderLayer(nn.Module):
 
 
 class Backbone(nn.Module):
-    """HF's LlamaModel / Qwen2Model: the `model.` prefix of every parameter name."""
+    """HF's LlamaModel / Qwen2Model / Starcoder2Model: the `model.` prefix of every parameter name."""
 
     def __init__(self, cfg):
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
         self.layers = nn.ModuleList([DecoderLayer(cfg) for _ in range(cfg["num_hidden_layers"])])
-        self.norm = RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"])
+        self.norm = norm_of(cfg)
 
 
 class CausalLM(nn.Module):
-    """LlamaForCausalLM / Qwen2ForCausalLM with the cache passed in and returned as plain tensors."""
+    """LlamaForCausalLM / Qwen2ForCausalLM / Starcoder2ForCausalLM with the cache passed in and returned as plain
+    tensors: one (key, value) pair [batch, kv_heads, past, head_dim] per layer."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -245,6 +339,10 @@ class CausalLM(nn.Module):
     def empty_cache(self, batch=1):
         shape = (batch, self.cfg["num_key_value_heads"], 0, head_dim_of(self.cfg))
         return [(torch.zeros(shape), torch.zeros(shape)) for _ in range(self.cfg["num_hidden_layers"])]
+
+    @staticmethod
+    def past_length(past):
+        return past[0][0].shape[2]
 
     def forward(self, input_ids, attention_mask, position_ids, past):
         """input_ids, position_ids: [batch, seq]; attention_mask: [batch, past + seq] of 1 (token) and 0 (padding);
@@ -260,7 +358,12 @@ class CausalLM(nn.Module):
         past_length = total - seq
         query_positions = torch.arange(seq, device=input_ids.device)[:, None] + past_length
         key_positions = torch.arange(total, device=input_ids.device)[None, :]
-        allowed = (key_positions <= query_positions)[None, None, :, :] & attention_mask[:, None, None, :].bool()
+        causal = key_positions <= query_positions
+        window = self.cfg.get("sliding_window") if self.cfg["model_type"] == "starcoder2" else None
+        if window is not None:
+            # HF's sliding-window mask: a query sees the keys less than `window` cache positions before it.
+            causal = causal & (key_positions > query_positions - window)
+        allowed = causal[None, None, :, :] & attention_mask[:, None, None, :].bool()
         mask = torch.zeros_like(allowed, dtype=x.dtype).masked_fill(~allowed, torch.finfo(x.dtype).min)
         present = []
         for layer, (past_key, past_value) in zip(self.model.layers, past):
@@ -270,17 +373,176 @@ class CausalLM(nn.Module):
         return logits, present
 
 
+def mask_value(scores):
+    """HF's masked score: the dtype's lowest value, as a 0-d tensor of the scores' dtype."""
+    return torch.full([], torch.finfo(scores.dtype).min, dtype=scores.dtype)
+
+
+class BigCodeAttention(nn.Module):
+    """GPTBigCodeAttention. Multi-query: c_attn gives every head's query, then ONE head's key and value, and the
+    layer caches them fused, [batch, past, 2 · head_dim] (keys first). Otherwise c_attn gives [q | k | v] per head
+    and the cache is [batch, heads, past, 2 · head_dim]."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.multi_query = cfg["multi_query"]
+        self.embed_dim = cfg["n_embd"]
+        self.heads = cfg["n_head"]
+        self.head_dim = self.embed_dim // self.heads
+        self.kv_dim = self.head_dim if self.multi_query else self.embed_dim
+        self.scale = self.head_dim**-0.5 if cfg["scale_attn_weights"] else 1.0
+        self.c_attn = nn.Linear(self.embed_dim, self.embed_dim + 2 * self.kv_dim)
+        self.c_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def forward(self, x, allowed, layer_past):
+        """allowed: [batch, seq, total] booleans; layer_past: the fused cache of this layer."""
+        batch, seq, _ = x.shape
+        if self.multi_query:
+            query, key_value = self.c_attn(x).split((self.embed_dim, 2 * self.kv_dim), dim=2)
+            key_value = torch.cat((layer_past, key_value), dim=-2)  # [batch, total, 2 · head_dim]
+            key, value = key_value.split((self.head_dim, self.head_dim), dim=-1)
+            # Every head's query against the one key head: [batch, seq · heads, head_dim] x [batch, head_dim, total].
+            q = query.reshape(batch, seq * self.heads, self.head_dim)
+            scores = torch.bmm(q, key.transpose(1, 2)).view(batch, seq, self.heads, -1) * self.scale
+            scores = torch.where(allowed[:, :, None, :], scores, mask_value(scores))
+            weights = F.softmax(scores, dim=-1)
+            y = torch.bmm(weights.view(batch, seq * self.heads, -1), value).view(batch, seq, self.embed_dim)
+        else:
+            qkv = self.c_attn(x).view(batch, seq, self.heads, 3 * self.head_dim).transpose(1, 2)
+            query, key_value = qkv.split((self.head_dim, 2 * self.head_dim), dim=3)
+            key_value = torch.cat((layer_past, key_value), dim=-2)  # [batch, heads, total, 2 · head_dim]
+            key, value = key_value.split((self.head_dim, self.head_dim), dim=-1)
+            scores = (query @ key.transpose(-1, -2)) * self.scale
+            scores = torch.where(allowed[:, None, :, :], scores, mask_value(scores))
+            y = (F.softmax(scores, dim=-1) @ value).transpose(1, 2).reshape(batch, seq, self.embed_dim)
+        return self.c_proj(y), key_value
+
+
+class BigCodeMLP(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        inner = cfg["n_inner"] or 4 * cfg["n_embd"]
+        self.c_fc = nn.Linear(cfg["n_embd"], inner)
+        self.c_proj = nn.Linear(inner, cfg["n_embd"])
+        self.act = ACTIVATIONS[cfg["activation_function"]]
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+class BigCodeBlock(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg["n_embd"], eps=cfg["layer_norm_epsilon"])
+        self.attn = BigCodeAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg["n_embd"], eps=cfg["layer_norm_epsilon"])
+        self.mlp = BigCodeMLP(cfg)
+
+    def forward(self, x, allowed, layer_past):
+        y, present = self.attn(self.ln_1(x), allowed, layer_past)
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), present
+
+
+class BigCodeTransformer(nn.Module):
+    """HF's GPTBigCodeModel: the `transformer.` prefix of every parameter name."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.wte = nn.Embedding(cfg["vocab_size"], cfg["n_embd"])
+        self.wpe = nn.Embedding(cfg["n_positions"], cfg["n_embd"])
+        self.h = nn.ModuleList([BigCodeBlock(cfg) for _ in range(cfg["n_layer"])])
+        self.ln_f = nn.LayerNorm(cfg["n_embd"], eps=cfg["layer_norm_epsilon"])
+
+
+class BigCodeLM(nn.Module):
+    """GPTBigCodeForCausalLM (tied lm_head by default) with one cache tensor per layer passed in and returned."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.transformer = BigCodeTransformer(cfg)
+        self.lm_head = nn.Linear(cfg["n_embd"], cfg["vocab_size"], bias=False)
+        if cfg.get("tie_word_embeddings", True):
+            self.lm_head.weight = self.transformer.wte.weight
+
+    def cache_shape(self, batch, past):
+        head_dim = self.cfg["n_embd"] // self.cfg["n_head"]
+        if self.cfg["multi_query"]:
+            return (batch, past, 2 * head_dim)
+        return (batch, self.cfg["n_head"], past, 2 * head_dim)
+
+    def empty_cache(self, batch=1):
+        return [torch.zeros(self.cache_shape(batch, 0)) for _ in range(self.cfg["n_layer"])]
+
+    @staticmethod
+    def past_length(past):
+        return past[0].shape[-2]
+
+    def forward(self, input_ids, attention_mask, position_ids, past):
+        seq = input_ids.shape[1]
+        total = attention_mask.shape[1]
+        query_positions = torch.arange(seq, device=input_ids.device)[:, None] + (total - seq)
+        key_positions = torch.arange(total, device=input_ids.device)[None, :]
+        allowed = (key_positions <= query_positions)[None, :, :] & attention_mask[:, None, :].bool()
+        x = self.transformer.wte(input_ids) + self.transformer.wpe(position_ids)
+        present = []
+        for block, layer_past in zip(self.transformer.h, past):
+            x, key_value = block(x, allowed, layer_past)
+            present.append(key_value)
+        return self.lm_head(self.transformer.ln_f(x)).float(), present
+
+
+def make_lm(cfg):
+    return BigCodeLM(cfg) if cfg["model_type"] == "gpt_bigcode" else CausalLM(cfg)
+
+
+def layers_of(cfg):
+    return cfg["n_layer"] if cfg["model_type"] == "gpt_bigcode" else cfg["num_hidden_layers"]
+
+
+def tied(cfg):
+    return cfg.get("tie_word_embeddings", True) if cfg["model_type"] == "gpt_bigcode" else cfg["tie_word_embeddings"]
+
+
+def cache_layout(cfg):
+    """The transformers.js names of one layer's cache inputs and outputs, and the past axis of each tensor.
+    Multi-query GPT-BigCode keeps one fused key_value [batch, past, 2 · head_dim]; every other model (GPT-BigCode
+    with a key/value head per query head too) a key and a value [batch, kv_heads, past, head_dim]."""
+    if cfg["model_type"] == "gpt_bigcode" and cfg["multi_query"]:
+        return ["key_value"], 1
+    return ["key", "value"], 2
+
+
+def cache_entries(lm, layer_cache):
+    """One layer's cache as the ONNX graph's tensors (GPT-BigCode's multi-head cache is split in two)."""
+    if isinstance(lm, BigCodeLM):
+        if lm.cfg["multi_query"]:
+            return [layer_cache]
+        return list(layer_cache.chunk(2, dim=-1))
+    return list(layer_cache)
+
+
+def layer_cache(lm, entries):
+    """The inverse of cache_entries."""
+    if isinstance(lm, BigCodeLM):
+        return entries[0] if lm.cfg["multi_query"] else torch.cat(entries, dim=-1)
+    return tuple(entries)
+
+
 class OnnxWrapper(nn.Module):
     """The transformers.js decoder signature: (input_ids, attention_mask, position_ids, past...) → (logits, present...)."""
 
     def __init__(self, lm):
         super().__init__()
         self.lm = lm
+        self.per_layer = len(cache_layout(lm.cfg)[0])
 
     def forward(self, input_ids, attention_mask, position_ids, *past_flat):
-        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
+        n = self.per_layer
+        past = [layer_cache(self.lm, past_flat[n * i : n * (i + 1)]) for i in range(len(past_flat) // n)]
         logits, present = self.lm(input_ids, attention_mask, position_ids, past)
-        flat = [t for pair in present for t in pair]
+        flat = [t for entry in present for t in cache_entries(self.lm, entry)]
         return (logits, *flat)
 
 
@@ -288,14 +550,15 @@ def init_weights(lm, seed, dtype):
     """Random weights from the seed in a fixed order, rounded to the saved dtype so that every consumer (the
     safetensors file, the ONNX export and the reference) sees the same numbers."""
     generator = torch.Generator().manual_seed(seed)
+    norms = {name + ".weight" for name, m in lm.named_modules() if isinstance(m, (RMSNorm, nn.LayerNorm))}
     with torch.no_grad():
-        for name, p in lm.named_parameters():  # the tied lm_head appears once, as model.embed_tokens.weight
+        for name, p in lm.named_parameters():  # the tied lm_head appears once, as the token embedding
             noise = torch.randn(p.shape, generator=generator)
-            if name.endswith("norm.weight"):
+            if name in norms:
                 p.copy_(1.0 + NORM_NOISE * noise)
             elif name.endswith(".bias"):
                 p.copy_(BIAS_STD * noise)
-            elif name in ("model.embed_tokens.weight", "lm_head.weight"):
+            elif name in ("model.embed_tokens.weight", "lm_head.weight", "transformer.wte.weight", "transformer.wpe.weight"):
                 p.copy_(EMBED_STD * noise)
             else:
                 p.copy_(MATRIX_STD * noise)
@@ -309,7 +572,7 @@ SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 def state_to_save(lm):
     """HF's state dict: every parameter by name, without lm_head.weight when it is tied."""
     state = {name: p.detach() for name, p in lm.state_dict().items() if name != "inv_freq"}
-    if lm.cfg["tie_word_embeddings"]:
+    if tied(lm.cfg):
         del state["lm_head.weight"]
     return dict(sorted(state.items()))
 
@@ -372,17 +635,18 @@ def write_weights(out, lm, dtype, shards):
 
 def export_onnx(out, lm):
     cfg = lm.cfg
-    layers = cfg["num_hidden_layers"]
-    kv_shape = (1, cfg["num_key_value_heads"], 2, head_dim_of(cfg))
+    layers = layers_of(cfg)
+    kinds, past_axis = cache_layout(cfg)
     # Example inputs: 2 cached positions and 3 new ones, so that no traced size is 0 or 1.
     input_ids = torch.tensor([[3, 4, 5]], dtype=torch.int64)
     attention_mask = torch.ones(1, 5, dtype=torch.int64)
     position_ids = torch.tensor([[2, 3, 4]], dtype=torch.int64)
-    past = [torch.randn(kv_shape) for _ in range(2 * layers)]
+    example = [torch.randn(t.shape[:past_axis] + (2,) + t.shape[past_axis + 1 :]) for t in cache_entries(lm, lm.empty_cache()[0])]
+    past = [t.clone() for _ in range(layers) for t in example]
     past_names, present_names = [], []
     for i in range(layers):
-        past_names += ["past_key_values.%d.key" % i, "past_key_values.%d.value" % i]
-        present_names += ["present.%d.key" % i, "present.%d.value" % i]
+        past_names += ["past_key_values.%d.%s" % (i, kind) for kind in kinds]
+        present_names += ["present.%d.%s" % (i, kind) for kind in kinds]
     dynamic_axes = {
         "input_ids": {0: "batch_size", 1: "sequence_length"},
         "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
@@ -390,9 +654,9 @@ def export_onnx(out, lm):
         "logits": {0: "batch_size", 1: "sequence_length"},
     }
     for name in past_names:
-        dynamic_axes[name] = {0: "batch_size", 2: "past_sequence_length"}
+        dynamic_axes[name] = {0: "batch_size", past_axis: "past_sequence_length"}
     for name in present_names:
-        dynamic_axes[name] = {0: "batch_size", 2: "total_sequence_length"}
+        dynamic_axes[name] = {0: "batch_size", past_axis: "total_sequence_length"}
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
     path = os.path.join(out, "onnx", "model.onnx")
     torch.onnx.export(
@@ -415,7 +679,7 @@ def export_onnx(out, lm):
 
 def run(lm, ids, past):
     """One forward over `ids` (a list) after the cached positions; batch 1, no padding."""
-    past_length = past[0][0].shape[2]
+    past_length = lm.past_length(past)
     total = past_length + len(ids)
     input_ids = torch.tensor([ids], dtype=torch.int64)
     attention_mask = torch.ones(1, total, dtype=torch.int64)
@@ -477,8 +741,8 @@ def write_json(path, value):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Makes a tiny random llama or qwen2 model folder with reference logits.")
-    parser.add_argument("--family", required=True, choices=["llama", "qwen2"])
+    parser = argparse.ArgumentParser(description="Makes a tiny random model folder of one family with reference logits.")
+    parser.add_argument("--family", required=True, choices=FAMILIES)
     parser.add_argument("--out", required=True)
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--seed", type=int, default=1)
@@ -489,6 +753,8 @@ def main():
     parser.add_argument("--tie-word-embeddings", choices=["true", "false"], help="default: false for llama, true for qwen2")
     parser.add_argument("--bos-token-id", type=int, default=0)
     parser.add_argument("--eos-token-id", type=int, default=0)
+    parser.add_argument("--multi-query", choices=["true", "false"], default="true", help="gpt_bigcode's multi_query")
+    parser.add_argument("--sliding-window", type=int, help="starcoder2's sliding_window (default 7)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     args = parser.parse_args()
 
@@ -503,8 +769,11 @@ def main():
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     tie = None if args.tie_word_embeddings is None else args.tie_word_embeddings == "true"
-    cfg = family_config(args.family, args.vocab_size, args.dtype, args.rope_scaling, tie, args.bos_token_id, args.eos_token_id)
-    lm = CausalLM(cfg)
+    cfg = family_config(
+        args.family, args.vocab_size, args.dtype, args.rope_scaling, tie, args.bos_token_id, args.eos_token_id,
+        multi_query=args.multi_query == "true", sliding_window=args.sliding_window,
+    )
+    lm = make_lm(cfg)
     init_weights(lm, args.seed, args.dtype)
     lm.eval()
 

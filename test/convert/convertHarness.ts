@@ -3,12 +3,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { FamilyConfig, FamilyModel } from '../helpers/familyModels';
+import { type AnyFamilyConfig, type FamilyModel, cacheLayout, modelShape } from '../helpers/familyModels';
 
 type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
 
 /** A copy of the folder without its PyTorch ONNX export (the caller removes it). */
-export function safetensorsOnlyCopy(folder: FamilyModel, suffix: string): string {
+export function safetensorsOnlyCopy(folder: FamilyModel<AnyFamilyConfig>, suffix: string): string {
   const dir = `${folder.dir}-${suffix}`;
   fs.cpSync(folder.dir, dir, { recursive: true });
   fs.rmSync(path.join(dir, 'onnx'), { recursive: true });
@@ -16,12 +16,16 @@ export function safetensorsOnlyCopy(folder: FamilyModel, suffix: string): string
 }
 
 /** The logits of every position of one run over `ids` (batch 1, empty cache), [ids.length][vocab]. */
-export async function fullLogits(file: string, config: FamilyConfig, ids: readonly number[]): Promise<Float32Array[]> {
+export async function fullLogits(
+  file: string,
+  config: AnyFamilyConfig,
+  ids: readonly number[],
+): Promise<Float32Array[]> {
   const session = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
   try {
-    const layers = config.num_hidden_layers;
-    const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
-    const empty = new ort.Tensor('float32', new Float32Array(0), [1, config.num_key_value_heads, 0, headDim]);
+    const { layers } = modelShape(config);
+    const { kinds, emptyDims } = cacheLayout(config);
+    const empty = new ort.Tensor('float32', new Float32Array(0), emptyDims);
     const n = ids.length;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
@@ -32,10 +36,7 @@ export async function fullLogits(file: string, config: FamilyConfig, ids: readon
         [1, n],
       ),
     };
-    for (let i = 0; i < layers; i++) {
-      feeds[`past_key_values.${i}.key`] = empty;
-      feeds[`past_key_values.${i}.value`] = empty;
-    }
+    for (let i = 0; i < layers; i++) for (const kind of kinds) feeds[`past_key_values.${i}.${kind}`] = empty;
     const data = (await session.run(feeds)).logits.data as Float32Array;
     const vocab = config.vocab_size;
     return ids.map((_, i) => data.slice(i * vocab, (i + 1) * vocab));

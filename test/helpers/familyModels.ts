@@ -1,6 +1,6 @@
-// Makes tiny random Llama-family model folders (llama, qwen2) in a temp dir for runtime tests: PyTorch writes the
-// Hugging Face files, the transformers.js ONNX export and reference logits (scripts/makeFamilyModels.py, run with
-// /usr/bin/python3), and the project's BPE trainer adds tokenizer files with the model's vocabulary size.
+// Makes tiny random model folders (llama, qwen2, starcoder2, gpt_bigcode) in a temp dir for runtime tests: PyTorch
+// writes the Hugging Face files, the transformers.js ONNX export and reference logits (scripts/makeFamilyModels.py,
+// run with /usr/bin/python3), and the project's BPE trainer adds tokenizer files with the model's vocabulary size.
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,7 +10,9 @@ import { trainBpe } from '../../server/src/train/bpeTrainer';
 import { writeTokenizerFiles } from '../../server/src/tokenizer/tokenizerFiles';
 import { sampleCode } from './makeModelFolder';
 
-export type Family = 'llama' | 'qwen2';
+/** Families whose config.json uses the Llama names (hidden_size, num_hidden_layers, num_key_value_heads…). */
+export type LlamaFamily = 'llama' | 'qwen2' | 'starcoder2';
+export type Family = LlamaFamily | 'gpt_bigcode';
 
 export interface FamilyModelOptions {
   family: Family;
@@ -23,12 +25,14 @@ export interface FamilyModelOptions {
   shards?: number;
   /** Parent of the temp folder (default: the OS temp dir). */
   parentDir?: string;
+  /** gpt_bigcode: one key/value head shared by all heads (default true, as StarCoder and SantaCoder have). */
+  multiQuery?: boolean;
 }
 
-/** config.json as written by the script (the fields the tests read; the file has more). */
+/** config.json of the Llama-named families as written by the script (the fields the tests read; the file has more). */
 export interface FamilyConfig {
   architectures: string[];
-  model_type: Family;
+  model_type: LlamaFamily;
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -36,7 +40,11 @@ export interface FamilyConfig {
   num_key_value_heads: number;
   head_dim?: number;
   max_position_embeddings: number;
-  rms_norm_eps: number;
+  /** llama and qwen2 (starcoder2 has norm_epsilon). */
+  rms_norm_eps?: number;
+  norm_epsilon?: number;
+  /** starcoder2: keys this many positions or more before a query are hidden from it. */
+  sliding_window?: number;
   rope_theta: number;
   rope_scaling: null | { rope_type: string; factor: number; [key: string]: unknown };
   tie_word_embeddings: boolean;
@@ -44,6 +52,63 @@ export interface FamilyConfig {
   bos_token_id: number;
   eos_token_id: number;
   torch_dtype: string;
+}
+
+/** config.json of a gpt_bigcode folder (GPTBigCodeConfig's names). */
+export interface GptBigCodeFamilyConfig {
+  architectures: string[];
+  model_type: 'gpt_bigcode';
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  n_inner: number | null;
+  n_positions: number;
+  multi_query: boolean;
+  vocab_size: number;
+  bos_token_id: number;
+  eos_token_id: number;
+  torch_dtype: string;
+}
+
+export type AnyFamilyConfig = FamilyConfig | GptBigCodeFamilyConfig;
+
+/** The sizes the tests need, whatever names the family's config.json uses. */
+export function modelShape(config: AnyFamilyConfig): {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  contextLength: number;
+  tied: boolean;
+} {
+  if (config.model_type === 'gpt_bigcode') {
+    const { n_layer: layers, n_embd: hidden, n_head: heads } = config;
+    const kvHeads = config.multi_query ? 1 : heads;
+    return { layers, hidden, heads, kvHeads, headDim: hidden / heads, contextLength: config.n_positions, tied: true };
+  }
+  return {
+    layers: config.num_hidden_layers,
+    hidden: config.hidden_size,
+    heads: config.num_attention_heads,
+    kvHeads: config.num_key_value_heads,
+    headDim: config.head_dim ?? config.hidden_size / config.num_attention_heads,
+    contextLength: config.max_position_embeddings,
+    tied: config.tie_word_embeddings,
+  };
+}
+
+/**
+ * The transformers.js cache of one layer: the suffixes of its past_key_values.{i}.* inputs and present.{i}.* outputs,
+ * the axis that grows with the sequence, and the dims of an empty cache tensor (batch 1). Multi-query GPT-BigCode
+ * keeps one fused key_value [batch, past, 2·headDim]; the others a key and a value [batch, kvHeads, past, headDim].
+ */
+export function cacheLayout(config: AnyFamilyConfig): { kinds: string[]; pastAxis: number; emptyDims: number[] } {
+  const { kvHeads, headDim } = modelShape(config);
+  if (config.model_type === 'gpt_bigcode' && config.multi_query) {
+    return { kinds: ['key_value'], pastAxis: 1, emptyDims: [1, 0, 2 * headDim] };
+  }
+  return { kinds: ['key', 'value'], pastAxis: 2, emptyDims: [1, kvHeads, 0, headDim] };
 }
 
 /** reference.json: PyTorch's logits and greedy tokens for `token_ids`. */
@@ -60,9 +125,9 @@ export interface FamilyReference {
   greedy: { max_new_tokens: number; eos_token_id: number; tokens: number[]; min_margin: number };
 }
 
-export interface FamilyModel {
+export interface FamilyModel<Config extends AnyFamilyConfig = FamilyConfig> {
   dir: string;
-  config: FamilyConfig;
+  config: Config;
   reference: FamilyReference;
   /** Seconds the Python script took. */
   seconds: number;
@@ -88,7 +153,9 @@ export function checkPython(): void {
   pythonChecked = true;
 }
 
-export async function makeFamilyModel(options: FamilyModelOptions): Promise<FamilyModel> {
+export async function makeFamilyModel(options: FamilyModelOptions & { family: LlamaFamily }): Promise<FamilyModel>;
+export async function makeFamilyModel(options: FamilyModelOptions): Promise<FamilyModel<AnyFamilyConfig>>;
+export async function makeFamilyModel(options: FamilyModelOptions): Promise<FamilyModel<AnyFamilyConfig>> {
   checkPython();
   const trained = trainBpe(sampleCode(), { vocabSize: options.vocabSize ?? 400, minFrequency: 1 });
   const eos = trained.specialTokens.find((token) => token.content === '<|endoftext|>')?.id ?? 0;
@@ -99,6 +166,7 @@ export async function makeFamilyModel(options: FamilyModelOptions): Promise<Fami
     ...['--family', options.family, '--out', dir, '--vocab-size', String(trained.vocab.length)],
     ...['--seed', String(options.seed ?? 1), '--dtype', options.dtype ?? 'float32'],
     ...['--shards', String(options.shards ?? 1), '--bos-token-id', String(eos), '--eos-token-id', String(eos)],
+    ...(options.family === 'gpt_bigcode' ? ['--multi-query', String(options.multiQuery ?? true)] : []),
   ];
   const start = performance.now();
   try {
@@ -114,8 +182,8 @@ export async function makeFamilyModel(options: FamilyModelOptions): Promise<Fami
   }
   const seconds = (performance.now() - start) / 1000;
   const read = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8'));
-  const config = read('config.json') as FamilyConfig;
+  const config = read('config.json') as AnyFamilyConfig;
   const reference = read('reference.json') as FamilyReference;
-  writeTokenizerFiles(dir, trained, { modelMaxLength: config.max_position_embeddings });
+  writeTokenizerFiles(dir, trained, { modelMaxLength: modelShape(config).contextLength });
   return { dir, config, reference, seconds, remove };
 }

@@ -1,6 +1,8 @@
 // The Llama family, defined once: Llama, Qwen2/Qwen2.5, Mistral and SmolLM (RMSNorm, rotary position embeddings,
-// grouped-query attention, SwiGLU MLP; Qwen2's q/k/v biases; tied or untied head) written as ONNX ops with the
-// Graph builder, in Hugging Face's parameter names, shapes ([out, in] linear weights) and conventions.
+// grouped-query attention, SwiGLU MLP; Qwen2's q/k/v biases; tied or untied head) and StarCoder2 (LayerNorm, biases
+// everywhere, a plain gelu MLP, sliding-window attention) written as ONNX ops with the Graph builder, in Hugging
+// Face's parameter names, shapes ([out, in] linear weights) and conventions.
+import { type ActivationName, activate } from './activations';
 import type { Graph, Value } from './graph';
 import type { LayerCacheValues } from './model';
 
@@ -22,39 +24,59 @@ export interface LlamaConfig {
   headDim: number; // head_dim, or hidden_size / num_attention_heads
   embedding: number; // hidden_size
   intermediate: number; // intermediate_size
-  normEpsilon: number; // rms_norm_eps
+  normEpsilon: number; // rms_norm_eps (StarCoder2: norm_epsilon)
+  /** RMSNorm with a weight (default) or, for StarCoder2, LayerNorm with a weight and a bias. */
+  norm?: 'rms' | 'layer';
+  /** SwiGLU's gate_proj/up_proj/down_proj (default) or, for StarCoder2, c_fc → activation → c_proj. */
+  mlp?: 'gated' | 'plain';
+  /** hidden_act (default silu). */
+  activation?: ActivationName;
   ropeTheta: number; // rope_theta
   ropeScaling?: RopeScaling;
   /** Biases on q_proj, k_proj and v_proj (Qwen2's `attention_bias`). */
   qkvBias: boolean;
+  /** A bias on o_proj (Llama's attention_bias, StarCoder2's use_bias). */
+  outputBias?: boolean;
+  /** Biases on the MLP's linear layers (Llama's mlp_bias, StarCoder2's use_bias). */
+  mlpBias?: boolean;
+  /** sliding_window: a query does not see keys this many positions or more before it (Mistral, StarCoder2). */
+  slidingWindow?: number;
   /** lm_head shares the token embedding (tie_word_embeddings). */
   tiedHead: boolean;
 }
 
-/** Parameter names and shapes in Hugging Face LlamaForCausalLM / Qwen2ForCausalLM naming and order. */
+/** Parameter names and shapes in Hugging Face LlamaForCausalLM / Qwen2ForCausalLM / Starcoder2ForCausalLM naming. */
 export function llamaParameterShapes(c: LlamaConfig): [string, number[]][] {
   const d = c.embedding;
   const q = c.heads * c.headDim;
   const kv = c.kvHeads * c.headDim;
   const shapes: [string, number[]][] = [['model.embed_tokens.weight', [c.vocabSize, d]]];
+  const linear = (name: string, out: number, inputs: number, bias: boolean | undefined) => {
+    shapes.push([`${name}.weight`, [out, inputs]]);
+    if (bias) shapes.push([`${name}.bias`, [out]]);
+  };
+  const norm = (name: string) => {
+    shapes.push([`${name}.weight`, [d]]);
+    if (c.norm === 'layer') shapes.push([`${name}.bias`, [d]]);
+  };
   for (let i = 0; i < c.layers; i++) {
     const layer = `model.layers.${i}`;
-    shapes.push([`${layer}.input_layernorm.weight`, [d]]);
-    shapes.push([`${layer}.self_attn.q_proj.weight`, [q, d]]);
-    if (c.qkvBias) shapes.push([`${layer}.self_attn.q_proj.bias`, [q]]);
-    shapes.push([`${layer}.self_attn.k_proj.weight`, [kv, d]]);
-    if (c.qkvBias) shapes.push([`${layer}.self_attn.k_proj.bias`, [kv]]);
-    shapes.push([`${layer}.self_attn.v_proj.weight`, [kv, d]]);
-    if (c.qkvBias) shapes.push([`${layer}.self_attn.v_proj.bias`, [kv]]);
-    shapes.push(
-      [`${layer}.self_attn.o_proj.weight`, [d, q]],
-      [`${layer}.post_attention_layernorm.weight`, [d]],
-      [`${layer}.mlp.gate_proj.weight`, [c.intermediate, d]],
-      [`${layer}.mlp.up_proj.weight`, [c.intermediate, d]],
-      [`${layer}.mlp.down_proj.weight`, [d, c.intermediate]],
-    );
+    norm(`${layer}.input_layernorm`);
+    linear(`${layer}.self_attn.q_proj`, q, d, c.qkvBias);
+    linear(`${layer}.self_attn.k_proj`, kv, d, c.qkvBias);
+    linear(`${layer}.self_attn.v_proj`, kv, d, c.qkvBias);
+    linear(`${layer}.self_attn.o_proj`, d, q, c.outputBias);
+    norm(`${layer}.post_attention_layernorm`);
+    if (c.mlp === 'plain') {
+      linear(`${layer}.mlp.c_fc`, c.intermediate, d, c.mlpBias);
+      linear(`${layer}.mlp.c_proj`, d, c.intermediate, c.mlpBias);
+    } else {
+      linear(`${layer}.mlp.gate_proj`, c.intermediate, d, c.mlpBias);
+      linear(`${layer}.mlp.up_proj`, c.intermediate, d, c.mlpBias);
+      linear(`${layer}.mlp.down_proj`, d, c.intermediate, c.mlpBias);
+    }
   }
-  shapes.push(['model.norm.weight', [d]]);
+  norm('model.norm');
   if (!c.tiedHead) shapes.push(['lm_head.weight', [c.vocabSize, d]]);
   return shapes;
 }
@@ -74,24 +96,39 @@ export function llamaForward(
   caches?: LayerCacheValues[],
 ): Value {
   const rotary = rotaryTables(g, c, positions);
+  const bias = c.slidingWindow === undefined ? attentionBias : slidingWindowBias(g, attentionBias, c.slidingWindow);
   let x = g.gather(w['model.embed_tokens.weight'], tokens);
   for (let i = 0; i < c.layers; i++) {
-    const p = (name: string) => w[`model.layers.${i}.${name}`];
-    const attended = attention(g, c, rmsNorm(g, x, p('input_layernorm.weight'), c.normEpsilon), p, rotary, {
-      bias: attentionBias,
+    const layer = `model.layers.${i}`;
+    const p = (name: string) => w[`${layer}.${name}`];
+    const attended = attention(g, c, norm(g, c, x, w, `${layer}.input_layernorm`), p, rotary, {
+      bias,
       cache: caches?.[i],
     });
     x = g.add(x, attended);
-    x = g.add(x, mlp(g, rmsNorm(g, x, p('post_attention_layernorm.weight'), c.normEpsilon), p));
+    x = g.add(x, mlp(g, c, norm(g, c, x, w, `${layer}.post_attention_layernorm`), p));
   }
-  x = rmsNorm(g, x, w['model.norm.weight'], c.normEpsilon);
+  x = norm(g, c, x, w, 'model.norm');
   return linear(g, x, w[c.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight']);
 }
 
-/** x · Wᵀ (+ b) for a Hugging Face nn.Linear weight W of shape [out, in]. */
-function linear(g: Graph, x: Value, weight: Value, bias?: Value): Value {
+/** A linear layer's weight that may carry an adapter: `adapt(x, y)` gives the layer's output from its input x and
+ * base output y (LoRA adds its low-rank path there). */
+export interface AdaptedWeight extends Value {
+  adapt?: (x: Value, y: Value) => Value;
+}
+
+/** x · Wᵀ (+ b) for a Hugging Face nn.Linear weight W of shape [out, in], then W's adapter if it has one. */
+function linear(g: Graph, x: Value, weight: AdaptedWeight, bias?: Value): Value {
   const y = g.matmul(x, g.transpose(weight, [1, 0]));
-  return bias ? g.add(y, bias) : y;
+  const biased = bias ? g.add(y, bias) : y;
+  return weight.adapt ? weight.adapt(x, biased) : biased;
+}
+
+/** The family's normalization over the last axis: RMSNorm (a weight) or LayerNorm (a weight and a bias). */
+function norm(g: Graph, c: LlamaConfig, x: Value, w: Record<string, Value>, name: string): Value {
+  if (c.norm === 'layer') return g.layerNorm(x, w[`${name}.weight`], w[`${name}.bias`], c.normEpsilon);
+  return rmsNorm(g, x, w[`${name}.weight`], c.normEpsilon);
 }
 
 /** x / √(mean(x²) + ε) · weight over the last axis (the pattern onnxruntime fuses into one kernel). */
@@ -102,6 +139,21 @@ function rmsNorm(g: Graph, x: Value, weight: Value, epsilon: number): Value {
     [[[...x.shape.slice(0, -1), 1], x.type]],
   )[0];
   return g.mul(g.div(x, g.sqrt(g.add(meanSquare, g.scalar(epsilon)))), weight);
+}
+
+/**
+ * The attention bias with the sliding window added: a query no longer sees keys `window` or more tokens before it
+ * (Hugging Face's sliding-window mask). Distances count the keys the bias lets the query see between the key and
+ * the query, so they are the tokens' distances even when the cache holds unwritten slots or left padding.
+ */
+function slidingWindowBias(g: Graph, bias: Value, window: number): Value {
+  const visible = g.cast(g.node('Greater', [bias, g.scalar(-1)], [[bias.shape, 'bool']])[0], 'float32');
+  const rank = bias.shape.length;
+  const lastAxis = g.constant(BigInt64Array.of(BigInt(rank - 1)), []);
+  const seenSoFar = g.node('CumSum', [visible, lastAxis], [[bias.shape, 'float32']])[0];
+  const distance = g.sub(g.reduceSum(visible, [rank - 1]), seenSoFar); // visible keys after this one, up to the query
+  const inside = g.cast(g.node('Less', [distance, g.scalar(window)], [[bias.shape, 'bool']])[0], 'float32');
+  return g.add(bias, g.mul(g.sub(inside, g.scalar(1)), g.scalar(1e9)));
 }
 
 interface Rotary {
@@ -175,12 +227,14 @@ function attention(
   const scores = g.add(g.matmul(scaled, g.transpose(k, [0, 1, 2, 4, 3])), g.unsqueeze(bias, [1]));
   const y = g.reshape(g.matmul(g.softmax(scores), v), [0, c.heads, -1, c.headDim]); // [batch, heads, time, headDim]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.heads * c.headDim]);
-  return linear(g, merged, p('self_attn.o_proj.weight'));
+  return linear(g, merged, p('self_attn.o_proj.weight'), c.outputBias ? p('self_attn.o_proj.bias') : undefined);
 }
 
-/** SwiGLU: down(silu(gate(x)) · up(x)). */
-function mlp(g: Graph, x: Value, p: (name: string) => Value): Value {
-  const gate = linear(g, x, p('mlp.gate_proj.weight'));
-  const silu = g.mul(gate, g.node('Sigmoid', [gate], [[gate.shape, gate.type]])[0]);
-  return linear(g, g.mul(silu, linear(g, x, p('mlp.up_proj.weight'))), p('mlp.down_proj.weight'));
+/** SwiGLU, down(silu(gate(x)) · up(x)), or StarCoder2's plain c_proj(act(c_fc(x))). */
+function mlp(g: Graph, c: LlamaConfig, x: Value, p: (name: string) => Value): Value {
+  const project = (name: string, input: Value) =>
+    linear(g, input, p(`mlp.${name}.weight`), c.mlpBias ? p(`mlp.${name}.bias`) : undefined);
+  const act = (input: Value) => activate(g, input, c.activation ?? 'silu');
+  if (c.mlp === 'plain') return project('c_proj', act(project('c_fc', x)));
+  return project('down_proj', g.mul(act(project('gate_proj', x)), project('up_proj', x)));
 }

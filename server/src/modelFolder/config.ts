@@ -2,15 +2,17 @@
 // any folder (ours, a PyTorch export or a hub checkpoint of a supported family), written for the models we train.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { activationNames, isActivationName } from '../engine/activations';
 import type { Architecture } from '../engine/architecture';
-import type { RopeScaling } from '../engine/llama';
+import type { GptBigCodeConfig } from '../engine/gptBigCode';
+import type { LlamaConfig, RopeScaling } from '../engine/llama';
 import type { GptConfig } from '../engine/model';
 import { writeFileAtomic } from '../util/atomicFile';
 
 export const ONNX_FILE = path.join('onnx', 'model.onnx');
 
 export interface FolderConfig extends GptConfig {
-  /** config.json's model_type: gpt2, llama, qwen2, mistral… */
+  /** config.json's model_type: gpt2, llama, qwen2, mistral, starcoder2, gpt_bigcode… */
   modelType: string;
   /** Key/value heads (fewer than `heads` with grouped-query attention) and the width of one head. */
   kvHeads: number;
@@ -20,7 +22,10 @@ export interface FolderConfig extends GptConfig {
 }
 
 /** The model_type values of the Llama family: one architecture, several names on the hub. */
-export const llamaModelTypes = ['llama', 'qwen2', 'mistral'] as const;
+export const llamaModelTypes = ['llama', 'qwen2', 'mistral', 'starcoder2'] as const;
+
+/** Every model_type readArchitecture can build a graph for. */
+export const convertibleModelTypes = ['gpt2', ...llamaModelTypes, 'gpt_bigcode'] as const;
 
 function readRawConfig(modelDir: string): { file: string; raw: Record<string, unknown> } {
   const file = path.join(modelDir, 'config.json');
@@ -47,7 +52,7 @@ export function readFolderConfig(modelDir: string): FolderConfig {
     contextLength: number('n_positions', 'max_position_embeddings', 'n_ctx'),
     layers: number('n_layer', 'num_hidden_layers'),
     heads,
-    kvHeads: typeof raw.num_key_value_heads === 'number' ? raw.num_key_value_heads : heads,
+    kvHeads: typeof raw.num_key_value_heads === 'number' ? raw.num_key_value_heads : isMultiQuery(raw) ? 1 : heads,
     headDim: typeof raw.head_dim === 'number' ? raw.head_dim : embedding / heads,
     embedding,
     eosTokenId: typeof eos === 'number' ? eos : 0,
@@ -55,41 +60,129 @@ export function readFolderConfig(modelDir: string): FolderConfig {
   };
 }
 
+/** GPT-BigCode's multi_query (true unless config.json says otherwise): one key/value head for every query head. */
+function isMultiQuery(raw: Record<string, unknown>): boolean {
+  return raw.model_type === 'gpt_bigcode' && raw.multi_query !== false;
+}
+
 /** The architecture config.json describes, for building its graph with the engine (conversion, fine-tuning). */
 export function readArchitecture(modelDir: string): Architecture {
   const { file, raw } = readRawConfig(modelDir);
-  const number = numberReader(file, raw);
   const folder = readFolderConfig(modelDir);
   const modelType = folder.modelType;
   if (modelType === 'gpt2') {
     const { vocabSize, contextLength, layers, heads, embedding } = folder;
     return { family: 'gpt2', config: { vocabSize, contextLength, layers, heads, embedding } };
   }
+  if (modelType === 'gpt_bigcode') return { family: 'gpt_bigcode', config: readGptBigCode(file, raw, folder) };
   if (!(llamaModelTypes as readonly string[]).includes(modelType)) {
     throw new Error(
-      `${file}: model_type "${modelType}" cannot be converted; supported: gpt2, ${llamaModelTypes.join(', ')}`,
+      `${file}: model_type "${modelType}" cannot be converted; supported: ${convertibleModelTypes.join(', ')}`,
     );
   }
-  if (raw.hidden_act !== undefined && raw.hidden_act !== 'silu') {
-    throw new Error(`${file}: hidden_act "${String(raw.hidden_act)}" is not supported for ${modelType} (silu is)`);
+  return { family: 'llama', config: readLlama(file, raw, folder) };
+}
+
+/** A boolean field, its default when absent or null; anything else is refused. */
+function booleanReader(file: string, raw: Record<string, unknown>) {
+  return (key: string, fallback: boolean): boolean => {
+    const value = raw[key];
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'boolean')
+      throw new Error(`${file}: ${key} must be true or false, not ${JSON.stringify(value)}`);
+    return value;
+  };
+}
+
+/** Throws unless `raw[key]` is absent or one of `allowed` (naming the field, the value and what is supported). */
+function requireOneOf(file: string, raw: Record<string, unknown>, key: string, allowed: readonly unknown[]): void {
+  const value = raw[key];
+  if (value === undefined || value === null || allowed.includes(value)) return;
+  const modelType = String(raw.model_type);
+  throw new Error(
+    `${file}: ${key} ${JSON.stringify(value)} is not supported for ${modelType} (supported: ${allowed.map((v) => JSON.stringify(v)).join(', ')})`,
+  );
+}
+
+/** Llama, Qwen2, Mistral and StarCoder2 (LayerNorm, use_bias, a plain MLP, norm_epsilon). */
+function readLlama(file: string, raw: Record<string, unknown>, folder: FolderConfig): LlamaConfig {
+  const number = numberReader(file, raw);
+  const boolean = booleanReader(file, raw);
+  const modelType = folder.modelType;
+  const starcoder2 = modelType === 'starcoder2';
+  const activation = raw.hidden_act ?? (starcoder2 ? 'gelu_pytorch_tanh' : 'silu');
+  // The gated MLP multiplies silu(gate) by up; StarCoder2's plain MLP takes any of the gelu family.
+  requireOneOf(file, raw, 'hidden_act', starcoder2 ? activationNames : ['silu']);
+  if (!isActivationName(activation)) throw new Error(`${file}: hidden_act ${String(activation)} is not supported`);
+  if (modelType === 'qwen2' && raw.use_sliding_window === true) {
+    throw new Error(`${file}: use_sliding_window true is not supported for qwen2 (its windows depend on the layer)`);
+  }
+  requireOneOf(file, raw, 'partial_rotary_factor', [1]);
+  const epsilonKey = starcoder2 ? 'norm_epsilon' : 'rms_norm_eps';
+  const attentionBias = boolean('attention_bias', false);
+  const useBias = boolean('use_bias', true);
+  const rope = (raw.rope_parameters ?? {}) as Record<string, unknown>;
+  const ropeTheta = raw.rope_theta ?? rope.rope_theta ?? 10000;
+  if (typeof ropeTheta !== 'number') throw new Error(`${file}: rope_theta must be a number`);
+  const slidingWindow = modelType === 'qwen2' ? null : raw.sliding_window;
+  if (
+    slidingWindow !== undefined &&
+    slidingWindow !== null &&
+    !(Number.isInteger(slidingWindow) && (slidingWindow as number) > 0)
+  ) {
+    throw new Error(`${file}: sliding_window must be a positive integer or null, not ${JSON.stringify(slidingWindow)}`);
   }
   return {
-    family: 'llama',
-    config: {
-      vocabSize: folder.vocabSize,
-      contextLength: folder.contextLength,
-      layers: folder.layers,
-      heads: folder.heads,
-      kvHeads: folder.kvHeads,
-      headDim: folder.headDim,
-      embedding: folder.embedding,
-      intermediate: number('intermediate_size'),
-      normEpsilon: typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
-      ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,
-      ropeScaling: readRopeScaling(file, raw.rope_scaling),
-      qkvBias: modelType === 'qwen2' || raw.attention_bias === true,
-      tiedHead: raw.tie_word_embeddings === true,
-    },
+    vocabSize: folder.vocabSize,
+    contextLength: folder.contextLength,
+    layers: folder.layers,
+    heads: folder.heads,
+    kvHeads: folder.kvHeads,
+    headDim: folder.headDim,
+    embedding: folder.embedding,
+    intermediate: number('intermediate_size'),
+    normEpsilon: raw[epsilonKey] === undefined ? (starcoder2 ? 1e-5 : 1e-6) : number(epsilonKey),
+    norm: starcoder2 ? 'layer' : 'rms',
+    mlp: starcoder2 ? 'plain' : 'gated',
+    activation,
+    ropeTheta,
+    ropeScaling: readRopeScaling(file, raw.rope_scaling ?? (raw.rope_parameters as unknown)),
+    qkvBias: starcoder2 ? useBias : modelType === 'qwen2' || attentionBias,
+    outputBias: starcoder2 ? useBias : modelType !== 'qwen2' && attentionBias,
+    mlpBias: starcoder2 ? useBias : boolean('mlp_bias', false),
+    slidingWindow:
+      typeof slidingWindow === 'number' && slidingWindow < folder.contextLength ? slidingWindow : undefined,
+    // Hugging Face's default: tied for StarCoder2 (Starcoder2Config), untied for Llama, Qwen2 and Mistral.
+    tiedHead: boolean('tie_word_embeddings', starcoder2),
+  };
+}
+
+/** GPT-BigCode: StarCoder, SantaCoder, tiny_starcoder (GPTBigCodeConfig's names and defaults). */
+function readGptBigCode(file: string, raw: Record<string, unknown>, folder: FolderConfig): GptBigCodeConfig {
+  const boolean = booleanReader(file, raw);
+  if (boolean('add_cross_attention', false)) throw new Error(`${file}: add_cross_attention true is not supported`);
+  requireOneOf(file, raw, 'activation_function', activationNames);
+  const activation = raw.activation_function ?? 'gelu_pytorch_tanh';
+  if (!isActivationName(activation))
+    throw new Error(`${file}: activation_function ${String(activation)} is not supported`);
+  const { embedding, heads } = folder;
+  if (embedding % heads !== 0) throw new Error(`${file}: n_embd ${embedding} is not a multiple of n_head ${heads}`);
+  const inner = raw.n_inner ?? 4 * embedding;
+  if (!(Number.isInteger(inner) && (inner as number) > 0)) {
+    throw new Error(`${file}: n_inner must be a positive integer or null, not ${JSON.stringify(raw.n_inner)}`);
+  }
+  return {
+    vocabSize: folder.vocabSize,
+    contextLength: folder.contextLength,
+    layers: folder.layers,
+    heads,
+    embedding,
+    inner: inner as number,
+    multiQuery: isMultiQuery(raw),
+    normEpsilon: typeof raw.layer_norm_epsilon === 'number' ? raw.layer_norm_epsilon : 1e-5,
+    activation,
+    scaleAttention: boolean('scale_attn_weights', true),
+    tiedHead: boolean('tie_word_embeddings', true),
   };
 }
 
