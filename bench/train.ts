@@ -16,6 +16,7 @@ import { collectCorpus, splitByFile } from '../server/src/workspace/corpus';
 import { type Batch, concatenateDocuments, trainingBatch, validationBatches } from '../server/src/train/dataset';
 import { StepRunner, freshState } from '../server/src/train/trainStep';
 import { median } from '../server/src/util/statistics';
+import { llamaLoraBench } from './trainLlama';
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +25,8 @@ const { values } = parseArgs({
     corpus: { type: 'string', default: path.resolve(__dirname, '..') },
     untimed: { type: 'string', default: '3' },
     profile: { type: 'boolean', default: false },
+    family: { type: 'string', default: 'gpt2' },
+    batch: { type: 'string', default: '1' },
   },
 });
 const steps = Number(values.steps);
@@ -221,7 +224,18 @@ function printProfile(dir: string): void {
   }
 }
 
-main().catch((e) => {
+const run =
+  values.family === 'llama'
+    ? () =>
+        llamaLoraBench({
+          steps: Math.min(steps, 8),
+          untimed: Math.min(untimed, 2),
+          threads,
+          batch: Number(values.batch),
+          profile: values.profile,
+        })
+    : main;
+run().catch((e) => {
   console.error(e);
   process.exit(1);
 });

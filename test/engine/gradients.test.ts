@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward, differentiableOps } from '../../server/src/engine/autodiff';
 import { Graph, type Value, concreteShape } from '../../server/src/engine/graph';
+import { int } from '../../server/src/engine/onnx';
 import type { Session } from '../../server/src/runtime/onnxSession';
 import { f32, open, run, size, uniform } from '../helpers/engineHarness';
 
@@ -157,12 +158,94 @@ const cases: Case[] = [
   { name: 'Neg', op: 'Neg', inputs: [{ shape: [2, 3, 4] }], build: (g, [x]) => g.neg(x) },
   { name: 'Identity', op: 'Identity', inputs: [{ shape: [2, 3, 4] }], build: (g, [x]) => g.identity(x) },
   {
+    name: 'Sqrt',
+    op: 'Sqrt',
+    inputs: [{ shape: [2, 3, 4], init: (u) => 0.5 + 2 * u }],
+    build: (g, [x]) => g.sqrt(x),
+  },
+  {
+    name: 'Sigmoid',
+    op: 'Sigmoid',
+    inputs: [{ shape: [3, 8], init: wide }],
+    build: (g, [x]) => unary(g, 'Sigmoid', x),
+  },
+  { name: 'Sin', op: 'Sin', inputs: [{ shape: [2, 6], init: wide }], build: (g, [x]) => unary(g, 'Sin', x) },
+  { name: 'Cos', op: 'Cos', inputs: [{ shape: [2, 6], init: wide }], build: (g, [x]) => unary(g, 'Cos', x) },
+  { name: 'Pow x²', op: 'Pow', inputs: [{ shape: [2, 3, 4] }], build: (g, [x]) => g.pow(x, g.scalar(2)) },
+  {
+    name: 'Pow x^1.5 of a positive base',
+    op: 'Pow',
+    inputs: [{ shape: [2, 5], init: (u) => 0.5 + 2 * u }],
+    build: (g, [x]) => g.pow(x, g.scalar(1.5)),
+  },
+  {
+    name: 'ReduceMean last axis, keepdims',
+    op: 'ReduceMean',
+    inputs: [{ shape: [2, 3, 5] }],
+    build: (g, [x]) => g.node('ReduceMean', [x, g.int64s([-1])], [[[2, 3, 1], 'float32']])[0],
+  },
+  {
+    name: 'ReduceMean axes [0, 2] without keepdims',
+    op: 'ReduceMean',
+    inputs: [{ shape: [2, 3, 4] }],
+    build: (g, [x]) => g.node('ReduceMean', [x, g.int64s([0, 2])], [[[3], 'float32']], { keepdims: int(0) })[0],
+  },
+  {
+    name: 'RMSNorm as the Llama family writes it (Pow, ReduceMean, Add, Sqrt, Div, Mul)',
+    op: 'ReduceMean',
+    inputs: [{ shape: [2, 3, 6], init: wide }, { shape: [6] }],
+    build: (g, [x, w]) => {
+      const meanSquare = g.node('ReduceMean', [g.pow(x, g.scalar(2)), g.int64s([-1])], [[[2, 3, 1], 'float32']])[0];
+      return g.mul(g.div(x, g.sqrt(g.add(meanSquare, g.scalar(1e-5)))), w);
+    },
+  },
+  {
+    name: 'Expand [3,1] to [2,3,4]',
+    op: 'Expand',
+    inputs: [{ shape: [3, 1] }],
+    build: (g, [x]) => g.node('Expand', [x, g.int64s([2, 3, 4])], [[[2, 3, 4], 'float32']])[0],
+  },
+  {
+    name: 'Unsqueeze [2,3] at 1',
+    op: 'Unsqueeze',
+    inputs: [{ shape: [2, 3] }],
+    build: (g, [x]) => g.mul(g.unsqueeze(x, [1]), g.constant([1, -2, 3, 0.5], [4, 1])),
+  },
+  {
+    name: 'Squeeze [2,1,3]',
+    op: 'Squeeze',
+    inputs: [{ shape: [2, 1, 3] }],
+    build: (g, [x]) => g.node('Squeeze', [x, g.int64s([1])], [[[2, 3], 'float32']])[0],
+  },
+  {
+    name: 'Cast float to float',
+    op: 'Cast',
+    inputs: [{ shape: [2, 3] }],
+    build: (g, [x]) => g.cast(x, 'float32'),
+  },
+  {
+    name: 'Concat of three on the last axis (as rotate_half)',
+    op: 'Concat',
+    inputs: [{ shape: [2, 3, 2] }, { shape: [2, 3, 4] }, { shape: [2, 3, 1] }],
+    build: (g, [a, b, c]) => g.concat([g.neg(b), a, g.mul(c, c)], -1),
+  },
+  {
+    name: 'Concat on axis 1 with a constant',
+    op: 'Concat',
+    inputs: [{ shape: [2, 2, 3] }],
+    build: (g, [a]) => g.concat([a, g.constant([1, 2, 3, 4, 5, 6], [2, 1, 3]), g.tanh(a)], 1),
+  },
+  {
     name: 'fan-out: x used by several consumers (gradient accumulation)',
     op: 'Tanh',
     inputs: [{ shape: [3, 4] }, { shape: [4] }],
     build: (g, [x, b]) => g.mul(g.add(x, b), g.tanh(g.mul(x, x))),
   },
 ];
+
+function unary(g: Graph, op: string, x: Value): Value {
+  return g.node(op, [x], [[x.shape, x.type]])[0];
+}
 
 /**
  * Appends a scalar loss: sum(y ⊙ R) for a fixed random R, built only from ops that have rules

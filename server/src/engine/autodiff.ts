@@ -33,6 +33,21 @@ function rows(g: Graph, x: Value): Value {
   return x.shape.length === 2 ? x : g.reshape(x, [-1, concreteShape(x).at(-1)!]);
 }
 
+/** The values of a constant (initializer) input, or undefined if it is computed. */
+function constantValues(g: Graph, v: Value): number[] | undefined {
+  const data = g.initializers.get(v.name)?.data;
+  return data ? Array.from(data as ArrayLike<number | bigint>, Number) : undefined;
+}
+
+function integerAttribute(n: Node, name: string, fallback: number): number {
+  return (n.attributes[name] as { value: number } | undefined)?.value ?? fallback;
+}
+
+/** Broadcasts dy back to x's shape (the reverse of a reduction or an Expand). */
+function expandTo(g: Graph, dy: Value, x: Value): Value {
+  return g.node('Expand', [dy, g.int64s(concreteShape(x))], [[x.shape, x.type]])[0];
+}
+
 const rules: Record<string, GradientRule> = {
   Add: (g, n, [dy], needs) => n.inputs.map((v, i) => (needs[i] ? unbroadcast(g, dy!, v) : undefined)),
   Sub: (g, n, [dy], needs) => [
@@ -61,6 +76,48 @@ const rules: Record<string, GradientRule> = {
     return [g.mul(dy!, g.sub(g.scalar(1), g.mul(y, y)))];
   },
   Exp: (g, n, [dy]) => [g.mul(dy!, n.outputs[0])],
+  Sqrt: (g, n, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5)), n.outputs[0])],
+  Sigmoid: (g, n, [dy]) => {
+    const y = n.outputs[0];
+    return [g.mul(dy!, g.mul(y, g.sub(g.scalar(1), y)))];
+  },
+  Sin: (g, n, [dy]) => [g.mul(dy!, g.node('Cos', [n.inputs[0]], [[n.inputs[0].shape, 'float32']])[0])],
+  Cos: (g, n, [dy]) => [g.neg(g.mul(dy!, g.node('Sin', [n.inputs[0]], [[n.inputs[0].shape, 'float32']])[0]))],
+  Pow: (g, n, [dy], needs) => {
+    // Only the base is differentiated (exponents are constants in the models); x² is the common case.
+    if (needs[1]) throw new Error('no gradient rule for a Pow exponent');
+    const [x, exponent] = n.inputs;
+    const known = constantValues(g, exponent);
+    if (known?.length === 1 && known[0] === 2) return [g.mul(dy!, g.mul(x, g.scalar(2)))];
+    const slope = g.mul(exponent, g.pow(x, g.sub(exponent, g.scalar(1))));
+    return [unbroadcast(g, g.mul(dy!, slope), x), undefined];
+  },
+  ReduceMean: (g, n, [dy]) => {
+    const [x, axesInput] = n.inputs;
+    const shape = concreteShape(x);
+    const axes = (axesInput ? constantValues(g, axesInput) : undefined) ?? [...shape.keys()];
+    const normalized = axes.map((a) => (a < 0 ? a + shape.length : a));
+    const count = normalized.reduce((k, a) => k * shape[a], 1);
+    const kept = shape.map((d, i) => (normalized.includes(i) ? 1 : d));
+    const keptGrad = integerAttribute(n, 'keepdims', 1) ? dy! : g.reshape(dy!, kept);
+    return [expandTo(g, g.mul(keptGrad, g.scalar(1 / count)), x), undefined];
+  },
+  Expand: (g, n, [dy]) => [unbroadcast(g, dy!, n.inputs[0]), undefined],
+  Unsqueeze: (g, n, [dy]) => [g.reshape(dy!, concreteShape(n.inputs[0])), undefined],
+  Squeeze: (g, n, [dy]) => [g.reshape(dy!, concreteShape(n.inputs[0])), undefined],
+  Cast: (_g, n, [dy]) => [n.inputs[0].type === 'float32' && n.outputs[0].type === 'float32' ? dy : undefined],
+  Concat: (g, n, [dy], needs) => {
+    const rank = n.inputs[0].shape.length;
+    const axis = (integerAttribute(n, 'axis', 0) + rank) % rank;
+    const sizes = n.inputs.map((v) => concreteShape(v)[axis]);
+    const parts = g.node(
+      'Split',
+      [dy!, g.int64s(sizes)],
+      n.inputs.map((v) => [v.shape, v.type]),
+      { axis: int(axis) },
+    );
+    return parts.map((part, i) => (needs[i] ? part : undefined));
+  },
   MatMul: (g, n, [dy], needs) => {
     const [a, b] = n.inputs;
     if (b.shape.length === 2 && a.shape.length > 2) {
@@ -93,7 +150,7 @@ const rules: Record<string, GradientRule> = {
   },
   Split: (g, n, dOut) => {
     const parts = n.outputs.map((o, i) => dOut[i] ?? g.zerosLike(o));
-    return [g.concat(parts, -1)];
+    return [g.concat(parts, integerAttribute(n, 'axis', 0)), undefined];
   },
   Softmax: (g, n, [dy]) => {
     const y = n.outputs[0];

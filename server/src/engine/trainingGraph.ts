@@ -1,12 +1,43 @@
 // Builds the graphs a training run needs: the training step (forward, loss, gradients, clipping and the AdamW
-// update in one graph), the evaluation graph (loss only) and a gradients-only graph for checks. All parameters
-// travel as ONE flat vector `parameters` (with `adam_m`, `adam_v`), sliced into named weights inside the graph:
-// the optimizer then runs a dozen ops on one vector instead of a dozen per weight, and nothing is copied per step.
+// update in one graph), the evaluation graph (loss only) and a gradients-only graph for checks. The trained
+// parameters travel as ONE flat vector `parameters` (with `adam_m`, `adam_v`), sliced into named weights inside the
+// graph: the optimizer then runs a dozen ops on one vector instead of a dozen per weight, and nothing is copied per
+// step. Full fine-tuning trains every weight of any family; LoRA (Llama family) trains only the adapter, and the
+// frozen base weights are separate graph inputs under their Hugging Face names, with no gradient and no state.
+import { type Architecture, forwardOf, parameterShapesOf } from './architecture';
 import { backward } from './autodiff';
 import { Graph, type Value } from './graph';
-import { type GptConfig, causalBias, forward, isDecayed, parameterShapes } from './model';
+import { type LoraSettings, attachLora, loraParameterShapes } from './lora';
+import { type GptConfig, causalBias, isDecayed } from './model';
 import type { ModelDescription } from './onnx';
 import { type AdamWSettings, appendAdamW } from './optimizer';
+
+/** What a training graph trains: an architecture, fully, or through a LoRA adapter. */
+export interface TrainingSpec {
+  architecture: Architecture;
+  lora?: LoraSettings;
+}
+
+/** A GPT-2 config alone means full training of that GPT-2. */
+export type Trainable = GptConfig | TrainingSpec;
+
+export function trainingSpec(t: Trainable): TrainingSpec {
+  return 'architecture' in t ? t : { architecture: { family: 'gpt2', config: t } };
+}
+
+/** The trained parameters in flat-vector order: the model's own, or the LoRA adapter's in PEFT's names. */
+export function trainedParameterShapes(t: Trainable): [string, number[]][] {
+  const { architecture, lora } = trainingSpec(t);
+  if (!lora) return parameterShapesOf(architecture);
+  if (architecture.family !== 'llama') throw new Error(`LoRA is not available for ${architecture.family} models`);
+  return loraParameterShapes(architecture.config, lora);
+}
+
+/** The frozen weights a LoRA graph takes as inputs (by Hugging Face name); none for full training. */
+export function frozenInputShapes(t: Trainable): [string, number[]][] {
+  const { architecture, lora } = trainingSpec(t);
+  return lora ? parameterShapesOf(architecture) : [];
+}
 
 export interface BatchShape {
   batch: number;
@@ -26,6 +57,9 @@ export const names = {
   variances: 'adam_v',
   next: (input: string) => `next/${input}`,
   gradient: (parameter: string) => `grad/${parameter}`,
+  /** int64 scalar, fed per step when LoRA dropout is on (resuming with the same seeds redraws the same masks). */
+  dropoutSeed: 'dropout_seed',
+  logits: 'logits',
 };
 
 /** Where each named weight lives in the flat parameter vector. */
@@ -36,9 +70,9 @@ export interface ParameterSlot {
   size: number;
 }
 
-export function parameterLayout(c: GptConfig): { slots: ParameterSlot[]; total: number } {
+export function parameterLayout(t: Trainable): { slots: ParameterSlot[]; total: number } {
   let offset = 0;
-  const slots = parameterShapes(c).map(([name, shape]) => {
+  const slots = trainedParameterShapes(t).map(([name, shape]) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const slot = { name, shape, offset, size };
     offset += size;
@@ -47,8 +81,8 @@ export function parameterLayout(c: GptConfig): { slots: ParameterSlot[]; total: 
   return { slots, total: offset };
 }
 
-export function packParameters(c: GptConfig, weights: Map<string, Float32Array>): Float32Array {
-  const { slots, total } = parameterLayout(c);
+export function packParameters(t: Trainable, weights: Map<string, Float32Array>): Float32Array {
+  const { slots, total } = parameterLayout(t);
   const flat = new Float32Array(total);
   for (const s of slots) {
     const w = weights.get(s.name);
@@ -59,32 +93,42 @@ export function packParameters(c: GptConfig, weights: Map<string, Float32Array>)
 }
 
 /** Named views into a flat vector (no copy). */
-export function unpackParameters(c: GptConfig, flat: Float32Array): Map<string, Float32Array> {
-  return new Map(parameterLayout(c).slots.map((s) => [s.name, flat.subarray(s.offset, s.offset + s.size)]));
+export function unpackParameters(t: Trainable, flat: Float32Array): Map<string, Float32Array> {
+  return new Map(parameterLayout(t).slots.map((s) => [s.name, flat.subarray(s.offset, s.offset + s.size)]));
 }
 
-function lossGraph(c: GptConfig, shape: BatchShape, name: string) {
+function lossGraph(t: Trainable, shape: BatchShape, name: string) {
+  const { architecture, lora } = trainingSpec(t);
   const g = new Graph(name);
   const { batch, time } = shape;
-  const { slots, total } = parameterLayout(c);
+  const { slots, total } = parameterLayout(t);
   const tokens = g.input(names.inputIds, [batch, time], 'int64');
   const targets = g.input(names.targets, [batch, time], 'int64');
   const flat = g.input(names.parameters, [total]);
-  const weights: Record<string, Value> = {};
-  for (const s of slots) weights[s.name] = g.reshape(g.slice1d(flat, s.offset, s.offset + s.size), s.shape);
+  const trained: Record<string, Value> = {};
+  for (const s of slots) trained[s.name] = g.reshape(g.slice1d(flat, s.offset, s.offset + s.size), s.shape);
+  let weights = trained;
+  if (lora && architecture.family === 'llama') {
+    const frozen: Record<string, Value> = {};
+    for (const [n, dims] of frozenInputShapes(t)) frozen[n] = g.input(n, dims);
+    const seed = lora.dropout > 0 ? g.input(names.dropoutSeed, [], 'int64') : undefined;
+    weights = attachLora(g, architecture.config, lora, frozen, trained, seed);
+  }
   const positions = g.constant(
     BigInt64Array.from({ length: time }, (_, i) => BigInt(i)),
     [1, time],
   );
-  const bias = g.constant(causalBias(time), [time, time]);
-  const logits = forward(g, c, weights, tokens, positions, bias);
-  const { loss } = g.crossEntropy(g.reshape(logits, [batch * time, c.vocabSize]), g.reshape(targets, [batch * time]));
-  return { g, slots, total, flat, weights, loss };
+  // GPT-2 adds the mask to [batch, heads, time, time] scores; the Llama family wants it as [batch, 1, time, time].
+  const bias = g.constant(causalBias(time), architecture.family === 'gpt2' ? [time, time] : [1, 1, time, time]);
+  const logits = forwardOf(g, architecture, weights, tokens, positions, bias);
+  const vocabSize = architecture.config.vocabSize;
+  const { loss } = g.crossEntropy(g.reshape(logits, [batch * time, vocabSize]), g.reshape(targets, [batch * time]));
+  return { g, slots, total, flat, weights: trained, logits, loss };
 }
 
 /** The graph of one optimizer step. */
-export function buildTrainingStep(c: GptConfig, shape: BatchShape, adamw: AdamWSettings): ModelDescription {
-  const { g, slots, total, flat, weights, loss } = lossGraph(c, shape, 'modelwright_train_step');
+export function buildTrainingStep(t: Trainable, shape: BatchShape, adamw: AdamWSettings): ModelDescription {
+  const { g, slots, total, flat, weights, loss } = lossGraph(t, shape, 'modelwright_train_step');
   const grads = backward(
     g,
     loss,
@@ -117,16 +161,19 @@ export function buildTrainingStep(c: GptConfig, shape: BatchShape, adamw: AdamWS
   return g.toModel();
 }
 
-/** Forward and loss only, for validation. */
-export function buildEvaluation(c: GptConfig, shape: BatchShape): ModelDescription {
-  const { g, loss } = lossGraph(c, shape, 'modelwright_evaluate');
+/** Forward and loss only, for validation (and the logits too, if asked, for checks); LoRA dropout is off. */
+export function buildEvaluation(t: Trainable, shape: BatchShape, options: { logits?: boolean } = {}): ModelDescription {
+  const spec = trainingSpec(t);
+  const evaluated = spec.lora ? { ...spec, lora: { ...spec.lora, dropout: 0 } } : spec;
+  const { g, loss, logits } = lossGraph(evaluated, shape, 'modelwright_evaluate');
   g.output(loss, names.loss);
+  if (options.logits) g.output(logits, names.logits);
   return g.toModel();
 }
 
 /** Loss and every weight's raw gradient (`grad/NAME`, no optimizer), for checking the engine against a reference. */
-export function buildGradients(c: GptConfig, shape: BatchShape): ModelDescription {
-  const { g, slots, weights, loss } = lossGraph(c, shape, 'modelwright_gradients');
+export function buildGradients(t: Trainable, shape: BatchShape): ModelDescription {
+  const { g, slots, weights, loss } = lossGraph(t, shape, 'modelwright_gradients');
   const grads = backward(
     g,
     loss,
