@@ -1,6 +1,7 @@
 // `npm run bench:complete`: server-side latency of textDocument/inlineCompletion over many cursor positions of a real
 // file, with and without KV-cache reuse (two servers taking turns), and their memory. Uses models/default, or trains
-// a small model on this repository for a minute first (kept in .tmp/bench-complete-model for later runs).
+// a small model on this repository for a minute first (kept in .tmp/bench-complete-model for later runs). Then the
+// pretrained-shape row (bench/pretrained.ts); `--pretrained-only` runs just that row, `--skip-pretrained` skips it.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -21,6 +22,8 @@ import {
 import { type ServerStatus, Status } from '../server/src/protocol';
 import { train } from '../server/src/train/trainer';
 import { percentile } from '../server/src/util/statistics';
+import type { ConversionDtype } from '../server/src/convert/convertFolder';
+import { pretrainedRow } from './pretrained';
 
 const repository = path.resolve(__dirname, '..');
 const serverScript = path.join(repository, 'server', 'out', 'server.js');
@@ -34,6 +37,14 @@ const { values } = parseArgs({
     retrain: { type: 'boolean', default: false },
     /** Use the model trained on this repository even when models/default exists. */
     'repository-model': { type: 'boolean', default: false },
+    'pretrained-only': { type: 'boolean', default: false },
+    'skip-pretrained': { type: 'boolean', default: false },
+    /** Comma-separated: q8 (int8), fp32. */
+    'pretrained-dtypes': { type: 'string', default: 'q8,fp32' },
+    'prefill-tokens': { type: 'string', default: '1024' },
+    'decode-tokens': { type: 'string', default: '24' },
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '2' },
   },
 });
 
@@ -60,6 +71,18 @@ interface Run {
 }
 
 async function main(): Promise<void> {
+  if (!values['pretrained-only']) await completionRows();
+  if (values['skip-pretrained']) return;
+  await pretrainedRow({
+    dtypes: values['pretrained-dtypes']!.split(',') as ConversionDtype[],
+    prefillTokens: Number(values['prefill-tokens']),
+    decodeTokens: Number(values['decode-tokens']),
+    threads: Number(values.threads),
+    rounds: Number(values.rounds),
+  });
+}
+
+async function completionRows(): Promise<void> {
   if (!fs.existsSync(serverScript)) throw new Error(`${serverScript} is missing: run npm run build`);
   const modelDir = await benchModel();
   const file = path.resolve(repository, values.file!);

@@ -9,6 +9,7 @@ const entries = [
   { in: 'server/src/cli.ts', out: 'server/out/cli.js' },
   { in: 'server/src/server.ts', out: 'server/out/server.js' },
   { in: 'server/src/workers/trainingWorker.ts', out: 'server/out/trainingWorker.js' },
+  { in: 'server/src/runtime/inferenceWorker.ts', out: 'server/out/inferenceWorker.js' },
   { in: 'client/src/extension.ts', out: 'client/out/extension.js' },
 ].filter((e) => fs.existsSync(e.in));
 const webviewEntries = [{ in: 'client/webview/training.ts', out: 'client/out/webview/training.js' }];

@@ -1,7 +1,8 @@
-// Checks tiny random Llama-family models (llama, qwen2) made by PyTorch in Hugging Face's layout against PyTorch's
-// own logits: the exported onnx/model.onnx run with onnxruntime-node (full run and KV-cache steps), greedy
-// generation by transformers.js and by the project's runtime, and the safetensors files' names and format.
-// The same folders converted from safetensors by our engine (modelwright convert) must match PyTorch too.
+// Checks tiny random models of every supported family (llama, qwen2, starcoder2, gpt_bigcode) made by PyTorch in
+// Hugging Face's layout against PyTorch's own logits: the exported onnx/model.onnx run with onnxruntime-node (full
+// run and KV-cache steps), greedy generation by transformers.js and by the project's runtime, and the safetensors
+// files' names and format. The same folders converted from safetensors by our engine (modelwright convert) must
+// match PyTorch too, in the same transformers.js cache layout (GPT-BigCode's fused key_value included).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -10,12 +11,26 @@ import * as ort from 'onnxruntime-node';
 import { ensureRunnable } from '../../server/src/convert/convertFolder';
 import { generate } from '../../server/src/runtime/generate';
 import { loadLanguageModel } from '../../server/src/runtime/languageModel';
-import { type Family, type FamilyConfig, type FamilyModel, makeFamilyModel } from '../helpers/familyModels';
+import {
+  type AnyFamilyConfig,
+  type Family,
+  type FamilyModel,
+  type FamilyModelOptions,
+  cacheLayout,
+  makeFamilyModel,
+  modelShape,
+} from '../helpers/familyModels';
 
 type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
 
 const TOLERANCE = 1e-4;
-const FAMILIES: Family[] = ['llama', 'qwen2'];
+const FAMILIES: Family[] = ['llama', 'qwen2', 'starcoder2', 'gpt_bigcode'];
+const ARCHITECTURES: Record<Family, string> = {
+  llama: 'LlamaForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  starcoder2: 'Starcoder2ForCausalLM',
+  gpt_bigcode: 'GPTBigCodeForCausalLM',
+};
 
 /** Largest absolute difference between two equally long vectors. */
 function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -28,15 +43,15 @@ function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** Runs `ids` after the cached positions (batch 1, no padding) and returns every position's logits and the cache. */
 async function runOnnx(
   session: ort.InferenceSession,
-  config: FamilyConfig,
+  config: AnyFamilyConfig,
   ids: readonly number[],
   past: ort.Tensor[] | undefined,
 ): Promise<{ logits: Float32Array[]; present: ort.Tensor[] }> {
-  const layers = config.num_hidden_layers;
-  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
-  const empty = new ort.Tensor('float32', new Float32Array(0), [1, config.num_key_value_heads, 0, headDim]);
-  const cache = past ?? Array.from({ length: 2 * layers }, () => empty);
-  const pastLength = cache[0].dims[2];
+  const { layers } = modelShape(config);
+  const { kinds, pastAxis, emptyDims } = cacheLayout(config);
+  const empty = new ort.Tensor('float32', new Float32Array(0), emptyDims);
+  const cache = past ?? Array.from({ length: kinds.length * layers }, () => empty);
+  const pastLength = cache[0].dims[pastAxis];
   const total = pastLength + ids.length;
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
@@ -47,17 +62,22 @@ async function runOnnx(
       [1, ids.length],
     ),
   };
-  for (let i = 0; i < layers; i++) {
-    feeds[`past_key_values.${i}.key`] = cache[2 * i];
-    feeds[`past_key_values.${i}.value`] = cache[2 * i + 1];
-  }
+  const pastNames = cacheNames(config, 'past_key_values');
+  pastNames.forEach((name, i) => {
+    feeds[name] = cache[i];
+  });
   const results = await session.run(feeds);
   const data = results.logits.data as Float32Array;
   const vocab = config.vocab_size;
   const logits = ids.map((_, i) => data.subarray(i * vocab, (i + 1) * vocab));
-  const present: ort.Tensor[] = [];
-  for (let i = 0; i < layers; i++) present.push(results[`present.${i}.key`], results[`present.${i}.value`]);
+  const present = cacheNames(config, 'present').map((name) => results[name]);
   return { logits, present };
+}
+
+/** Every layer's cache input (or output) names in order: past_key_values.{i}.key, .value or .key_value. */
+function cacheNames(config: AnyFamilyConfig, prefix: 'past_key_values' | 'present'): string[] {
+  const { kinds } = cacheLayout(config);
+  return Array.from({ length: modelShape(config).layers }, (_, i) => kinds.map((k) => `${prefix}.${i}.${k}`)).flat();
 }
 
 /** Tensor names, dtypes and shapes from a safetensors header. */
@@ -73,24 +93,41 @@ function safetensorsHeader(file: string): Record<string, { dtype: string; shape:
   return header;
 }
 
-/** The parameter names Hugging Face's LlamaForCausalLM / Qwen2ForCausalLM save. */
-function expectedNames(config: FamilyConfig): string[] {
-  const names = ['model.embed_tokens.weight', 'model.norm.weight'];
-  if (!config.tie_word_embeddings) names.push('lm_head.weight');
-  for (let i = 0; i < config.num_hidden_layers; i++) {
+/** The parameter names Hugging Face's LlamaForCausalLM, Qwen2ForCausalLM, Starcoder2ForCausalLM and
+ * GPTBigCodeForCausalLM save (tied heads are not saved). */
+function expectedNames(config: AnyFamilyConfig): string[] {
+  const names: string[] = [];
+  const { layers, tied } = modelShape(config);
+  if (config.model_type === 'gpt_bigcode') {
+    names.push('transformer.wte.weight', 'transformer.wpe.weight', 'transformer.ln_f.weight', 'transformer.ln_f.bias');
+    for (let i = 0; i < layers; i++) {
+      for (const linear of ['ln_1', 'attn.c_attn', 'attn.c_proj', 'ln_2', 'mlp.c_fc', 'mlp.c_proj']) {
+        names.push(`transformer.h.${i}.${linear}.weight`, `transformer.h.${i}.${linear}.bias`);
+      }
+    }
+    return names.sort();
+  }
+  const starcoder2 = config.model_type === 'starcoder2';
+  const parameters = (name: string, bias: boolean) => names.push(`${name}.weight`, ...(bias ? [`${name}.bias`] : []));
+  parameters('model.embed_tokens', false);
+  parameters('model.norm', starcoder2);
+  if (!tied) parameters('lm_head', false);
+  for (let i = 0; i < layers; i++) {
     const p = `model.layers.${i}.`;
-    names.push(`${p}input_layernorm.weight`, `${p}post_attention_layernorm.weight`);
-    for (const proj of ['q', 'k', 'v', 'o']) names.push(`${p}self_attn.${proj}_proj.weight`);
-    if (config.model_type === 'qwen2')
-      for (const proj of ['q', 'k', 'v']) names.push(`${p}self_attn.${proj}_proj.bias`);
-    for (const proj of ['gate', 'up', 'down']) names.push(`${p}mlp.${proj}_proj.weight`);
+    parameters(`${p}input_layernorm`, starcoder2);
+    parameters(`${p}post_attention_layernorm`, starcoder2);
+    for (const proj of ['q', 'k', 'v'])
+      parameters(`${p}self_attn.${proj}_proj`, starcoder2 || config.model_type === 'qwen2');
+    parameters(`${p}self_attn.o_proj`, starcoder2);
+    const mlp = starcoder2 ? ['c_fc', 'c_proj'] : ['gate_proj', 'up_proj', 'down_proj'];
+    for (const linear of mlp) parameters(`${p}mlp.${linear}`, starcoder2);
   }
   return names.sort();
 }
 
 for (const family of FAMILIES) {
   describe(`${family} models made by PyTorch`, () => {
-    let folder: FamilyModel;
+    let folder: FamilyModel<AnyFamilyConfig>;
     let session: ort.InferenceSession;
 
     before(async () => {
@@ -108,28 +145,34 @@ for (const family of FAMILIES) {
     test('config.json and the safetensors file follow Hugging Face', () => {
       const { config } = folder;
       assert.equal(config.model_type, family);
-      assert.deepEqual(config.architectures, [family === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM']);
-      assert.ok(config.num_key_value_heads < config.num_attention_heads, 'grouped-query attention');
-      if (family === 'llama') assert.equal(config.rope_scaling?.rope_type, 'llama3');
+      assert.deepEqual(config.architectures, [ARCHITECTURES[family]]);
+      const { kvHeads, heads, headDim, hidden } = modelShape(config);
+      assert.ok(kvHeads < heads, 'grouped-query or multi-query attention');
       const header = safetensorsHeader(path.join(folder.dir, 'model.safetensors'));
       assert.deepEqual(Object.keys(header).sort(), expectedNames(config));
-      assert.deepEqual(header['model.embed_tokens.weight'].shape, [config.vocab_size, config.hidden_size]);
-      const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
-      assert.deepEqual(header['model.layers.0.self_attn.k_proj.weight'].shape, [
-        config.num_key_value_heads * headDim,
-        config.hidden_size,
-      ]);
+      if (config.model_type === 'gpt_bigcode') {
+        assert.equal(kvHeads, 1);
+        assert.deepEqual(header['transformer.wte.weight'].shape, [config.vocab_size, hidden]);
+        // nn.Linear [out, in]: every head's query, then one key head and one value head.
+        assert.deepEqual(header['transformer.h.0.attn.c_attn.weight'].shape, [hidden + 2 * headDim, hidden]);
+      } else {
+        if (family === 'llama') assert.equal(config.rope_scaling?.rope_type, 'llama3');
+        if (family === 'starcoder2') assert.ok(config.sliding_window! < folder.reference.token_ids.length);
+        assert.deepEqual(header['model.embed_tokens.weight'].shape, [config.vocab_size, hidden]);
+        assert.deepEqual(header['model.layers.0.self_attn.k_proj.weight'].shape, [kvHeads * headDim, hidden]);
+      }
       for (const file of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
         assert.ok(fs.existsSync(path.join(folder.dir, file)), file);
       }
     });
 
     test('the ONNX export has the transformers.js inputs and outputs', () => {
-      const layers = folder.config.num_hidden_layers;
-      const past = Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]);
-      const present = Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]);
-      assert.deepEqual(session.inputNames, ['input_ids', 'attention_mask', 'position_ids', ...past.flat()]);
-      assert.deepEqual(session.outputNames, ['logits', ...present.flat()]);
+      const { config } = folder;
+      const past = cacheNames(config, 'past_key_values');
+      assert.deepEqual(session.inputNames, ['input_ids', 'attention_mask', 'position_ids', ...past]);
+      assert.deepEqual(session.outputNames, ['logits', ...cacheNames(config, 'present')]);
+      if (family === 'gpt_bigcode')
+        assert.deepEqual(past, ['past_key_values.0.key_value', 'past_key_values.1.key_value']);
     });
 
     test('ONNX logits equal PyTorch for a full run', async (t) => {
@@ -155,7 +198,11 @@ for (const family of FAMILIES) {
       for (const [i, position] of reference.cached.positions.entries()) {
         const step = await runOnnx(session, config, [ids[position]], present);
         present = step.present;
-        assert.deepEqual(present[0].dims, [1, config.num_key_value_heads, position + 1, present[0].dims[3]]);
+        const { pastAxis, emptyDims } = cacheLayout(config);
+        assert.deepEqual(
+          present[0].dims,
+          emptyDims.map((d, axis) => (axis === pastAxis ? position + 1 : d)),
+        );
         const difference = maxDifference(step.logits[0], reference.cached.logits[i]);
         assert.ok(difference <= TOLERANCE, `position ${position}: logits differ by ${difference}`);
         max = Math.max(max, difference);
@@ -171,18 +218,13 @@ for (const family of FAMILIES) {
       const n = ids.length;
       const mask = ids.map((_, i) => (i < 2 ? 0n : 1n));
       const positions = ids.map((_, i) => (i < 2 ? 1n : BigInt(i - 2)));
-      const layers = config.num_hidden_layers;
-      const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
-      const empty = new ort.Tensor('float32', new Float32Array(0), [1, config.num_key_value_heads, 0, headDim]);
+      const empty = new ort.Tensor('float32', new Float32Array(0), cacheLayout(config).emptyDims);
       const feeds: Record<string, ort.Tensor> = {
         input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
         attention_mask: new ort.Tensor('int64', BigInt64Array.from(mask), [1, n]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from(positions), [1, n]),
       };
-      for (let i = 0; i < layers; i++) {
-        feeds[`past_key_values.${i}.key`] = empty;
-        feeds[`past_key_values.${i}.value`] = empty;
-      }
+      for (const name of cacheNames(config, 'past_key_values')) feeds[name] = empty;
       const logits = (await session.run(feeds)).logits.data as Float32Array;
       const last = logits.subarray((n - 1) * config.vocab_size, n * config.vocab_size);
       const difference = maxDifference(last, reference.full.logits[1]);
@@ -273,7 +315,7 @@ describe('sharded bfloat16 weights', () => {
 });
 
 /** A copy of the folder without its PyTorch ONNX export, converted by our engine (what `modelwright convert` does). */
-function convertedCopy(folder: FamilyModel): string {
+function convertedCopy(folder: FamilyModel<AnyFamilyConfig>): string {
   const dir = `${folder.dir}-converted`;
   fs.cpSync(folder.dir, dir, { recursive: true });
   fs.rmSync(path.join(dir, 'onnx'), { recursive: true });
@@ -285,9 +327,12 @@ for (const [family, options] of [
   ['llama', { family: 'llama', seed: 3 }],
   ['qwen2', { family: 'qwen2', seed: 3 }],
   ['sharded bfloat16 qwen2', { family: 'qwen2', seed: 4, dtype: 'bfloat16', shards: 2 }],
-] as const) {
+  ['starcoder2', { family: 'starcoder2', seed: 3 }],
+  ['gpt_bigcode', { family: 'gpt_bigcode', seed: 3 }],
+  ['gpt_bigcode with a key/value head per head', { family: 'gpt_bigcode', seed: 3, multiQuery: false }],
+] as [string, FamilyModelOptions][]) {
   describe(`${family} converted from safetensors by our engine`, () => {
-    let folder: FamilyModel;
+    let folder: FamilyModel<AnyFamilyConfig>;
     let dir: string;
     let session: ort.InferenceSession;
 
@@ -304,6 +349,9 @@ for (const [family, options] of [
 
     test('logits equal PyTorch for a full run and with the KV cache', async () => {
       const { reference, config } = folder;
+      assert.deepEqual(session.inputNames.slice(3), cacheNames(config, 'past_key_values'), 'the same cache layout');
+      const presentNames = session.outputNames.filter((name) => name.startsWith('present.'));
+      assert.deepEqual(presentNames, cacheNames(config, 'present'));
       const full = await runOnnx(session, config, reference.token_ids, undefined);
       reference.full.positions.forEach((position, i) => {
         const difference = maxDifference(full.logits[position], reference.full.logits[i]);

@@ -1,12 +1,15 @@
 // Batched KV-cache decoding for the HTTP service: sequences of different lengths share one ONNX run, left-padded
 // and masked with attention_mask/position_ids; sequences join (after a batched prefill) and leave between steps.
 // Also runs the graph on caller-given tensors (Open Inference Protocol) and describes its declared inputs/outputs.
+// The session and the batches' keys and values live in the inference worker (batchedCore.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor as OrtTensor } from 'onnxruntime-node';
 import { type FolderConfig, readFolderConfig } from '../modelFolder/config';
-import { type Io, ONNX_CANDIDATES, discoverIo, halfToFloat } from './languageModel';
-import { type Feeds, type Session, type Tensor, createSession } from './onnxSession';
+import { type InferenceWorker, inferenceWorker, newHandle, releaseWhenCollected } from './inferenceClient';
+import type { IoSpec, LoadedModel } from './inferenceProtocol';
+import { ONNX_CANDIDATES } from './languageModel';
+import { type Io, LOGITS_TO_KEEP, NEW_KEY_VALUES } from './modelIo';
+import type { RawTensor } from './batchedCore';
 
 /** Tensor element types by their Open Inference Protocol / Triton name. */
 export type TensorDatatype = 'FP32' | 'FP16' | 'FP64' | 'INT64' | 'INT32' | 'INT8' | 'UINT8' | 'BOOL';
@@ -66,17 +69,18 @@ const datatypeToOrt: Record<TensorDatatype, string> = {
 /**
  * The keys and values of a batch of sequences: each row is left-padded by `pads[row]` masked positions, so that
  * every row's newest token sits in the last column. Rows are in the order the caller keeps its sequences in.
+ * The tensors are in the inference worker, freed by `release` or when the batch is garbage-collected.
  */
 export class DecodeBatch {
   /** @internal Created by BatchedDecoder. */
   constructor(
-    /** @internal */ readonly owner: object,
+    /** @internal */ readonly owner: BatchedDecoder,
     /** Padding positions at the start of each row. */
     readonly pads: number[],
     /** Positions held per row, padding included. */
     readonly length: number,
-    /** @internal past_key_values tensors [rows, heads, length, headDim], in the model's past-input order. */
-    readonly past: Tensor[],
+    /** @internal The worker-side handle. */
+    readonly handle: number,
   ) {}
 
   get rows(): number {
@@ -87,6 +91,11 @@ export class DecodeBatch {
   tokensIn(row: number): number {
     return this.length - this.pads[row];
   }
+
+  /** Frees the keys and values now (the batch must not be used afterwards). */
+  release(): void {
+    this.owner.releaseBatch(this);
+  }
 }
 
 export class BatchedDecoder {
@@ -95,9 +104,7 @@ export class BatchedDecoder {
   readonly outputs: readonly TensorSpec[];
   /** True when rows of different lengths can share a run (the graph takes attention_mask and position_ids). */
   readonly canBatch: boolean;
-  private readonly fetches: string[];
   private disposed = false;
-  private running = 0;
 
   static async load(modelDir: string, options: BatchedDecoderOptions = {}): Promise<BatchedDecoder> {
     if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory())
@@ -105,21 +112,21 @@ export class BatchedDecoder {
     const config = readFolderConfig(modelDir);
     const onnxFile = ONNX_CANDIDATES.find((f) => fs.existsSync(path.join(modelDir, f)));
     if (!onnxFile) throw new Error(`${modelDir}: ${ONNX_CANDIDATES[0]} is missing`);
-    const session = await createSession(path.join(modelDir, onnxFile), {
+    const worker = inferenceWorker();
+    const handle = newHandle();
+    const loaded = await worker.call<LoadedModel>({
+      op: 'load',
+      model: handle,
+      kind: 'batched',
+      onnxPath: path.join(modelDir, onnxFile),
+      where: `${modelDir}: ${onnxFile}`,
+      config,
       intraOpThreads: options.intraOpThreads ?? 0,
-    }).catch((e: unknown) => {
-      throw new Error(`${modelDir}: ${onnxFile} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
     });
     try {
-      return new BatchedDecoder(
-        modelDir,
-        onnxFile,
-        config,
-        session,
-        discoverIo(session, config, `${modelDir}: ${onnxFile}`),
-      );
+      return new BatchedDecoder(modelDir, onnxFile, config, worker, handle, loaded);
     } catch (e) {
-      await session.release();
+      await worker.call({ op: 'dispose', model: handle });
       throw e;
     }
   }
@@ -129,31 +136,40 @@ export class BatchedDecoder {
     /** The ONNX file that was loaded, relative to modelDir. */
     readonly onnxFile: string,
     readonly config: FolderConfig,
-    private readonly session: Session,
-    private readonly io: Io,
+    private readonly worker: InferenceWorker,
+    private readonly handle: number,
+    loaded: LoadedModel,
   ) {
-    this.inputs = session.inputMetadata.map(describe);
-    this.outputs = session.outputMetadata.map(describe);
-    this.canBatch = io.hasAttentionMask && io.hasPositionIds;
-    this.fetches = ['logits', ...io.presentOutputs];
+    // num_logits_to_keep and the new_key_values outputs are for the runtime's own decoding; callers of runTensors
+    // see the graph as the Hugging Face layout declares it (and get every position's logits).
+    this.inputs = loaded.inputs.filter((input) => input.name !== LOGITS_TO_KEEP).map(describe);
+    this.outputs = loaded.outputs.filter((output) => !output.name.startsWith(`${NEW_KEY_VALUES}.`)).map(describe);
+    this.io = loaded.io;
+    this.canBatch = this.io.hasAttentionMask && this.io.hasPositionIds;
   }
+
+  private readonly io: Io;
 
   /** Runs the graph on the given inputs and returns the requested outputs (all when `outputNames` is empty). */
   async runTensors(inputs: readonly HostTensor[], outputNames: readonly string[] = []): Promise<HostTensor[]> {
-    const feeds: Feeds = {};
-    for (const input of inputs)
-      feeds[input.name] = new OrtTensor(
-        datatypeToOrt[input.datatype] as 'float32',
-        input.data as Float32Array,
-        input.shape,
-      );
+    this.checkUsable();
+    const raw: RawTensor[] = inputs.map((input) => ({
+      name: input.name,
+      type: datatypeToOrt[input.datatype],
+      dims: input.shape,
+      data: input.data,
+    }));
     const names = outputNames.length ? [...outputNames] : this.outputs.map((o) => o.name);
-    const results = await this.run(feeds, names);
-    return names.map((name) => {
-      const t = results[name];
+    const results = await this.call<RawTensor[]>({
+      op: 'runTensors',
+      model: this.handle,
+      inputs: raw,
+      outputNames: names,
+    });
+    return results.map((t) => {
       const datatype = ortToDatatype[t.type];
-      if (!datatype) throw new Error(`output ${name} has unsupported type ${t.type}`);
-      return { name, datatype, shape: t.dims.map(Number), data: t.data as TensorData };
+      if (!datatype) throw new Error(`output ${t.name} has unsupported type ${t.type}`);
+      return { name: t.name, datatype, shape: t.dims, data: t.data as TensorData };
     });
   }
 
@@ -162,6 +178,7 @@ export class BatchedDecoder {
    * Returns the new batch and, per prompt, the logits of its last position.
    */
   async prefill(prompts: readonly (readonly number[])[]): Promise<{ batch: DecodeBatch; logits: Float32Array[] }> {
+    this.checkUsable();
     const rows = prompts.length;
     if (rows === 0) throw new Error('prefill needs at least one prompt');
     if (rows > 1 && !this.canBatch)
@@ -170,29 +187,22 @@ export class BatchedDecoder {
     if (width === 0) throw new Error('prefill needs at least one token per prompt');
     if (width > this.config.contextLength)
       throw new Error(`${width} tokens exceed the model's context of ${this.config.contextLength}`);
-    const ids = new BigInt64Array(rows * width);
-    const mask = new BigInt64Array(rows * width);
-    const positions = new BigInt64Array(rows * width);
-    const pads: number[] = [];
-    prompts.forEach((prompt, row) => {
-      const pad = width - prompt.length;
-      pads.push(pad);
-      for (let i = 0; i < prompt.length; i++) {
-        const at = row * width + pad + i;
-        ids[at] = BigInt(this.checkId(prompt[i]));
-        mask[at] = 1n;
-        positions[at] = BigInt(i);
-      }
-    });
-    const emptyPast = this.emptyPast(rows);
-    const results = await this.runStep(ids, mask, positions, [rows, width], emptyPast, false);
-    const batch = new DecodeBatch(
-      this,
-      pads,
-      width,
-      this.io.presentOutputs.map((name) => results[name]),
+    for (const prompt of prompts) for (const id of prompt) this.checkId(id);
+    const batch = this.tracked(
+      new DecodeBatch(
+        this,
+        prompts.map((p) => width - p.length),
+        width,
+        newHandle(),
+      ),
     );
-    return { batch, logits: this.lastLogits(results.logits, rows, width) };
+    const logits = await this.call<Float32Array[]>({
+      op: 'prefill',
+      model: this.handle,
+      batch: batch.handle,
+      prompts: prompts.map((p) => [...p]),
+    });
+    return { batch, logits };
   }
 
   /** Runs one new token per row after what `batch` holds, and returns the new batch and each row's logits. */
@@ -200,26 +210,21 @@ export class BatchedDecoder {
     this.checkBatch(batch);
     const rows = batch.rows;
     if (tokens.length !== rows) throw new Error(`step got ${tokens.length} tokens for ${rows} rows`);
-    const total = batch.length + 1;
-    const ids = new BigInt64Array(rows);
-    const mask = new BigInt64Array(rows * total);
-    const positions = new BigInt64Array(rows);
     for (let row = 0; row < rows; row++) {
       const held = batch.tokensIn(row);
       if (held + 1 > this.config.contextLength)
         throw new Error(`row ${row}: ${held + 1} tokens exceed the model's context of ${this.config.contextLength}`);
-      ids[row] = BigInt(this.checkId(tokens[row]));
-      positions[row] = BigInt(held);
-      mask.fill(1n, row * total + batch.pads[row], (row + 1) * total);
+      this.checkId(tokens[row]);
     }
-    const results = await this.runStep(ids, mask, positions, [rows, 1], batch.past, true);
-    const next = new DecodeBatch(
-      this,
-      batch.pads.slice(),
-      total,
-      this.io.presentOutputs.map((name) => results[name]),
-    );
-    return { batch: next, logits: this.lastLogits(results.logits, rows, 1) };
+    const next = this.tracked(new DecodeBatch(this, batch.pads.slice(), batch.length + 1, newHandle()));
+    const logits = await this.call<Float32Array[]>({
+      op: 'step',
+      model: this.handle,
+      from: batch.handle,
+      to: next.handle,
+      tokens: [...tokens],
+    });
+    return { batch: next, logits };
   }
 
   /**
@@ -232,26 +237,10 @@ export class BatchedDecoder {
     for (const row of rows)
       if (!(Number.isInteger(row) && row >= 0 && row < batch.rows)) throw new Error(`row ${row} is not in the batch`);
     const trim = Math.min(...rows.map((row) => batch.pads[row]));
-    const length = batch.length - trim;
-    const heads = this.io.kvHeads;
-    const headDim = this.io.headDim;
-    const past = batch.past.map((tensor) => {
-      const source = tensor.data as Float32Array | Uint16Array;
-      const target = newLike(source, rows.length * heads * length * headDim);
-      rows.forEach((row, to) => {
-        for (let h = 0; h < heads; h++) {
-          const from = ((row * heads + h) * batch.length + trim) * headDim;
-          target.set(source.subarray(from, from + length * headDim), (to * heads + h) * length * headDim);
-        }
-      });
-      return kvTensor(target, [rows.length, heads, length, headDim]);
-    });
-    return new DecodeBatch(
-      this,
-      rows.map((row) => batch.pads[row] - trim),
-      length,
-      past,
-    );
+    const pads = rows.map((row) => batch.pads[row] - trim);
+    const selected = this.tracked(new DecodeBatch(this, pads, batch.length - trim, newHandle()));
+    this.worker.post({ op: 'select', model: this.handle, from: batch.handle, to: selected.handle, rows: [...rows] });
+    return selected;
   }
 
   /** The rows of all the batches, in order, each padded on the left to the longest (copies). */
@@ -262,86 +251,43 @@ export class BatchedDecoder {
     if (!this.canBatch)
       throw new Error(`${this.modelDir}: the graph has no attention_mask/position_ids, so it cannot batch`);
     const length = Math.max(...batches.map((b) => b.length));
-    const heads = this.io.kvHeads;
-    const headDim = this.io.headDim;
-    const rows = batches.reduce((n, b) => n + b.rows, 0);
-    const past = batches[0].past.map((firstTensor, i) => {
-      const target = newLike(firstTensor.data as Float32Array | Uint16Array, rows * heads * length * headDim);
-      let to = 0;
-      for (const part of batches) {
-        const source = part.past[i].data as Float32Array | Uint16Array;
-        const shift = length - part.length;
-        for (let row = 0; row < part.rows; row++, to++) {
-          for (let h = 0; h < heads; h++) {
-            const from = (row * heads + h) * part.length * headDim;
-            target.set(
-              source.subarray(from, from + part.length * headDim),
-              ((to * heads + h) * length + shift) * headDim,
-            );
-          }
-        }
-      }
-      return kvTensor(target, [rows, heads, length, headDim]);
-    });
     const pads = batches.flatMap((b) => b.pads.map((p) => p + length - b.length));
-    return new DecodeBatch(this, pads, length, past);
+    const joined = this.tracked(new DecodeBatch(this, pads, length, newHandle()));
+    this.worker.post({ op: 'concat', model: this.handle, parts: batches.map((b) => b.handle), to: joined.handle });
+    return joined;
   }
 
-  /** Releases the session; waits for runs in progress first. */
+  /** @internal Frees a batch's keys and values now. */
+  releaseBatch(batch: DecodeBatch): void {
+    if (releaseWhenCollected.unregister(batch)) this.worker.post({ op: 'release', handle: batch.handle });
+  }
+
+  /** Releases the session; runs already sent finish first. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    while (this.running > 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    await this.session.release();
+    if (!this.worker.stopped) await this.worker.call({ op: 'dispose', model: this.handle });
   }
 
-  private async run(feeds: Feeds, fetches: readonly string[]): Promise<Record<string, Tensor>> {
-    if (this.disposed) throw new Error(`${this.modelDir}: the model has been disposed`);
-    this.running++;
+  private tracked(batch: DecodeBatch): DecodeBatch {
+    releaseWhenCollected.register(batch, { worker: this.worker, handle: batch.handle }, batch);
+    return batch;
+  }
+
+  private async call<T>(request: Parameters<InferenceWorker['call']>[0]): Promise<T> {
     try {
-      return await this.session.run(feeds, fetches as string[]);
-    } finally {
-      this.running--;
+      return await this.worker.call<T>(request);
+    } catch (e) {
+      const stopped = this.worker.stopped;
+      if (stopped) throw new Error(`${this.modelDir}: ${stopped.message}; load the model again`);
+      throw e;
     }
   }
 
-  private async runStep(
-    ids: BigInt64Array,
-    mask: BigInt64Array,
-    positions: BigInt64Array,
-    dims: [number, number],
-    past: readonly Tensor[],
-    hasPast: boolean,
-  ): Promise<Record<string, Tensor>> {
-    const feeds: Feeds = { input_ids: new OrtTensor('int64', ids, dims) };
-    if (this.io.hasAttentionMask) feeds.attention_mask = new OrtTensor('int64', mask, [dims[0], mask.length / dims[0]]);
-    if (this.io.hasPositionIds) feeds.position_ids = new OrtTensor('int64', positions, dims);
-    if (this.io.hasUseCacheBranch)
-      feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([hasPast ? 1 : 0]), [1]);
-    this.io.pastInputs.forEach((name, i) => (feeds[name] = past[i]));
-    return this.run(feeds, this.fetches);
-  }
-
-  /** The logits of the last position of each row, as views of the output (or converted copies for float16). */
-  private lastLogits(logits: Tensor, rows: number, width: number): Float32Array[] {
-    const vocab = logits.dims[logits.dims.length - 1];
-    const out: Float32Array[] = [];
-    for (let row = 0; row < rows; row++) {
-      const first = (row * width + width - 1) * vocab;
-      out.push(
-        logits.type === 'float16'
-          ? halfToFloat(logits.data as Uint16Array, first, first + vocab)
-          : (logits.data as Float32Array).subarray(first, first + vocab),
-      );
-    }
-    return out;
-  }
-
-  private emptyPast(rows: number): Tensor[] {
-    const dims = [rows, this.io.kvHeads, 0, this.io.headDim];
-    const empty =
-      this.io.kvType === 'float16' ? kvTensor(new Uint16Array(0), dims) : kvTensor(new Float32Array(0), dims);
-    return this.io.pastInputs.map(() => empty);
+  private checkUsable(): void {
+    if (this.disposed) throw new Error(`${this.modelDir}: the model has been disposed`);
+    const stopped = this.worker.stopped;
+    if (stopped) throw new Error(`${this.modelDir}: ${stopped.message}; load the model again`);
   }
 
   private checkId(id: number): number {
@@ -351,13 +297,13 @@ export class BatchedDecoder {
   }
 
   private checkBatch(batch: DecodeBatch): void {
-    if (this.disposed) throw new Error(`${this.modelDir}: the model has been disposed`);
+    this.checkUsable();
     if (batch.owner !== this) throw new Error('this batch belongs to another model');
   }
 }
 
-function describe(meta: Session['inputMetadata'][number]): TensorSpec {
-  if (!meta.isTensor) return { name: meta.name, datatype: 'FP32', shape: [], symbols: [] };
+function describe(meta: IoSpec): TensorSpec {
+  if (meta.type === undefined) return { name: meta.name, datatype: 'FP32', shape: [], symbols: [] };
   const datatype = ortToDatatype[meta.type];
   if (!datatype) throw new Error(`${meta.name}: tensors of type ${meta.type} are not supported`);
   return {
@@ -366,12 +312,4 @@ function describe(meta: Session['inputMetadata'][number]): TensorSpec {
     shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
     symbols: meta.shape.map((d) => (typeof d === 'string' && d.length > 0 ? d : undefined)),
   };
-}
-
-function newLike(source: Float32Array | Uint16Array, length: number): Float32Array | Uint16Array {
-  return source instanceof Uint16Array ? new Uint16Array(length) : new Float32Array(length);
-}
-
-function kvTensor(data: Float32Array | Uint16Array, dims: readonly number[]): Tensor {
-  return data instanceof Uint16Array ? new OrtTensor('float16', data, dims) : new OrtTensor('float32', data, dims);
 }

@@ -1,12 +1,15 @@
 // Loads a GPT-2-layout ONNX model folder (ours or any Hugging Face / transformers.js export) with its tokenizer
-// and runs it a step at a time with a key/value cache: the input and output names are discovered from the
-// session, so merged decoders, quantized files and models without position_ids load too.
+// and runs it a step at a time with a key/value cache. The session and the cached keys and values live in the
+// inference worker, so runs do not block this thread; tokenization stays here.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor as OrtTensor } from 'onnxruntime-node';
 import { type FolderConfig, readFolderConfig } from '../modelFolder/config';
-import { type Feeds, type Session, type Tensor, createSession, int64Tensor } from './onnxSession';
+import { type InferenceWorker, inferenceWorker, newHandle, releaseWhenCollected } from './inferenceClient';
+import type { LoadedModel } from './inferenceProtocol';
+import type { Io } from './modelIo';
 import { type Tokenizer, loadTokenizer } from './tokenizer';
+
+export { type Io, discoverIo, halfToFloat } from './modelIo';
 
 export interface LoadOptions {
   /** Threads for one op (0 or absent: onnxruntime chooses). */
@@ -28,7 +31,7 @@ export interface LanguageModel {
   newCache(): KvCache;
   /**
    * Runs `tokenIds` after the tokens already in `cache` and appends them to it. Returns the logits of the last
-   * new position as a view of the output (no copy), or of every new position with `allPositions`.
+   * new position ([vocab]), or of every new position with `allPositions`.
    */
   run(tokenIds: ArrayLike<number>, cache: KvCache, options?: RunOptions): Promise<Float32Array>;
   dispose(): Promise<void>;
@@ -42,9 +45,16 @@ export const ONNX_CANDIDATES = [
   'onnx/decoder_model_merged_quantized.onnx',
 ];
 
+/** What a model does for the caches it owns (clones and prefixes in the worker, releases). */
+interface CacheOwner {
+  deriveCache(cache: KvCache, length: number): KvCache;
+  releaseCache(cache: KvCache): void;
+}
+
 /**
- * Keys and values of the tokens a model has seen, one tensor per past input of the model. A run replaces the
- * tensors (onnxruntime returns new ones), so a shallow `clone` is a cheap independent copy.
+ * Keys and values of the tokens a model has seen. They are held by the inference worker; `clone` and `prefix`
+ * are cheap (they share what they can) and take effect in order with the runs. The worker's memory is freed by
+ * `release` or when the cache is garbage-collected.
  */
 export class KvCache {
   /** @internal Created by LanguageModel.newCache. */
@@ -53,8 +63,8 @@ export class KvCache {
     readonly owner: object,
     /** The token ids whose keys and values are held, in order. */
     readonly tokens: number[],
-    /** @internal The past_key_values tensors, in the order of the model's past inputs. */
-    public past: Tensor[],
+    /** @internal The worker-side handle. */
+    readonly handle: unknown = undefined,
   ) {}
 
   get length(): number {
@@ -62,31 +72,23 @@ export class KvCache {
   }
 
   clone(): KvCache {
-    return new KvCache(this.owner, this.tokens.slice(), this.past.slice());
+    return this.prefix(this.length);
   }
 
-  /** A cache holding only the first `length` tokens of this one (copies the kept keys and values). */
+  /** A cache holding only the first `length` tokens of this one. */
   prefix(length: number): KvCache {
     if (!(Number.isInteger(length) && length >= 0 && length <= this.length)) {
       throw new Error(`cache prefix ${length} is outside 0..${this.length}`);
     }
-    if (length === this.length) return this.clone();
-    const past = this.past.map((t) => slicePositions(t, length));
-    return new KvCache(this.owner, this.tokens.slice(0, length), past);
+    const owner = this.owner as Partial<CacheOwner>;
+    if (owner.deriveCache) return owner.deriveCache(this, length);
+    return new KvCache(this.owner, this.tokens.slice(0, length), this.handle);
   }
-}
 
-/** How a loaded graph names its inputs and outputs (found by discoverIo). */
-export interface Io {
-  hasAttentionMask: boolean;
-  hasPositionIds: boolean;
-  hasUseCacheBranch: boolean;
-  /** Past input names, and the present output that feeds each one on the next step. */
-  pastInputs: string[];
-  presentOutputs: string[];
-  kvType: 'float32' | 'float16';
-  kvHeads: number;
-  headDim: number;
+  /** Frees the keys and values now (the cache must not be used afterwards). */
+  release(): void {
+    (this.owner as Partial<CacheOwner>).releaseCache?.(this);
+  }
 }
 
 export async function loadLanguageModel(modelDir: string, options: LoadOptions = {}): Promise<LanguageModel> {
@@ -97,94 +99,28 @@ export async function loadLanguageModel(modelDir: string, options: LoadOptions =
   const onnxFile = ONNX_CANDIDATES.find((f) => fs.existsSync(path.join(modelDir, f)));
   if (!onnxFile) throw new Error(`${modelDir}: ${ONNX_CANDIDATES[0]} is missing`);
 
-  const [session, tokenizer] = await Promise.all([
-    createSession(path.join(modelDir, onnxFile), { intraOpThreads: options.intraOpThreads ?? 0 }).catch(
-      (e: unknown) => {
-        throw new Error(`${modelDir}: ${onnxFile} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
-      },
-    ),
-    loadTokenizer(modelDir),
+  const worker = inferenceWorker();
+  const handle = newHandle();
+  const [loaded, tokenizer] = await Promise.all([
+    worker.call<LoadedModel>({
+      op: 'load',
+      model: handle,
+      kind: 'sequence',
+      onnxPath: path.join(modelDir, onnxFile),
+      where: `${modelDir}: ${onnxFile}`,
+      config,
+      intraOpThreads: options.intraOpThreads ?? 0,
+    }),
+    loadTokenizer(modelDir).catch((e: unknown) => e as Error),
   ]);
-  let io: Io;
-  try {
-    io = discoverIo(session, config, `${modelDir}: ${onnxFile}`);
-  } catch (e) {
-    await session.release();
-    throw e;
+  if (tokenizer instanceof Error) {
+    await worker.call({ op: 'dispose', model: handle }).catch(() => {});
+    throw tokenizer;
   }
-  return new OnnxLanguageModel(modelDir, onnxFile, config, tokenizer, session, io);
+  return new OnnxLanguageModel(modelDir, onnxFile, config, tokenizer, worker, handle, loaded.io);
 }
 
-export function discoverIo(session: Session, config: FolderConfig, where: string): Io {
-  const inputs = new Set(session.inputNames);
-  const outputs = new Set(session.outputNames);
-  if (!inputs.has('input_ids')) throw new Error(`${where}: not a causal language model (no input_ids input)`);
-  if (!outputs.has('logits')) throw new Error(`${where}: not a causal language model (no logits output)`);
-
-  const pastPattern = /^past_key_values\.(\d+)\.(key|value)$/;
-  const layers = new Map<number, { key?: string; value?: string }>();
-  for (const name of inputs) {
-    const m = pastPattern.exec(name);
-    if (m) {
-      const layer = layers.get(Number(m[1])) ?? {};
-      layer[m[2] as 'key' | 'value'] = name;
-      layers.set(Number(m[1]), layer);
-    } else if (!['input_ids', 'attention_mask', 'position_ids', 'use_cache_branch'].includes(name)) {
-      throw new Error(`${where}: unsupported input ${name}`);
-    }
-  }
-  if (layers.size === 0) throw new Error(`${where}: not a GPT-2-layout model (no past_key_values inputs)`);
-
-  const presentName = (i: number, kind: string) =>
-    [`present.${i}.${kind}`, `present_key_values.${i}.${kind}`].find((n) => outputs.has(n));
-  const pastInputs: string[] = [];
-  const presentOutputs: string[] = [];
-  for (let i = 0; i < layers.size; i++) {
-    const layer = layers.get(i);
-    for (const kind of ['key', 'value'] as const) {
-      const past = layer?.[kind];
-      if (!past) throw new Error(`${where}: input past_key_values.${i}.${kind} is missing`);
-      const present = presentName(i, kind);
-      if (!present) throw new Error(`${where}: output present.${i}.${kind} is missing`);
-      pastInputs.push(past);
-      presentOutputs.push(present);
-    }
-  }
-  if (layers.size !== config.layers) {
-    throw new Error(`${where}: has ${layers.size} layers of past_key_values but config.json says ${config.layers}`);
-  }
-
-  // [batch, heads, past, headDim]; symbolic dimensions fall back to config.json.
-  const meta = session.inputMetadata.find((m) => m.name === pastInputs[0]);
-  const shape = meta?.isTensor ? meta.shape : [];
-  const type = meta?.isTensor ? meta.type : 'float32';
-  if (type !== 'float32' && type !== 'float16')
-    throw new Error(`${where}: past_key_values of type ${type} are not supported`);
-  const logitsMeta = session.outputMetadata.find((m) => m.name === 'logits');
-  if (logitsMeta?.isTensor && logitsMeta.type !== 'float32' && logitsMeta.type !== 'float16') {
-    throw new Error(`${where}: logits of type ${logitsMeta.type} are not supported`);
-  }
-  const kvHeads = typeof shape[1] === 'number' ? shape[1] : config.heads;
-  const headDim = typeof shape[3] === 'number' ? shape[3] : config.embedding / config.heads;
-  return {
-    hasAttentionMask: inputs.has('attention_mask'),
-    hasPositionIds: inputs.has('position_ids'),
-    hasUseCacheBranch: inputs.has('use_cache_branch'),
-    pastInputs,
-    presentOutputs,
-    kvType: type,
-    kvHeads,
-    headDim,
-  };
-}
-
-class OnnxLanguageModel implements LanguageModel {
-  /** 0, 1, 2, … and 1, 1, 1, … for position_ids and attention_mask: never written after creation, so runs that
-   * overlap can share them (feeds are views into them). */
-  private readonly positions: BigInt64Array;
-  private readonly ones: BigInt64Array;
-  private readonly emptyPast: Tensor[];
-  private readonly fetches: string[];
+class OnnxLanguageModel implements LanguageModel, CacheOwner {
   private disposed = false;
 
   constructor(
@@ -192,105 +128,83 @@ class OnnxLanguageModel implements LanguageModel {
     readonly onnxFile: string,
     readonly config: FolderConfig,
     readonly tokenizer: Tokenizer,
-    private readonly session: Session,
-    private readonly io: Io,
-  ) {
-    this.positions = new BigInt64Array(config.contextLength);
-    for (let i = 0; i < config.contextLength; i++) this.positions[i] = BigInt(i);
-    this.ones = new BigInt64Array(config.contextLength).fill(1n);
-    const emptyDims = [1, io.kvHeads, 0, io.headDim];
-    const empty =
-      io.kvType === 'float16'
-        ? new OrtTensor('float16', new Uint16Array(0), emptyDims)
-        : new OrtTensor('float32', new Float32Array(0), emptyDims);
-    this.emptyPast = io.pastInputs.map(() => empty);
-    this.fetches = ['logits', ...io.presentOutputs];
-  }
+    private readonly worker: InferenceWorker,
+    private readonly handle: number,
+    readonly io: Io,
+  ) {}
 
   newCache(): KvCache {
-    return new KvCache(this, [], this.emptyPast.slice());
+    this.checkUsable();
+    const cache = this.tracked(new KvCache(this, [], newHandle()));
+    this.worker.post({ op: 'newCache', model: this.handle, cache: cache.handle as number });
+    return cache;
+  }
+
+  deriveCache(cache: KvCache, length: number): KvCache {
+    this.checkUsable();
+    const derived = this.tracked(new KvCache(this, cache.tokens.slice(0, length), newHandle()));
+    const from = cache.handle as number;
+    this.worker.post({ op: 'derive', model: this.handle, from, to: derived.handle as number, length });
+    return derived;
+  }
+
+  releaseCache(cache: KvCache): void {
+    if (releaseWhenCollected.unregister(cache)) this.worker.post({ op: 'release', handle: cache.handle as number });
   }
 
   async run(tokenIds: ArrayLike<number>, cache: KvCache, options: RunOptions = {}): Promise<Float32Array> {
-    if (this.disposed) throw new Error(`${this.modelDir}: the model has been disposed`);
+    this.checkUsable();
     if (cache.owner !== this) throw new Error('this cache belongs to another model');
     const n = tokenIds.length;
     if (n === 0) throw new Error('run needs at least one token');
-    const past = cache.length;
-    const total = past + n;
+    const total = cache.length + n;
     if (total > this.config.contextLength) {
       throw new Error(`${total} tokens exceed the model's context of ${this.config.contextLength}`);
     }
-    const ids = new BigInt64Array(n);
-    for (let i = 0; i < n; i++) {
-      const id = tokenIds[i];
+    const ids = Array.from(tokenIds);
+    for (const id of ids) {
       if (!(Number.isInteger(id) && id >= 0 && id < this.config.vocabSize))
         throw new Error(`token id ${id} is outside the vocabulary`);
-      ids[i] = BigInt(id);
     }
-
-    const feeds: Feeds = { input_ids: int64Tensor(ids, [1, n]) };
-    if (this.io.hasAttentionMask) feeds.attention_mask = int64Tensor(this.ones.subarray(0, total), [1, total]);
-    if (this.io.hasPositionIds) feeds.position_ids = int64Tensor(this.positions.subarray(past, total), [1, n]);
-    if (this.io.hasUseCacheBranch)
-      feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([past > 0 ? 1 : 0]), [1]);
-    const pastInputs = this.io.pastInputs;
-    for (let i = 0; i < pastInputs.length; i++) feeds[pastInputs[i]] = cache.past[i];
-
-    const results = await this.session.run(feeds, this.fetches);
-
-    const presentOutputs = this.io.presentOutputs;
-    for (let i = 0; i < presentOutputs.length; i++) cache.past[i] = results[presentOutputs[i]];
-    for (let i = 0; i < n; i++) cache.tokens.push(tokenIds[i]);
-
-    const logits = results.logits;
-    const vocab = logits.dims[logits.dims.length - 1];
-    const first = options.allPositions ? 0 : (n - 1) * vocab;
-    const end = n * vocab;
-    if (logits.type === 'float16') return halfToFloat(logits.data as Uint16Array, first, end);
-    return (logits.data as Float32Array).subarray(first, end);
+    // The tokens count as held from now on, so that a clone made while the run is in flight (which the worker
+    // makes after the run) holds them too.
+    const held = cache.length;
+    cache.tokens.push(...ids);
+    try {
+      return await this.worker.call<Float32Array>({
+        op: 'run',
+        model: this.handle,
+        cache: cache.handle as number,
+        ids,
+        allPositions: options.allPositions ?? false,
+      });
+    } catch (e) {
+      cache.tokens.length = held;
+      throw this.explain(e);
+    }
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.session.release();
+    if (!this.worker.stopped) await this.worker.call({ op: 'dispose', model: this.handle });
   }
-}
 
-/** The first `length` positions of a [1, heads, past, headDim] tensor. */
-function slicePositions(t: Tensor, length: number): Tensor {
-  const [batch, heads, past, headDim] = t.dims;
-  const source = t.data as Float32Array | Uint16Array;
-  const target =
-    source instanceof Float32Array
-      ? new Float32Array(batch * heads * length * headDim)
-      : new Uint16Array(batch * heads * length * headDim);
-  const block = length * headDim;
-  for (let h = 0; h < batch * heads; h++)
-    target.set(source.subarray(h * past * headDim, h * past * headDim + block), h * block);
-  const dims = [batch, heads, length, headDim];
-  return target instanceof Float32Array
-    ? new OrtTensor('float32', target, dims)
-    : new OrtTensor('float16', target, dims);
-}
-
-/** IEEE half-precision values [first, end) as float32. */
-export function halfToFloat(data: Uint16Array, first: number, end: number): Float32Array {
-  const out = new Float32Array(end - first);
-  for (let i = first; i < end; i++) {
-    const h = data[i];
-    const sign = h & 0x8000 ? -1 : 1;
-    const exponent = (h >> 10) & 0x1f;
-    const fraction = h & 0x3ff;
-    out[i - first] =
-      exponent === 0
-        ? sign * 2 ** -14 * (fraction / 1024)
-        : exponent === 31
-          ? fraction
-            ? NaN
-            : sign * Infinity
-          : sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+  /** Frees `cache`'s worker-side state when it is garbage-collected. */
+  private tracked(cache: KvCache): KvCache {
+    releaseWhenCollected.register(cache, { worker: this.worker, handle: cache.handle as number }, cache);
+    return cache;
   }
-  return out;
+
+  private checkUsable(): void {
+    if (this.disposed) throw new Error(`${this.modelDir}: the model has been disposed`);
+    const stopped = this.worker.stopped;
+    if (stopped) throw new Error(`${this.modelDir}: ${stopped.message}; load the model again`);
+  }
+
+  private explain(e: unknown): Error {
+    const stopped = this.worker.stopped;
+    if (stopped) return new Error(`${this.modelDir}: ${stopped.message}; load the model again`);
+    return e instanceof Error ? e : new Error(String(e));
+  }
 }

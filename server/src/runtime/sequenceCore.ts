@@ -1,0 +1,181 @@
+// One loaded language model inside the inference worker, run a step at a time with a key/value cache. Graphs that
+// output the new positions' keys and values (the engine's) keep each cache in buffers with some room to grow, fed
+// back whole with the unwritten positions masked, so that onnxruntime does not hand back (copy) the whole cache
+// every step; other graphs feed back the present tensors onnxruntime returns.
+import { Tensor as OrtTensor } from 'onnxruntime-node';
+import type { FolderConfig } from '../modelFolder/config';
+import { type Io, LOGITS_TO_KEEP, halfToFloat, pastDims } from './modelIo';
+import type { Feeds, Session, Tensor } from './onnxSession';
+
+type KvData = Float32Array | Uint16Array;
+
+/**
+ * Keys and values with room to grow, one array per past input, [blocks, capacity, rowSize] each. Positions below
+ * `filled` are written once and never changed, so caches of any length up to `filled` can share the buffers;
+ * only a cache holding exactly `filled` positions may append in place.
+ */
+class CacheBuffers {
+  filled = 0;
+  constructor(
+    readonly capacity: number,
+    readonly data: KvData[],
+  ) {}
+}
+
+/** The worker's side of a KvCache: how many positions it holds and where their keys and values are. */
+export interface CacheState {
+  length: number;
+  /** Set for graphs with new-position outputs. */
+  buffers?: CacheBuffers;
+  /** Otherwise the present tensors of the last run, [1, …, length, rowSize]. */
+  tensors?: Tensor[];
+}
+
+/**
+ * Room left after the positions held when buffers are (re)allocated: every masked position costs attention work
+ * each step, so the room is small (an eighth, at least GROWTH_STEP), and the buffers grow by copying when full.
+ */
+const GROWTH_STEP = 64;
+function capacityFor(positions: number): number {
+  const room = Math.max(GROWTH_STEP, positions >> 3);
+  return Math.ceil((positions + room) / GROWTH_STEP) * GROWTH_STEP;
+}
+
+export class SequenceModel {
+  private readonly positions: BigInt64Array;
+  private readonly ones: BigInt64Array;
+  private readonly buffered: boolean;
+  private readonly fetches: string[];
+
+  constructor(
+    readonly session: Session,
+    readonly io: Io,
+    readonly config: FolderConfig,
+  ) {
+    this.positions = new BigInt64Array(config.contextLength);
+    for (let i = 0; i < config.contextLength; i++) this.positions[i] = BigInt(i);
+    this.ones = new BigInt64Array(config.contextLength).fill(1n);
+    this.buffered = io.newOutputs !== undefined && io.hasAttentionMask && io.hasPositionIds;
+    this.fetches = ['logits', ...(this.buffered ? io.newOutputs! : io.presentOutputs)];
+  }
+
+  newCache(): CacheState {
+    if (this.buffered) return { length: 0 };
+    const empty = kvTensor(this.newData(0), pastDims(this.io, 1, 0));
+    return { length: 0, tensors: this.io.pastInputs.map(() => empty) };
+  }
+
+  /** A cache holding the first `length` positions of `state` (shares its buffers; copies present tensors). */
+  derive(state: CacheState, length: number): CacheState {
+    if (length > state.length) throw new Error(`cache prefix ${length} is outside 0..${state.length}`);
+    if (state.buffers || !state.tensors) return { length, buffers: state.buffers };
+    if (length === state.length) return { length, tensors: state.tensors.slice() };
+    return { length, tensors: state.tensors.map((t) => this.slicePositions(t, state.length, length)) };
+  }
+
+  /** Runs `ids` after the cache's positions, appends them to it, and returns a copy of the logits asked for. */
+  async run(state: CacheState, ids: readonly number[], allPositions: boolean): Promise<Float32Array> {
+    const n = ids.length;
+    const past = state.length;
+    const total = past + n;
+    const feeds: Feeds = { input_ids: new OrtTensor('int64', BigInt64Array.from(ids, BigInt), [1, n]) };
+    if (this.io.hasPositionIds) feeds.position_ids = new OrtTensor('int64', this.positions.slice(past, total), [1, n]);
+    if (this.io.hasUseCacheBranch)
+      feeds.use_cache_branch = new OrtTensor('bool', new Uint8Array([past > 0 ? 1 : 0]), [1]);
+    if (this.io.hasLogitsToKeep)
+      feeds[LOGITS_TO_KEEP] = new OrtTensor('int64', new BigInt64Array([allPositions ? 0n : 1n]), []);
+    const pastInputs = this.io.pastInputs;
+    if (this.buffered) {
+      const capacity = state.buffers?.capacity ?? 0;
+      const mask = new BigInt64Array(capacity + n);
+      mask.fill(1n, 0, past).fill(1n, capacity);
+      feeds.attention_mask = new OrtTensor('int64', mask, [1, capacity + n]);
+      const dims = pastDims(this.io, 1, capacity);
+      const data = state.buffers?.data ?? pastInputs.map(() => this.newData(0));
+      pastInputs.forEach((name, i) => (feeds[name] = kvTensor(data[i], dims)));
+    } else {
+      if (this.io.hasAttentionMask)
+        feeds.attention_mask = new OrtTensor('int64', this.ones.slice(0, total), [1, total]);
+      pastInputs.forEach((name, i) => (feeds[name] = state.tensors![i]));
+    }
+
+    const results = await this.session.run(feeds, this.fetches);
+
+    if (this.buffered)
+      this.append(
+        state,
+        this.io.newOutputs!.map((name) => results[name].data as KvData),
+        n,
+      );
+    else state.tensors = this.io.presentOutputs.map((name) => results[name]);
+    state.length = total;
+
+    const logits = results.logits;
+    const vocab = logits.dims[logits.dims.length - 1];
+    const returned = logits.dims[logits.dims.length - 2]; // n, or 1 with num_logits_to_keep
+    const first = allPositions ? 0 : (returned - 1) * vocab;
+    const end = returned * vocab;
+    if (logits.type === 'float16') return halfToFloat(logits.data as Uint16Array, first, end);
+    return (logits.data as Float32Array).slice(first, end);
+  }
+
+  /** Writes the new positions' rows ([blocks, n, rowSize] per past input) after the cache's, growing if needed. */
+  private append(state: CacheState, rows: KvData[], n: number): void {
+    const { blocks, rowSize } = this.io;
+    const past = state.length;
+    let target = state.buffers;
+    if (!target || target.filled !== past || target.capacity < past + n) {
+      const capacity = capacityFor(past + n);
+      target = new CacheBuffers(
+        capacity,
+        rows.map(() => this.newData(blocks * capacity * rowSize)),
+      );
+      const source = state.buffers;
+      if (source && past > 0)
+        target.data.forEach((data, i) =>
+          copyPositions(source.data[i], source.capacity, data, capacity, past, blocks, rowSize),
+        );
+    }
+    rows.forEach((data, i) => {
+      for (let b = 0; b < blocks; b++)
+        target.data[i].set(
+          data.subarray(b * n * rowSize, (b + 1) * n * rowSize),
+          (b * target.capacity + past) * rowSize,
+        );
+    });
+    target.filled = past + n;
+    state.buffers = target;
+  }
+
+  /** The first `length` positions of a present tensor holding `held`. */
+  private slicePositions(t: Tensor, held: number, length: number): Tensor {
+    const { blocks, rowSize } = this.io;
+    const target = this.newData(blocks * length * rowSize);
+    copyPositions(t.data as KvData, held, target, length, length, blocks, rowSize);
+    return kvTensor(target, pastDims(this.io, 1, length));
+  }
+
+  private newData(size: number): KvData {
+    return this.io.kvType === 'float16' ? new Uint16Array(size) : new Float32Array(size);
+  }
+}
+
+/** Copies the first `positions` rows of every block from a [blocks, fromCapacity, rowSize] array. */
+export function copyPositions(
+  from: KvData,
+  fromCapacity: number,
+  to: KvData,
+  toCapacity: number,
+  positions: number,
+  blocks: number,
+  rowSize: number,
+): void {
+  for (let b = 0; b < blocks; b++) {
+    const start = b * fromCapacity * rowSize;
+    to.set(from.subarray(start, start + positions * rowSize), b * toCapacity * rowSize);
+  }
+}
+
+export function kvTensor(data: KvData, dims: readonly number[]): Tensor {
+  return data instanceof Uint16Array ? new OrtTensor('float16', data, dims) : new OrtTensor('float32', data, dims);
+}
