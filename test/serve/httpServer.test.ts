@@ -143,7 +143,7 @@ describe('HTTP service', () => {
     const finishing = chunks.filter((c) => c.choices[0]?.finish_reason);
     assert.equal(finishing.length, 1);
     assert.equal(finishing[0].choices[0].finish_reason, 'length');
-    assert.equal(finishing[0].usage.completion_tokens, 12);
+    assert.equal(finishing[0].usage, null, 'include_usage: chunks with choices carry usage: null');
     assert.deepEqual(chunks.at(-1).choices, []); // include_usage: the usage-only chunk
     assert.equal(chunks.at(-1).usage.completion_tokens, 12);
   });
@@ -509,7 +509,14 @@ describe('HTTP service limits', () => {
     const response = await fetch(`${server.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 120, ignore_eos: true, stream: true }),
+      body: JSON.stringify({
+        model: 'm',
+        prompt: PROMPT,
+        max_tokens: 120,
+        ignore_eos: true,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
     });
     const reader = response.body!.getReader();
     const first = await reader.read();
@@ -521,7 +528,8 @@ describe('HTTP service limits', () => {
     const events = sseData(rest);
     assert.equal(events.at(-1), '[DONE]');
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
-    assert.equal(chunks.find((c) => c.choices[0]?.finish_reason)?.usage.completion_tokens, 120);
+    assert.equal(chunks.find((c) => c.choices[0]?.finish_reason)?.choices[0].finish_reason, 'length');
+    assert.equal(chunks.at(-1).usage.completion_tokens, 120);
     await closing;
     await assert.rejects(fetch(`${server.url}/v2/health/live`));
   });

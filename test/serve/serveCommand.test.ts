@@ -66,6 +66,7 @@ describe('modelwright serve', () => {
           max_tokens: 200,
           ignore_eos: true,
           stream: true,
+          stream_options: { include_usage: true },
         }),
       });
       const reader = response.body!.getReader();
@@ -75,11 +76,9 @@ describe('modelwright serve', () => {
         text += new TextDecoder().decode(chunk.value);
       const events = sseData(text);
       assert.equal(events.at(-1), '[DONE]');
-      const finishing = events
-        .slice(0, -1)
-        .map((e) => JSON.parse(e))
-        .find((c) => c.choices?.[0]?.finish_reason);
-      assert.equal(finishing.usage.completion_tokens, 200, 'the stream in flight was finished, not cut');
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+      assert.equal(chunks.find((c) => c.choices?.[0]?.finish_reason)?.choices[0].finish_reason, 'length');
+      assert.equal(chunks.at(-1).usage.completion_tokens, 200, 'the stream in flight was finished, not cut');
       assert.equal(await server.exit, 0);
       assert.match(server.stderr(), /SIGTERM: finishing requests in flight/);
       await assert.rejects(fetch(`${url}/v2/health/live`));
@@ -114,6 +113,6 @@ describe('modelwright serve', () => {
   test('usage errors exit 2', async () => {
     const missing = serve([]);
     assert.equal(await missing.exit, 2);
-    assert.match(missing.stderr(), /serve needs at least one --model/);
+    assert.match(missing.stderr(), /serve needs at least one --model|required option '--model/);
   });
 });

@@ -1,6 +1,7 @@
 // Chat models for the explanation role: any transformers.js text-generation model folder with a chat template
 // (tokenizer_config.json `chat_template` or chat_template.jinja), loaded offline with @huggingface/transformers, run
-// greedily with streaming and cancellation. Kept in runtime/ because only runtime/ talks to transformers.js.
+// greedily with streaming and cancellation; and the template alone, rendered to a prompt, for the HTTP chat route.
+// Kept in runtime/ because only runtime/ talks to transformers.js.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -49,8 +50,76 @@ export function readChatTemplate(modelDir: string): string | undefined {
   }
 }
 
+/** tokenizer_config.json's special tokens as strings (they may be written as {"content": ...} objects). */
+export function readSpecialTokens(modelDir: string): Record<string, string | undefined> {
+  let config: Record<string, unknown> = {};
+  try {
+    config = JSON.parse(fs.readFileSync(path.join(modelDir, 'tokenizer_config.json'), 'utf8'));
+  } catch {
+    // no tokenizer_config.json: no names to report
+  }
+  const text = (value: unknown): string | undefined => {
+    if (typeof value === 'string') return value;
+    const content = (value as { content?: unknown } | null)?.content;
+    return typeof content === 'string' ? content : undefined;
+  };
+  return {
+    tokenizer_class: text(config.tokenizer_class),
+    bos_token: text(config.bos_token),
+    eos_token: text(config.eos_token),
+    pad_token: text(config.pad_token),
+    unk_token: text(config.unk_token),
+  };
+}
+
 export function hasChatTemplate(modelDir: string): boolean {
   return readChatTemplate(modelDir) !== undefined;
+}
+
+/** A folder's chat template, ready to turn messages into the prompt text of the assistant's next turn. */
+export interface ChatTemplate {
+  /** The prompt for `messages`, ending where the assistant's reply begins; throws the template's own errors. */
+  render(messages: readonly ChatMessage[]): string;
+  /** Token ids that end an assistant turn: config.json's and generation_config.json's eos_token_id (all of them). */
+  readonly endTokenIds: readonly number[];
+}
+
+/** The ids in config.json's and generation_config.json's eos_token_id (a number or a list), without repeats. */
+export function endOfTurnTokenIds(modelDir: string): number[] {
+  const ids = new Set<number>();
+  for (const file of ['config.json', 'generation_config.json']) {
+    try {
+      const value: unknown = JSON.parse(fs.readFileSync(path.join(modelDir, file), 'utf8')).eos_token_id;
+      for (const id of Array.isArray(value) ? value : [value]) if (Number.isInteger(id)) ids.add(id as number);
+    } catch {
+      // missing or unreadable: nothing from this file
+    }
+  }
+  return [...ids];
+}
+
+/**
+ * Loads the folder's tokenizer with transformers.js to render its chat template (special tokens such as
+ * bos_token come from tokenizer_config.json); undefined when the folder has no template.
+ */
+export async function loadChatTemplate(modelDir: string): Promise<ChatTemplate | undefined> {
+  const directory = path.resolve(modelDir);
+  const template = readChatTemplate(directory);
+  if (!template) return undefined;
+  const module = await transformers();
+  const tokenizer = await module.AutoTokenizer.from_pretrained(directory, { local_files_only: true });
+  return {
+    endTokenIds: endOfTurnTokenIds(directory),
+    render(messages) {
+      const text: unknown = tokenizer.apply_chat_template(messages.map((m) => ({ ...m })) as never, {
+        chat_template: template,
+        add_generation_prompt: true,
+        tokenize: false,
+      });
+      if (typeof text !== 'string') throw new Error('the chat template did not render to text');
+      return text;
+    },
+  };
 }
 
 let transformersModule: Promise<Transformers> | undefined;

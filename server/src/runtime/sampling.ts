@@ -61,6 +61,36 @@ export function logSoftmax(logits: ArrayLike<number>, out?: Float32Array): Float
   return result;
 }
 
+/** A token id with its log probability. */
+export interface TokenLogProbability {
+  id: number;
+  logprob: number;
+}
+
+/**
+ * The `k` most likely ids of one row of logits with their log softmax, most likely first (ties: lower id
+ * first). One pass with a small sorted list, so k ≪ vocabulary size costs about one read of the row.
+ */
+export function topLogProbabilities(
+  logits: ArrayLike<number>,
+  k: number,
+  lse = logSumExp(logits),
+): TokenLogProbability[] {
+  const count = Math.min(Math.max(0, Math.floor(k)), logits.length);
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length && count > 0; i++) {
+    const value = logits[i];
+    if (ids.length === count && !(value > logits[ids[count - 1]])) continue;
+    let at = ids.length === count ? count - 1 : ids.length;
+    while (at > 0 && value > logits[ids[at - 1]]) {
+      if (at < count) ids[at] = ids[at - 1];
+      at--;
+    }
+    ids[at] = i;
+  }
+  return ids.map((id) => ({ id, logprob: logits[id] - lse }));
+}
+
 /**
  * A reusable chooser of next tokens for one vocabulary size. Filtering follows the usual order: temperature,
  * then top-k, then top-p over what is left.

@@ -2,7 +2,14 @@
 // that batches concurrent completions (continuous batching: waiting requests are prefilled together and join
 // the running batch between decode steps; finished, timed-out or cancelled ones leave it).
 import type { BatchedDecoder, DecodeBatch } from '../runtime/batchedDecoder';
-import { Sampler, type SamplingOptions, argmax } from '../runtime/sampling';
+import {
+  Sampler,
+  type SamplingOptions,
+  type TokenLogProbability,
+  argmax,
+  logSumExp,
+  topLogProbabilities,
+} from '../runtime/sampling';
 import type { Tokenizer } from '../runtime/tokenizer';
 import { CompletionText } from '../runtime/completionText';
 import { HttpError, queueFull, unavailable } from './errors';
@@ -19,8 +26,27 @@ export interface BatchRequest {
   ignoreEos?: boolean;
   /** Aborting (timeout, client gone) removes the request; its promise rejects with the signal's reason. */
   signal?: AbortSignal;
-  /** Streamed text, in order; the calls add up to the final text. */
-  onText?: (text: string) => void;
+  /** Streamed text, in order; the calls add up to the final text. With `logprobs`, the tokens so far. */
+  onText?: (text: string, tokens: readonly GeneratedToken[]) => void;
+  /** Record each generated token's log probability and this many most likely alternatives (0..20). */
+  logprobs?: number;
+  /** Changes to the logits before a token is chosen (log probabilities are still the model's own). */
+  adjust?: LogitAdjustments;
+}
+
+/** OpenAI's presence and frequency penalties and logit bias. */
+export interface LogitAdjustments {
+  /** Subtracted once from the logit of every token generated so far. */
+  presencePenalty: number;
+  /** Subtracted from a token's logit once per time it was generated. */
+  frequencyPenalty: number;
+  /** Added to the logits of these ids. */
+  logitBias: ReadonlyMap<number, number>;
+}
+
+/** A generated token with its log probability and the most likely alternatives at its position. */
+export interface GeneratedToken extends TokenLogProbability {
+  top: TokenLogProbability[];
 }
 
 export interface CompletionOutcome {
@@ -29,6 +55,8 @@ export interface CompletionOutcome {
   finishReason: 'stop' | 'length';
   promptTokens: number;
   completionTokens: number;
+  /** With `logprobs`: the generated tokens, those of a stop sequence included, the end-of-text token not. */
+  tokens?: GeneratedToken[];
 }
 
 export interface SchedulerOptions {
@@ -46,6 +74,8 @@ export interface SchedulerOptions {
   maxBatchTokens?: number;
   modelName: string;
   metrics?: ServiceMetrics;
+  /** More ids that end a completion (generation_config.json's eos_token_id list, e.g. an end-of-turn token). */
+  endTokenIds?: readonly number[];
 }
 
 interface Sequence {
@@ -55,6 +85,9 @@ interface Sequence {
   /** The last chosen token, fed on the next step. */
   last: number;
   generated: number;
+  tokens: GeneratedToken[] | undefined;
+  /** With adjustments: how often each id was generated. */
+  counts: Map<number, number> | undefined;
   done: boolean;
   resolve(outcome: CompletionOutcome): void;
   reject(error: unknown): void;
@@ -90,6 +123,7 @@ export class BatchScheduler {
     this.maxBatchSize = decoder.canBatch ? Math.max(1, options.maxBatchSize) : 1;
     this.endIds = new Set([decoder.config.eosTokenId]);
     if (tokenizer.eosTokenId !== undefined) this.endIds.add(tokenizer.eosTokenId);
+    for (const id of options.endTokenIds ?? []) this.endIds.add(id);
   }
 
   /** Requests waiting to run. */
@@ -134,6 +168,8 @@ export class BatchScheduler {
           ),
           last: -1,
           generated: 0,
+          tokens: request.logprobs === undefined ? undefined : [],
+          counts: request.adjust ? new Map() : undefined,
           done: false,
           resolve,
           reject,
@@ -224,6 +260,7 @@ export class BatchScheduler {
       finishReason: reason,
       promptTokens: sequence.request.promptIds.length,
       completionTokens: sequence.generated,
+      ...(sequence.tokens ? { tokens: sequence.tokens } : {}),
     });
   }
 
@@ -348,19 +385,39 @@ export class BatchScheduler {
   /** Picks a sequence's next token from its logits, streams its text, and ends it when it is complete. */
   private choose(sequence: Sequence, logits: Float32Array): void {
     if (sequence.done) return;
-    const id = sequence.sampler ? sequence.sampler.choose(logits).id : argmax(logits);
+    const scores = sequence.request.adjust ? this.adjusted(sequence, logits) : logits;
+    const id = sequence.sampler ? sequence.sampler.choose(scores).id : argmax(scores);
+    if (sequence.counts) sequence.counts.set(id, (sequence.counts.get(id) ?? 0) + 1);
     sequence.last = id;
     sequence.generated++;
+    if (sequence.tokens) {
+      const lse = logSumExp(logits);
+      sequence.tokens.push({
+        id,
+        logprob: logits[id] - lse,
+        top: topLogProbabilities(logits, sequence.request.logprobs ?? 0, lse),
+      });
+    }
     const held = sequence.request.promptIds.length + sequence.generated;
     const fresh = sequence.text.push(id, held < this.decoder.config.contextLength);
+    if (sequence.text.finish === 'eos') sequence.tokens?.pop(); // the end-of-text token adds no text
     if (fresh && sequence.request.onText) {
       try {
-        sequence.request.onText(fresh);
+        sequence.request.onText(fresh, sequence.tokens ?? []);
       } catch {
         // A broken stream ends through the request's abort signal.
       }
     }
     if (sequence.text.finish) this.finish(sequence);
+  }
+
+  /** A copy of the logits with the request's bias and penalties applied. */
+  private adjusted(sequence: Sequence, logits: Float32Array): Float32Array {
+    const { presencePenalty, frequencyPenalty, logitBias } = sequence.request.adjust!;
+    const scores = Float32Array.from(logits);
+    for (const [id, bias] of logitBias) if (id < scores.length) scores[id] += bias;
+    for (const [id, count] of sequence.counts!) scores[id] -= presencePenalty + frequencyPenalty * count;
+    return scores;
   }
 
   /** Drops finished rows from the batch. */

@@ -2,6 +2,7 @@
 // a name loads the new version first, then sends new requests to it while the old version finishes what it
 // has queued or running and is disposed after; nothing in flight is dropped.
 import { BatchedDecoder } from '../runtime/batchedDecoder';
+import { type ChatTemplate, endOfTurnTokenIds, loadChatTemplate } from '../runtime/chatModel';
 import { checkTokenizerMatches } from '../runtime/modelChecks';
 import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
 import { BatchScheduler } from './batchScheduler';
@@ -28,15 +29,27 @@ export class ServedModel {
     readonly tokenizer: Tokenizer,
     readonly scheduler: BatchScheduler,
     readonly loadedAt: Date,
+    /** The folder's chat template, or why chat is not available. */
+    readonly chat: ChatTemplate | { unavailable: string },
   ) {}
 
   /** Loads the graph and tokenizer of `dir`; refuses (and releases both) when the tokenizer is not the model's. */
   static async load(name: string, version: number, dir: string, options: ModelSetOptions): Promise<ServedModel> {
     const decoder = await BatchedDecoder.load(dir, { intraOpThreads: options.intraOpThreads ?? 1 });
     let tokenizer: Tokenizer | undefined;
+    let chat: ChatTemplate | { unavailable: string };
     try {
       tokenizer = await loadTokenizer(dir);
       checkTokenizerMatches(decoder.modelDir, tokenizer.vocabSize, decoder.config);
+      chat = await loadChatTemplate(dir).then(
+        (template) =>
+          template ?? {
+            unavailable: `model ${name} has no chat template (tokenizer_config.json chat_template or chat_template.jinja); use /v1/completions`,
+          },
+        (e: unknown) => ({
+          unavailable: `model ${name}'s chat template could not be loaded: ${e instanceof Error ? e.message : String(e)}`,
+        }),
+      );
     } catch (e) {
       tokenizer?.dispose();
       await decoder.dispose();
@@ -49,8 +62,9 @@ export class ServedModel {
       maxBatchTokens: options.maxBatchTokens,
       modelName: name,
       metrics: options.metrics,
+      endTokenIds: endOfTurnTokenIds(dir),
     });
-    return new ServedModel(name, version, dir, decoder, tokenizer, scheduler, new Date());
+    return new ServedModel(name, version, dir, decoder, tokenizer, scheduler, new Date(), chat);
   }
 
   /** Stops taking requests, waits for the queued and running ones, then releases the session. */

@@ -1,101 +1,28 @@
-// OpenAI-compatible routes: GET /v1/models, GET /v1/models/{id} and POST /v1/completions (prompt, max_tokens,
-// temperature, top_p, stop, seed, stream as server-sent events, usage counts; vLLM's ignore_eos). Requests are
-// validated by hand, so every malformed field gets a 400 that names it.
+// OpenAI-compatible routes: GET /v1/models[/{id}] (with the context length) and POST /v1/completions: prompts as
+// text or token ids, `n` choices each, `suffix` (fill-in-the-middle with the tokenizer's FIM tokens), `echo`,
+// `logprobs` in the legacy shape (prompt tokens scored too with echo, also with max_tokens 0), stop sequences,
+// seeds, penalties, streaming as server-sent events with the final usage chunk of `stream_options.include_usage`.
 import { randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { CompletionOutcome, BatchRequest } from './batchScheduler';
+import type { FastifyInstance } from 'fastify';
 import { fitPrompt } from '../runtime/promptWindow';
-import { asHttpError, badRequest, errorBody, notFound } from './errors';
+import { findFimTokens } from '../tokenizer/fimFormats';
+import type { CompletionOutcome, GeneratedToken } from './batchScheduler';
+import { registerChatRoutes } from './chatRoutes';
+import { asHttpError, badRequest, errorBody } from './errors';
+import { type LegacyLogprobs, LegacyLogprobsBuilder, type ScoredToken, concatLegacy } from './logprobs';
 import type { ServedModel } from './modelSet';
+import { EventStream, batchRequests, checkSamplingForModel, checkTokenIds, modelFor, usageOf } from './openaiShared';
+import { scorePrompt } from './promptScoring';
+import { type CompletionParams, parseCompletionParams } from './requestParams';
 import type { RouteContext } from './routeContext';
+import { registerTokenizeRoutes } from './tokenizeRoutes';
 
-/** A completion request after validation. */
-export interface CompletionParams {
-  model: string | undefined;
-  prompts: (string | number[])[];
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  stop: string[];
-  seed: number | undefined;
-  stream: boolean;
-  includeUsage: boolean;
-  ignoreEos: boolean;
-}
+export { parseCompletionParams } from './requestParams';
 
-const MAX_PROMPTS = 16;
-const MAX_STOPS = 4;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isTokenArray = (v: unknown): v is number[] =>
-  Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t));
-
-export function parseCompletionParams(body: unknown): CompletionParams {
-  if (!isObject(body)) throw badRequest('the request body must be a JSON object');
-  const optionalNumber = (key: string, fallback: number, check: (n: number) => boolean, what: string): number => {
-    const value = body[key];
-    if (value === undefined || value === null) return fallback;
-    if (typeof value !== 'number' || !check(value)) throw badRequest(`"${key}" must be ${what}`, key);
-    return value;
-  };
-  const model = body.model;
-  if (model !== undefined && typeof model !== 'string') throw badRequest('"model" must be a string', 'model');
-
-  let prompts: (string | number[])[];
-  const prompt = body.prompt ?? '';
-  if (typeof prompt === 'string') prompts = [prompt];
-  else if (isTokenArray(prompt)) prompts = [prompt];
-  else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || isTokenArray(p)))
-    prompts = prompt as (string | number[])[];
-  else
-    throw badRequest(
-      '"prompt" must be a string, an array of strings, an array of token ids or an array of those',
-      'prompt',
-    );
-  if (prompts.length > MAX_PROMPTS) throw badRequest(`at most ${MAX_PROMPTS} prompts per request`, 'prompt');
-
-  let stop: string[] = [];
-  if (typeof body.stop === 'string') stop = [body.stop];
-  else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === 'string')) stop = body.stop as string[];
-  else if (body.stop !== undefined && body.stop !== null)
-    throw badRequest('"stop" must be a string or an array of strings', 'stop');
-  if (stop.length > MAX_STOPS) throw badRequest(`at most ${MAX_STOPS} stop sequences`, 'stop');
-
-  const n = optionalNumber('n', 1, (v) => v === 1, '1 (one choice per prompt)');
-  void n;
-  if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1)
-    throw badRequest('"best_of" is not supported', 'best_of');
-  if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== 0)
-    throw badRequest('"logprobs" is not supported', 'logprobs');
-  if (body.echo === true) throw badRequest('"echo" is not supported', 'echo');
-  if (typeof body.suffix === 'string' && body.suffix.length > 0)
-    throw badRequest(
-      '"suffix" is not supported; build the prompt with the model\'s fill-in-the-middle tokens instead',
-      'suffix',
-    );
-  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
-    throw badRequest('"stream" must be a boolean', 'stream');
-  if (body.ignore_eos !== undefined && typeof body.ignore_eos !== 'boolean')
-    throw badRequest('"ignore_eos" must be a boolean', 'ignore_eos');
-  const streamOptions = body.stream_options;
-  if (streamOptions !== undefined && streamOptions !== null && !isObject(streamOptions))
-    throw badRequest('"stream_options" must be an object', 'stream_options');
-
-  return {
-    model,
-    prompts,
-    maxTokens: optionalNumber('max_tokens', 16, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer'),
-    temperature: optionalNumber('temperature', 1, (v) => v >= 0 && v <= 2, 'a number from 0 to 2'),
-    topP: optionalNumber('top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
-    stop,
-    seed:
-      body.seed === undefined || body.seed === null
-        ? undefined
-        : optionalNumber('seed', 0, (v) => Number.isSafeInteger(v), 'an integer'),
-    stream: body.stream === true,
-    includeUsage: isObject(streamOptions) && streamOptions.include_usage === true,
-    ignoreEos: body.ignore_eos === true,
-  };
+/** A prompt as it will run, and what echo shows of it. */
+interface PreparedPrompt {
+  ids: number[];
+  text: string;
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext): void {
@@ -105,6 +32,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
     created: Math.floor(model.loadedAt.getTime() / 1000),
     owned_by: 'modelwright',
     max_model_len: model.decoder.config.contextLength,
+    context_length: model.decoder.config.contextLength,
   });
 
   app.get('/v1/models', async () => ({ object: 'list', data: context.models.list().map(modelJson) }));
@@ -113,79 +41,75 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
 
   app.post('/v1/completions', async (request, reply) => {
     const params = parseCompletionParams(request.body);
-    const name = params.model ?? context.models.list()[0]?.name;
-    if (name === undefined) throw notFound('no model is loaded');
-    const model = context.model(name);
-    const { contextLength, bosTokenId, vocabSize } = model.decoder.config;
-    if (params.maxTokens >= contextLength)
+    const model = modelFor(context, params.model);
+    const { contextLength } = model.decoder.config;
+    const maxTokens = params.maxTokens ?? 16;
+    if (maxTokens >= contextLength)
       throw badRequest(`"max_tokens" must be below the model's context of ${contextLength} tokens`, 'max_tokens');
-    const promptIds = params.prompts.map((p) => {
-      if (typeof p !== 'string' && p.some((id) => id < 0 || id >= vocabSize))
-        throw badRequest(`prompt token ids must be in 0..${vocabSize - 1}`, 'prompt');
-      return fitPrompt(
-        typeof p === 'string' ? model.tokenizer.encode(p) : p,
-        params.maxTokens,
-        contextLength,
-        bosTokenId,
-      );
-    });
+    checkSamplingForModel(model, params);
+    const prompts = params.prompts.map((prompt) => preparePrompt(model, prompt, params, maxTokens));
+    const choices = prompts.flatMap((prompt, p) =>
+      Array.from({ length: params.n }, (_, j) => ({ promptIds: prompt.ids, index: p * params.n + j, prompt: p })),
+    );
 
     const id = `cmpl-${randomBytes(12).toString('hex')}`;
-    const created = Math.floor(Date.now() / 1000);
     const header = {
       id,
       object: 'text_completion',
-      created,
+      created: Math.floor(Date.now() / 1000),
       model: model.name,
       system_fingerprint: `${model.name}@${model.version}`,
     };
-    const usageOf = (outcomes: CompletionOutcome[]) => {
-      const prompt = outcomes.reduce((n, o) => n + o.promptTokens, 0);
-      const completion = outcomes.reduce((n, o) => n + o.completionTokens, 0);
-      return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-    };
-
-    if (params.maxTokens === 0) {
-      const outcomes: CompletionOutcome[] = promptIds.map((ids) => ({
-        text: '',
-        finishReason: 'length',
-        promptTokens: ids.length,
-        completionTokens: 0,
-      }));
-      const choices = outcomes.map((o, index) => ({ text: '', index, logprobs: null, finish_reason: o.finishReason }));
-      if (!params.stream) return { ...header, choices, usage: usageOf(outcomes) };
-      const stream = sse(reply);
-      stream.write(`data: ${JSON.stringify({ ...header, choices, usage: usageOf(outcomes) })}\n\n`);
-      stream.end('data: [DONE]\n\n');
-      return reply;
-    }
-
+    const wantsLogprobs = params.logprobs !== undefined;
     const abort = context.requestSignal(request, reply);
-    const requests = (onText?: (index: number, text: string) => void): BatchRequest[] =>
-      promptIds.map((ids, index) => ({
-        promptIds: ids,
-        maxTokens: params.maxTokens,
-        sampling: {
-          temperature: params.temperature,
-          topP: params.topP,
-          seed: params.seed === undefined ? undefined : params.seed + index,
-        },
-        stops: params.stop,
-        ignoreEos: params.ignoreEos,
-        signal: abort.signal,
-        onText: onText && ((text) => onText(index, text)),
-      }));
+    const scoring =
+      params.echo && wantsLogprobs
+        ? Promise.all(prompts.map((prompt) => scorePrompt(model, prompt.ids, params.logprobs!, abort.signal)))
+        : Promise.resolve(prompts.map((): ScoredToken[] => []));
+    scoring.catch(() => {}); // awaited below; a failure before then must not be unhandled
+
+    /** The logprobs of a choice's echoed prompt, with a builder positioned after it for the completion. */
+    const startLogprobs = (scores: ScoredToken[][], prompt: number) => {
+      const builder = new LegacyLogprobsBuilder(model.tokenizer);
+      const echoed = builder.add(scores[prompt]);
+      return { builder, echoed, start: builder.position };
+    };
+    const generatedScores = (tokens: readonly GeneratedToken[] | undefined): ScoredToken[] =>
+      (tokens ?? []).map((t) => ({ id: t.id, logprob: t.logprob, top: t.top }));
 
     if (!params.stream) {
       try {
-        const outcomes = await Promise.all(model.scheduler.complete(requests()));
-        const choices = outcomes.map((o, index) => ({
-          text: o.text,
-          index,
-          logprobs: null,
-          finish_reason: o.finishReason,
-        }));
-        return { ...header, choices, usage: usageOf(outcomes) };
+        const outcomes: CompletionOutcome[] =
+          maxTokens === 0
+            ? choices.map((c) => ({
+                text: '',
+                finishReason: 'length',
+                promptTokens: c.promptIds.length,
+                completionTokens: 0,
+              }))
+            : await Promise.all(
+                model.scheduler.complete(batchRequests(params, choices, maxTokens, params.logprobs, abort.signal)),
+              );
+        const scores = await scoring;
+        return {
+          ...header,
+          choices: outcomes.map((outcome, index) => {
+            const prompt = choices[index].prompt;
+            let logprobs: LegacyLogprobs | null = null;
+            if (wantsLogprobs) {
+              const { builder, echoed, start } = startLogprobs(scores, prompt);
+              const generated = builder.add(generatedScores(outcome.tokens), start + outcome.text.length);
+              logprobs = params.echo ? concatLegacy([echoed, generated]) : generated;
+            }
+            return {
+              text: (params.echo ? prompts[prompt].text : '') + outcome.text,
+              index,
+              logprobs,
+              finish_reason: outcome.finishReason,
+            };
+          }),
+          usage: usageOf(outcomes),
+        };
       } catch (e) {
         throw asHttpError(e);
       } finally {
@@ -194,47 +118,129 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
     }
 
     // Streaming: the scheduler throws 429/503 before anything is sent; after that, errors become an error event.
-    let stream: PassThrough | undefined;
-    const chunk = (index: number, text: string, finishReason: string | null, extra: object = {}) => {
-      const choices = [{ text, index, logprobs: null, finish_reason: finishReason }];
-      return stream?.write(`data: ${JSON.stringify({ ...header, choices, ...extra })}\n\n`);
+    const usageField = params.includeUsage ? { usage: null } : {};
+    const builders = new Map<number, { builder: LegacyLogprobsBuilder; start: number; sent: number }>();
+    let stream: EventStream | undefined;
+    const chunk = (index: number, text: string, finishReason: string | null, logprobs: LegacyLogprobs | null) =>
+      stream?.send({ ...header, choices: [{ text, index, logprobs, finish_reason: finishReason }], ...usageField });
+    const logprobsSince = (
+      index: number,
+      tokens: readonly GeneratedToken[],
+      textEnd?: number,
+    ): LegacyLogprobs | null => {
+      const state = builders.get(index);
+      if (!state) return null;
+      const fresh = tokens.slice(state.sent);
+      state.sent = tokens.length;
+      return state.builder.add(generatedScores(fresh), textEnd === undefined ? undefined : state.start + textEnd);
     };
-    const pending = model.scheduler.complete(requests((index, text) => chunk(index, text, null)));
-    stream = sse(reply);
+    let pending: Promise<CompletionOutcome>[] = [];
+    let scores: ScoredToken[][];
+    try {
+      // The echoed prompt (and its scores) comes first in the stream, so it is ready before generation starts.
+      scores = await scoring;
+      for (const choice of choices) {
+        if (wantsLogprobs) {
+          const { builder, start } = startLogprobs(scores, choice.prompt);
+          builders.set(choice.index, { builder, start, sent: 0 });
+        }
+      }
+      if (maxTokens > 0)
+        pending = model.scheduler.complete(
+          batchRequests(params, choices, maxTokens, params.logprobs, abort.signal, (index, text, tokens) =>
+            chunk(index, text, null, logprobsSince(index, tokens)),
+          ),
+        );
+    } catch (e) {
+      abort.dispose();
+      throw asHttpError(e);
+    }
+    stream = new EventStream(reply);
     const outcomes: CompletionOutcome[] = [];
-    let remaining = pending.length;
-    const finished = pending.map((promise, index) =>
-      promise.then((outcome) => {
-        outcomes[index] = outcome;
-        remaining--;
-        chunk(index, '', outcome.finishReason, remaining === 0 ? { usage: usageOf(outcomes) } : {});
-      }),
-    );
-    Promise.all(finished)
-      .then(() => {
-        if (params.includeUsage)
-          stream!.write(`data: ${JSON.stringify({ ...header, choices: [], usage: usageOf(outcomes) })}\n\n`);
-      })
+    for (const choice of choices) {
+      if (params.echo) {
+        const echoed = wantsLogprobs ? new LegacyLogprobsBuilder(model.tokenizer).add(scores[choice.prompt]) : null;
+        chunk(choice.index, prompts[choice.prompt].text, null, echoed);
+      }
+    }
+    (async () => {
+      if (maxTokens === 0) {
+        for (const choice of choices) {
+          outcomes[choice.index] = {
+            text: '',
+            finishReason: 'length',
+            promptTokens: choice.promptIds.length,
+            completionTokens: 0,
+          };
+          chunk(choice.index, '', 'length', null);
+        }
+      }
+      await Promise.all(
+        pending.map((promise, index) =>
+          promise.then((outcome) => {
+            outcomes[index] = outcome;
+            chunk(index, '', outcome.finishReason, logprobsSince(index, outcome.tokens ?? [], outcome.text.length));
+          }),
+        ),
+      );
+      if (params.includeUsage) stream.send({ ...header, choices: [], usage: usageOf(outcomes) });
+    })()
       .catch((e: unknown) => {
-        const error = asHttpError(e);
-        if (!reply.raw.destroyed) stream!.write(`data: ${JSON.stringify(errorBody('/v1', error))}\n\n`);
+        if (!stream.clientGone) stream.send(errorBody('/v1', asHttpError(e)));
       })
       .finally(() => {
         abort.dispose();
-        stream!.end('data: [DONE]\n\n');
+        stream.end();
       });
     return reply;
   });
+
+  registerChatRoutes(app, context);
+  registerTokenizeRoutes(app, context);
 }
 
-/** Starts a server-sent events response and returns the stream to write events to. */
-function sse(reply: FastifyReply): PassThrough {
-  const stream = new PassThrough();
-  stream.on('error', () => {}); // a client that went away: the request's abort signal ends the work
-  reply
-    .header('content-type', 'text/event-stream; charset=utf-8')
-    .header('cache-control', 'no-cache')
-    .header('x-accel-buffering', 'no');
-  void reply.send(stream);
-  return stream;
+/** The ids to run for one prompt: its tokens (or the FIM arrangement of prompt and suffix), fitted to the context. */
+function preparePrompt(
+  model: ServedModel,
+  prompt: string | number[],
+  params: CompletionParams,
+  maxTokens: number,
+): PreparedPrompt {
+  const { contextLength, bosTokenId } = model.decoder.config;
+  const ids = typeof prompt === 'string' ? model.tokenizer.encode(prompt) : prompt;
+  if (typeof prompt !== 'string') checkTokenIds(model, prompt, 'prompt');
+  const text = typeof prompt === 'string' ? prompt : model.tokenizer.decode(prompt);
+  const room = contextLength - maxTokens;
+
+  if (params.suffix !== undefined) {
+    const fim = findFimTokens((token) => model.tokenizer.tokenId(token));
+    if (!fim)
+      throw badRequest(
+        `model ${model.name}'s tokenizer has no fill-in-the-middle tokens, so "suffix" is not supported`,
+        'suffix',
+      );
+    // Prefix-suffix-middle order; what does not fit is cut from the far ends (the start of the prefix first).
+    let suffixIds = model.tokenizer.encode(params.suffix);
+    let prefixIds = ids;
+    const budget = room - 3;
+    if (budget < 1) throw badRequest('"max_tokens" leaves no room for a fill-in-the-middle prompt', 'max_tokens');
+    if (prefixIds.length + suffixIds.length > budget) {
+      const keepSuffix = Math.min(suffixIds.length, Math.max(Math.floor(budget / 4), budget - prefixIds.length));
+      suffixIds = suffixIds.slice(0, keepSuffix);
+      prefixIds = prefixIds.slice(Math.max(0, prefixIds.length - (budget - keepSuffix)));
+    }
+    return { ids: [fim.prefix, ...prefixIds, fim.suffix, ...suffixIds, fim.middle], text };
+  }
+
+  if (params.echo) {
+    const run = ids.length ? ids : [bosTokenId];
+    if (run.length + maxTokens > contextLength)
+      throw badRequest(
+        `the prompt has ${run.length} tokens; with "max_tokens" ${maxTokens} that exceeds the model's context of ` +
+          `${contextLength} ("echo" scores the whole prompt, so it is not shortened)`,
+        'prompt',
+      );
+    return { ids: run, text };
+  }
+  return { ids: fitPrompt(ids, maxTokens, contextLength, bosTokenId), text };
 }

@@ -28,6 +28,7 @@ export function parseInferRequest(
 ): ParsedInfer {
   if (!isObject(body)) throw badRequest('the request body must be a JSON object with an "inputs" array');
   if (body.id !== undefined && typeof body.id !== 'string') throw badRequest('"id" must be a string');
+  checkParameters(body.parameters, 'parameters');
   if (!Array.isArray(body.inputs) || body.inputs.length === 0) throw badRequest('"inputs" must be a non-empty array');
 
   const specs = new Map(inputs.map((spec) => [spec.name, spec]));
@@ -36,6 +37,9 @@ export function parseInferRequest(
   for (const [index, raw] of body.inputs.entries()) {
     if (!isObject(raw)) throw badRequest(`inputs[${index}] must be an object with name, shape, datatype and data`);
     if (typeof raw.name !== 'string') throw badRequest(`inputs[${index}].name must be a string`);
+    checkParameters(raw.parameters, `inputs[${index}].parameters`);
+    if (isObject(raw.parameters) && raw.parameters.binary_data_size !== undefined)
+      throw badRequest('binary tensor data is not supported: send "data" as JSON');
     const name = raw.name;
     const spec = specs.get(name);
     if (!spec)
@@ -84,6 +88,9 @@ export function parseInferRequest(
     outputNames = body.outputs.map((o, index) => {
       if (!isObject(o) || typeof o.name !== 'string')
         throw badRequest(`outputs[${index}] must be an object with a "name"`);
+      checkParameters(o.parameters, `outputs[${index}].parameters`);
+      if (isObject(o.parameters) && o.parameters.binary_data === true)
+        throw badRequest(`outputs[${index}]: binary tensor data is not supported; outputs are sent as JSON`);
       if (!known.has(o.name))
         throw badRequest(`unknown output "${o.name}"; the model's outputs are ${[...known].join(', ')}`);
       return o.name;
@@ -109,6 +116,26 @@ export function parseInferRequest(
     );
   }
   return { id: body.id as string | undefined, inputs: [...given.values()], outputNames };
+}
+
+/**
+ * The protocol's `parameters`: an object whose values are strings, numbers or booleans. Which ones a server uses is
+ * its own business; the rest are ignored.
+ */
+export function checkParameters(parameters: unknown, where: string): Record<string, string | number | boolean> {
+  if (parameters === undefined) return {};
+  if (!isObject(parameters)) throw badRequest(`"${where}" must be an object`);
+  for (const [key, value] of Object.entries(parameters)) {
+    if (
+      !(
+        typeof value === 'string' ||
+        typeof value === 'boolean' ||
+        (typeof value === 'number' && Number.isFinite(value))
+      )
+    )
+      throw badRequest(`"${where}.${key}" must be a string, a number or a boolean`);
+  }
+  return parameters as Record<string, string | number | boolean>;
 }
 
 function parseShape(shape: unknown, name: string): number[] {
