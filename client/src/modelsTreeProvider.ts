@@ -1,22 +1,41 @@
 // The Models tree in the Modelwright activity-bar container: one row per model (name, size, preset, status),
 // its metrics, provenance and what its files say (where it was downloaded from, family, precision, context,
 // fill-in-the-middle, chat, license) as children and in the tooltip, and context values that the manifest's
-// menus match (deploy, evaluate, train further, reveal the model card, delete).
+// menus match (deploy, evaluate, train further, reveal the model card, delete). Below the models, Deployments:
+// each role with its versions (the serving one marked; rollback from the role's menu), and for a classifier its
+// macro-F1, accuracy and confusion matrix.
 import * as vscode from 'vscode';
-import type { ModelRole, ModelSummary } from '../../server/src/protocol';
+import {
+  type DeploymentHistory,
+  type DeploymentVersion,
+  ListDeployments,
+  type ModelRole,
+  type ModelSummary,
+} from '../../server/src/protocol';
+import { confusionMarkdown, describeVersion, versionMetrics } from './deploymentFormat';
 import { commandIds } from './commandIds';
 import { describeModel, formatTimestamp, metricRows, modelFacts, modelTooltip } from './format';
 import type { ServerClient } from './serverClient';
 
 export type ModelsTreeNode =
   | { kind: 'model'; model: ModelSummary }
-  | { kind: 'detail'; model: ModelSummary; label: string; value: string; command?: vscode.Command };
+  | { kind: 'detail'; model: ModelSummary; label: string; value: string; command?: vscode.Command; tooltip?: string }
+  | { kind: 'deployments' }
+  | { kind: 'deploymentRole'; history: DeploymentHistory }
+  | { kind: 'deploymentVersion'; history: DeploymentHistory; version: DeploymentVersion };
+
+const roleTitles: Record<DeploymentHistory['role'], string> = {
+  completion: 'Inline completions',
+  explanation: 'Explanations',
+  service: 'HTTP service',
+};
 
 export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<ModelsTreeNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private models: ModelSummary[] = [];
   private active: Partial<Record<ModelRole, string>> = {};
+  private histories: DeploymentHistory[] = [];
   private loading: Promise<void> | undefined;
   private loaded = false;
 
@@ -45,6 +64,15 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
             a.name.localeCompare(b.name),
         );
         this.active = result.active;
+        // Servers without versions answer "method not found": the tree then has no Deployments.
+        return this.server.request(ListDeployments, {}).then(
+          (deployments) => {
+            this.histories = deployments.histories;
+          },
+          () => {
+            this.histories = [];
+          },
+        );
       })
       .catch((error: unknown) =>
         this.log.warn(`Listing models failed: ${error instanceof Error ? error.message : String(error)}`),
@@ -57,11 +85,46 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
     return this.loading;
   }
 
+  /** Every role's versions, as last listed. */
+  get deployments(): readonly DeploymentHistory[] {
+    return this.histories;
+  }
+
   getTreeItem(node: ModelsTreeNode): vscode.TreeItem {
+    if (node.kind === 'deployments') {
+      const item = new vscode.TreeItem('Deployments', vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = 'deployments';
+      item.iconPath = new vscode.ThemeIcon('history');
+      item.contextValue = 'deployments';
+      return item;
+    }
+    if (node.kind === 'deploymentRole') {
+      const { history } = node;
+      const current = history.versions.find((v) => v.version === history.current);
+      const item = new vscode.TreeItem(
+        roleTitles[history.role],
+        history.versions.length ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
+      );
+      item.id = `deployments:${history.role}`;
+      item.description = current ? `v${current.version} · ${current.model}` : 'no versions yet';
+      item.contextValue = history.versions.length > 1 ? 'deploymentRole rollbackable' : 'deploymentRole';
+      return item;
+    }
+    if (node.kind === 'deploymentVersion') {
+      const { history, version } = node;
+      const current = version.version === history.current;
+      const item = new vscode.TreeItem(`v${version.version}`, vscode.TreeItemCollapsibleState.None);
+      item.id = `deployments:${history.role}:${version.version}`;
+      item.description = describeVersion(version, current);
+      item.tooltip = `${describeVersion(version, current)}\n${versionMetrics(version)}\nsha256 ${version.sha256}`;
+      item.iconPath = new vscode.ThemeIcon(current ? 'pass-filled' : 'circle-small');
+      item.contextValue = current ? 'deploymentVersion current' : 'deploymentVersion';
+      return item;
+    }
     if (node.kind === 'detail') {
       const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
       item.description = node.value;
-      item.tooltip = `${node.label}: ${node.value}`;
+      item.tooltip = node.tooltip ? new vscode.MarkdownString(node.tooltip) : `${node.label}: ${node.value}`;
       item.contextValue = 'modelDetail';
       item.command = node.command;
       return item;
@@ -110,15 +173,30 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
           },
         });
       }
+      if (this.histories.some((h) => h.versions.length)) nodes.push({ kind: 'deployments' });
       return nodes;
     }
+    if (node.kind === 'deployments') return this.histories.map((history) => ({ kind: 'deploymentRole', history }));
+    if (node.kind === 'deploymentRole')
+      return [...node.history.versions]
+        .reverse()
+        .map((version) => ({ kind: 'deploymentVersion', history: node.history, version }));
     if (node.kind !== 'model') return [];
     const m = node.model;
     const details: ModelsTreeNode[] = [];
-    const detail = (label: string, value: string, command?: vscode.Command) =>
-      details.push({ kind: 'detail', model: m, label, value, command });
+    const detail = (label: string, value: string, command?: vscode.Command, tooltip?: string) =>
+      details.push({ kind: 'detail', model: m, label, value, command, tooltip });
     if (m.roles.length) detail('deployed for', m.roles.join(', '));
-    if (m.metrics) for (const [label, value] of metricRows(m.metrics)) detail(label, value);
+    const c = m.classification;
+    if (c) {
+      detail('labels', c.labels.join(', '));
+      detail('macro-F1', `${c.macroF1.toFixed(3)} on ${c.samples} validation rows`);
+      detail(
+        'accuracy',
+        `${(100 * c.accuracy).toFixed(1)}% (majority class ${(100 * c.majorityAccuracy).toFixed(1)}%)`,
+      );
+      detail('confusion matrix', 'hover to see it', undefined, confusionMarkdown(c));
+    } else if (m.metrics) for (const [label, value] of metricRows(m.metrics)) detail(label, value);
     else
       detail('metrics', 'not evaluated yet: click to evaluate', {
         title: 'Evaluate',
@@ -132,7 +210,10 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
   }
 
   getParent(node: ModelsTreeNode): ModelsTreeNode | undefined {
-    return node.kind === 'detail' ? { kind: 'model', model: node.model } : undefined;
+    if (node.kind === 'detail') return { kind: 'model', model: node.model };
+    if (node.kind === 'deploymentRole') return { kind: 'deployments' };
+    if (node.kind === 'deploymentVersion') return { kind: 'deploymentRole', history: node.history };
+    return undefined;
   }
 
   dispose(): void {

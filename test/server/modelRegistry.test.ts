@@ -1,12 +1,14 @@
-// Tests for the model registry (in process): listing, the active model per role and active.json, hot-swap deploys that
-// keep a leased model alive until released, failures that keep the previous model serving (corrupt ONNX, a foreign
-// tokenizer, unknown names), no reload loops for broken folders, reloads, and what an untrusted workspace may use.
+// Tests for the model registry (in process): listing (not unfinished training runs), the active model per role and
+// active.json, hot-swap deploys that keep a leased model alive until released, failures that keep the previous
+// model serving (corrupt ONNX, a foreign tokenizer, unknown names), no reload loops for broken folders, reloads,
+// and what an untrusted workspace may use.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelRegistry } from '../../server/src/registry/modelRegistry';
 import { RegistryError } from '../../server/src/registry/registryError';
+import { INCOMPLETE_MARKER } from '../../server/src/train/finalExport';
 import { makeModelFolder } from '../helpers/makeModelFolder';
 import { modelDirectories } from './serverHarness';
 import { makeParrotModel } from './testModels';
@@ -39,6 +41,9 @@ describe('model registry', { timeout: 180_000 }, () => {
     await makeParrotModel(path.join(dirs.models, 'yankee'), { character: 'y' });
     fs.mkdirSync(path.join(dirs.models, 'not-a-model'));
     fs.mkdirSync(path.join(dirs.models, '.hidden'));
+    // A training run that has not finished: its folder has a config but still carries the marker.
+    await makeParrotModel(path.join(dirs.models, 'unfinished'));
+    fs.writeFileSync(path.join(dirs.models, 'unfinished', INCOMPLETE_MARKER), '');
     // A corrupt ONNX file and a tokenizer that belongs to a bigger model.
     await makeParrotModel(path.join(dirs.models, 'corrupt'));
     fs.writeFileSync(path.join(dirs.models, 'corrupt', 'onnx', 'model.onnx'), 'not an onnx file');

@@ -3,9 +3,17 @@
 // and delete a trained model folder (never a bundled, active or training one).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ServerCapabilities } from 'vscode-languageserver';
+import { LSPErrorCodes, ResponseError, type ServerCapabilities } from 'vscode-languageserver';
+import { evaluateClassifier } from '../classify/classifierMetrics';
 import {
+  CheckDeploy,
   DeleteModel,
+  type DeploymentRole,
+  EvaluateClassifier,
+  GatedDeploy,
+  ListDeployments,
+  RollbackDeployment,
+  deploymentRoles,
   DeployModel,
   GetModelCard,
   ListModels,
@@ -54,6 +62,36 @@ export class ModelsFeature implements Feature {
     );
     connection.onRequest(DeployModel.type, (params) => answering(() => this.deploy(params)));
     connection.onRequest(DeleteModel.type, (params) => answering(() => this.delete(params)));
+    connection.onRequest(CheckDeploy.type, (params) =>
+      answering(() =>
+        registry.checkDeploy(modelName(params, CheckDeploy.method), deployRole(params), gateOptions(params)),
+      ),
+    );
+    connection.onRequest(GatedDeploy.type, (params) => answering(() => this.gatedDeploy(params)));
+    connection.onRequest(ListDeployments.type, () => answering(async () => ({ histories: registry.deployments() })));
+    connection.onRequest(RollbackDeployment.type, (params) =>
+      answering(async () => {
+        const role = deployRole(params);
+        const version = (params as { version?: unknown }).version;
+        if (version !== undefined && !Number.isInteger(version))
+          throw invalidParams(`${RollbackDeployment.method}: version must be an integer`);
+        const result = await registry.rollback(role, version as number | undefined);
+        this.context.status.update({
+          message: `${role} rolled back to version ${result.rollbackOf} ("${result.model}")`,
+        });
+        return { version: result };
+      }),
+    );
+    connection.onRequest(EvaluateClassifier.type, (params) =>
+      answering(async () => {
+        const p = requireObject(params, EvaluateClassifier.method) as Partial<EvaluateClassifier.Params>;
+        const entry = registry.resolve(modelName(p, EvaluateClassifier.method));
+        for (const key of ['data', 'text', 'label'] as const)
+          if (typeof p[key] !== 'string' || !p[key])
+            throw invalidParams(`${EvaluateClassifier.method}: ${key} is required`);
+        return evaluateClassifier(entry.dir, p.data!, { text: p.text!, label: p.label! });
+      }),
+    );
     return {};
   }
 
@@ -74,6 +112,27 @@ export class ModelsFeature implements Feature {
     }
   }
 
+  private async gatedDeploy(raw: GatedDeploy.Params): Promise<GatedDeploy.Result> {
+    const name = modelName(raw, GatedDeploy.method);
+    const role = deployRole(raw);
+    const force = (raw as { force?: unknown }).force;
+    if (force !== undefined && typeof force !== 'string')
+      throw invalidParams(`${GatedDeploy.method}: force must be a reason`);
+    const result = await this.context.registry.gatedDeploy(name, role, {
+      ...gateOptions(raw),
+      force: force || undefined,
+    });
+    if (!result.version) {
+      throw new ResponseError<GatedDeploy.ErrorData>(
+        LSPErrorCodes.RequestFailed,
+        `"${name}" is worse than "${result.report.serving}" for ${role}; deploy it anyway to override the gate`,
+        { gate: result.report },
+      );
+    }
+    this.context.status.update({ message: `"${name}" serves ${role} as version ${result.version.version}` });
+    return { gate: result.report, version: result.version };
+  }
+
   private async delete(raw: DeleteModel.Params): Promise<DeleteModel.Result> {
     const { registry, options } = this.context;
     const name = modelName(raw, DeleteModel.method);
@@ -81,6 +140,13 @@ export class ModelsFeature implements Feature {
     const entry = registry.resolve(name);
     if (entry.bundled) throw requestFailed(`"${name}" is a bundled model and cannot be deleted`);
     if (this.training.current() === name) throw requestFailed(`"${name}" is training; stop the training first`);
+    const versions = registry.versionsUsing(name);
+    if (versions.length && (raw as { confirm?: unknown }).confirm !== true) {
+      throw requestFailed(
+        `"${name}" is ${versions.map((v) => `${v.role} version ${v.version}`).join(', ')}; ` +
+          'send confirm: true to delete it (a rollback to those versions restores its files from the deployment history)',
+      );
+    }
     const inside = path.relative(path.resolve(options.modelsDirectory), path.resolve(entry.dir));
     if (inside.startsWith('..') || path.isAbsolute(inside) || inside === '')
       throw requestFailed(`"${entry.dir}" is not inside the models directory`);
@@ -98,4 +164,20 @@ function modelName(params: unknown, method: string): string {
       `${method}: name must be a model name (${modelNameRule.description}), got ${JSON.stringify(name)}`,
     );
   return name;
+}
+
+function deployRole(params: unknown): DeploymentRole {
+  const role = (params as { role?: unknown } | undefined)?.role;
+  if (!deploymentRoles.includes(role as DeploymentRole))
+    throw invalidParams(`role must be one of ${deploymentRoles.join(', ')}`);
+  return role as DeploymentRole;
+}
+
+function gateOptions(params: unknown): { threshold?: number; evalWorkspace?: string } {
+  const { threshold, evalWorkspace } = (params ?? {}) as { threshold?: unknown; evalWorkspace?: unknown };
+  if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0))
+    throw invalidParams('threshold must be a number ≥ 0');
+  if (evalWorkspace !== undefined && typeof evalWorkspace !== 'string')
+    throw invalidParams('evalWorkspace must be a folder path');
+  return { threshold: threshold as number | undefined, evalWorkspace: evalWorkspace as string | undefined };
 }

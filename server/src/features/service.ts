@@ -1,6 +1,7 @@
 // modelwright/startService and modelwright/stopService: serves models over HTTP (serve/httpServer.ts: OpenAI
 // /v1, Open Inference Protocol /v2, /metrics) from the language server process, for the Deploy Model command.
-// One service at a time; starting again replaces it; it stops with the server.
+// One service at a time; starting again replaces it; it stops with the server. A deploy or rollback of the
+// service role reloads that model in the running service (in-flight requests finish on the old version).
 import type { ServerCapabilities } from 'vscode-languageserver';
 import { StartService, StopService, isValidModelName } from '../protocol';
 import type { RunningServer } from '../serve/httpServer';
@@ -15,6 +16,7 @@ export class ServiceFeature implements Feature {
   constructor(private readonly context: ServerContext) {}
 
   initialize(): ServerCapabilities {
+    this.context.registry.onDidChangeService((model) => void this.follow(model));
     this.context.connection.onRequest(StartService.type, (params) => answering(() => this.start(params)));
     this.context.connection.onRequest(StopService.type, () => answering(() => this.stop()));
     return {};
@@ -45,9 +47,24 @@ export class ServiceFeature implements Feature {
     } catch (e) {
       throw requestFailed(`could not start the model service: ${e instanceof Error ? e.message : String(e)}`);
     }
+    this.servedNames = new Set(entries.map((e) => e.name));
     status.update({ message: `serving ${entries.map((e) => e.name).join(', ')} at ${this.running.url}` });
     return { url: this.running.url, models: entries.map((e) => e.name) };
   }
+
+  /** Serves a new version of the service role when the running service serves that model's name. */
+  private async follow(model: { name: string; dir: string }): Promise<void> {
+    const running = this.running;
+    if (!running || !this.servedNames.has(model.name)) return;
+    try {
+      const { version } = await running.reload(model.name, model.dir);
+      this.context.log.info(`[service] ${model.name} now serves as version ${version}`);
+    } catch (e) {
+      this.context.log.warn(`[service] could not reload ${model.name}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private servedNames = new Set<string>();
 
   private async stop(): Promise<StopService.Result> {
     const running = this.running;

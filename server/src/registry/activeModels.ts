@@ -1,9 +1,11 @@
 // The active model per role, persisted in <modelsDirectory>/active.json (trusted workspaces only): read at start,
 // with names of folders that are gone dropped and the bundled default model for completion, and written on deploy.
+// A role's deployment history (deployments.ts), where there is one, is the record that wins over active.json.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type ModelRole, modelRoles } from '../protocol';
 import { writeFileAtomic } from '../util/atomicFile';
+import { currentVersion, readHistory } from './deployments';
 
 export const ACTIVE_FILE = 'active.json';
 /** The bundled model that serves until another one is deployed. */
@@ -32,6 +34,15 @@ export function readActiveModels(options: ActiveModelsOptions, exists: (name: st
       }
     } catch {
       // no active.json yet
+    }
+    for (const role of modelRoles) {
+      let name: string | undefined;
+      try {
+        name = currentVersion(readHistory(options.modelsDirectory, role))?.model;
+      } catch (e) {
+        options.log?.(e instanceof Error ? e.message : String(e));
+      }
+      if (name && exists(name)) active[role] = name;
     }
   }
   if (!active.completion && exists(DEFAULT_MODEL)) active.completion = DEFAULT_MODEL;

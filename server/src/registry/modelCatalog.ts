@@ -3,7 +3,9 @@
 // with their model cards for the client's model list.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isClassifierFolder } from '../classify/classifier';
 import {
+  type ClassifierMetrics,
   type ModelDtype,
   type ModelOrigin,
   type ModelRole,
@@ -13,6 +15,7 @@ import {
 } from '../protocol';
 import { type ModelCard, readModelCard, trainedWithFillInTheMiddle } from '../modelFolder/modelCard';
 import { fimFormats } from '../tokenizer/fimFormats';
+import { isIncomplete } from '../train/finalExport';
 import { RegistryError } from './registryError';
 
 export interface ModelEntry {
@@ -47,7 +50,9 @@ export class ModelCatalog {
       for (const d of names) {
         if (!(d.isDirectory() || d.isSymbolicLink()) || !isValidModelName(d.name) || found.has(d.name)) continue;
         const dir = path.join(directory, d.name);
-        if (fs.existsSync(path.join(dir, 'config.json'))) found.set(d.name, { name: d.name, dir, bundled });
+        // A training run that has not finished (or failed) leaves its `.incomplete` marker: not a model yet.
+        if (fs.existsSync(path.join(dir, 'config.json')) && !isIncomplete(dir))
+          found.set(d.name, { name: d.name, dir, bundled });
       }
     };
     if (this.options.trusted) scan(this.options.modelsDirectory, false);
@@ -101,7 +106,7 @@ export class ModelCatalog {
       const summary: ModelSummary = {
         name: entry.name,
         path: entry.dir,
-        kind: 'causal-lm',
+        kind: isClassifierFolder(entry.dir) ? 'text-classification' : 'causal-lm',
         bundled: entry.bundled,
         sizeBytes: folderSize(entry.dir),
         status: entry.name === training ? 'training' : roles.length ? 'active' : 'idle',
@@ -112,6 +117,9 @@ export class ModelCatalog {
       if (card?.createdAt) summary.createdAt = card.createdAt;
       if (card?.parent) summary.parent = card.parent;
       Object.assign(summary, this.factsOf(entry.dir, card));
+      const classification = (card as { classification?: { validation?: ClassifierMetrics } } | undefined)
+        ?.classification?.validation;
+      if (classification) summary.classification = classification;
       if (evaluation) {
         summary.metrics = {
           valLoss: evaluation.valLoss,

@@ -1,7 +1,18 @@
 // The models the language server serves, with hot swaps: a lease per request on the model active for a role, deploys
 // that load the new model first and keep the previous one serving if that fails, reloads of retrained folders, and
 // unloading of a model only once no request holds it (plus a few idle ones kept, most recently used first).
-import { type ModelRole, type ModelSummary, modelRoles } from '../protocol';
+import {
+  type DeploymentHistory,
+  type DeploymentRole,
+  type DeploymentVersion,
+  type GateReport,
+  type ModelRole,
+  type ModelSummary,
+  modelRoles,
+} from '../protocol';
+import { type GateOptions, runGate } from './deployGate';
+import { readHistories, versionsUsing } from './deployments';
+import { rollback, servingModel, versionedDeploy } from './versionedDeploy';
 import { hasChatTemplate } from '../runtime/chatModel';
 import { updateModelCard } from '../modelFolder/modelCard';
 import { type ActiveModels, readActiveModels, writeActiveModels } from './activeModels';
@@ -15,6 +26,10 @@ import {
   folderSignature,
   loadServingModel,
 } from './servingModel';
+
+export type DeployCheckOptions = Omit<GateOptions, 'role' | 'candidate' | 'serving'>;
+
+const isEditorRole = (role: DeploymentRole): role is ModelRole => (modelRoles as readonly string[]).includes(role);
 
 /** Loaded models that are not active for any role are kept, most recently used first, up to this many. */
 const IDLE_MODELS = 2;
@@ -187,25 +202,9 @@ export class ModelRegistry {
     return this.serialized(async () => {
       if (!modelRoles.includes(role))
         throw new RegistryError(`unknown role "${String(role)}"; roles: ${modelRoles.join(', ')}`, 'invalidName');
-      const entry = this.resolve(name);
-      if (!this.options.trusted && !entry.bundled)
-        throw new RegistryError('untrusted workspace: only bundled models can be deployed', 'forbidden');
-      const flavor: Flavor = role === 'explanation' && hasChatTemplate(entry.dir) ? 'chat' : 'language';
-      const slot = this.slotFor(entry, flavor);
-      try {
-        await slot.loading;
-      } catch (e) {
-        const previous = this.activeModels()[role];
-        const message = e instanceof Error ? e.message : String(e);
-        throw new RegistryError(`${message}${previous ? `; "${previous}" keeps serving ${role}` : ''}`, 'loadFailed');
-      }
-      const previous = this.activeModels()[role];
-      this.active[role] = name;
-      writeActiveModels(this.options, this.active);
-      if (previous && previous !== name && this.rolesOf(previous).length === 0) {
-        // The swapped-out model is unloaded as soon as the requests still using it finish.
-        for (const old of [...this.slots.values()]) if (old.entry.name === previous) this.retire(old);
-      }
+      const entry = this.deployable(name);
+      await this.load(entry, role);
+      this.swapIn(entry, role);
       if (!entry.bundled) {
         try {
           updateModelCard(entry.dir, (card) => {
@@ -215,10 +214,146 @@ export class ModelRegistry {
           // a folder without a card (or a read-only one) still deploys
         }
       }
-      this.collect();
-      this.notify();
       return this.activeModels();
     });
+  }
+
+  /** The gate's table for deploying `name` to `role`, without deploying. */
+  async checkDeploy(name: string, role: DeploymentRole, options: DeployCheckOptions = {}): Promise<GateReport> {
+    const entry = this.deployable(name);
+    const { report } = await runGate({
+      ...options,
+      role,
+      candidate: { name: entry.name, dir: entry.dir },
+      serving: this.servingFor(role),
+    });
+    return report;
+  }
+
+  /**
+   * An evaluation-gated deploy: compares with the role's current version, and when the candidate is not worse (or
+   * `force` says why to deploy anyway) loads it, commits a new version and swaps it in. Resolves with the gate's
+   * table and the version, or with the table alone when refused (nothing changed).
+   */
+  gatedDeploy(
+    name: string,
+    role: DeploymentRole,
+    options: DeployCheckOptions & { force?: string } = {},
+  ): Promise<{ report: GateReport; version?: DeploymentVersion }> {
+    return this.serialized(async () => {
+      const entry = this.deployable(name);
+      if (entry.bundled)
+        throw new RegistryError('bundled models are deployed as they are, without versions', 'forbidden');
+      return versionedDeploy({
+        ...options,
+        modelsDirectory: this.options.modelsDirectory,
+        role,
+        candidate: { name: entry.name, dir: entry.dir },
+        fallbackServing: this.servingFor(role),
+        prepare: async () => {
+          if (isEditorRole(role)) await this.load(entry, role);
+        },
+        activate: (r) => this.activateVersion(entry, r),
+      });
+    });
+  }
+
+  /** Serves a role's previous version (or `version`) again, with its exact files. */
+  rollback(role: DeploymentRole, version?: number): Promise<DeploymentVersion> {
+    return this.serialized(async () => {
+      if (!this.options.trusted) throw new RegistryError('untrusted workspace: no deploys or rollbacks', 'forbidden');
+      let target: ModelEntry | undefined;
+      const result = await rollback({
+        modelsDirectory: this.options.modelsDirectory,
+        role,
+        version,
+        prepare: async (model) => {
+          target = { name: model.name, dir: model.dir, bundled: false };
+          if (isEditorRole(role)) {
+            // The folder may have been restored from the snapshot: load its files afresh.
+            for (const old of [...this.slots.values()]) if (old.entry.name === model.name) this.retire(old);
+            await this.load(target, role);
+          }
+        },
+        activate: (r) => (target ? this.activateVersion(target, r) : undefined),
+      });
+      return result;
+    });
+  }
+
+  /** Every role's versions. */
+  deployments(): DeploymentHistory[] {
+    return this.options.trusted ? readHistories(this.options.modelsDirectory) : [];
+  }
+
+  /** The versions that name a model (a deletion asks first: rolling back to them restores the folder). */
+  versionsUsing(name: string): { role: DeploymentRole; version: number }[] {
+    return this.options.trusted ? versionsUsing(this.options.modelsDirectory, name) : [];
+  }
+
+  /** Called when a version of the service role changes (the HTTP service swaps its models). */
+  onDidChangeService(listener: (model: { name: string; dir: string }) => void): { dispose(): void } {
+    this.serviceListeners.add(listener);
+    return { dispose: () => this.serviceListeners.delete(listener) };
+  }
+
+  private readonly serviceListeners = new Set<(model: { name: string; dir: string }) => void>();
+
+  private activateVersion(entry: ModelEntry, role: DeploymentRole): void {
+    if (isEditorRole(role)) {
+      this.swapIn(entry, role);
+      return;
+    }
+    for (const listener of this.serviceListeners) {
+      try {
+        listener({ name: entry.name, dir: entry.dir });
+      } catch (e) {
+        this.options.log?.(`service listener failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    this.notify();
+  }
+
+  private servingFor(role: DeploymentRole): { name: string; dir: string } | undefined {
+    const versioned = servingModel(this.options.modelsDirectory, role);
+    if (versioned) return versioned;
+    if (!isEditorRole(role)) return undefined;
+    const name = this.activeModels()[role];
+    const entry = name ? this.find(name) : undefined;
+    return entry ? { name: entry.name, dir: entry.dir } : undefined;
+  }
+
+  private deployable(name: string): ModelEntry {
+    const entry = this.resolve(name);
+    if (!this.options.trusted && !entry.bundled)
+      throw new RegistryError('untrusted workspace: only bundled models can be deployed', 'forbidden');
+    return entry;
+  }
+
+  /** Loads the model a role would serve; the previous model keeps serving while it loads, and if it fails. */
+  private async load(entry: ModelEntry, role: ModelRole): Promise<void> {
+    const flavor: Flavor = role === 'explanation' && hasChatTemplate(entry.dir) ? 'chat' : 'language';
+    const slot = this.slotFor(entry, flavor);
+    try {
+      await slot.loading;
+    } catch (e) {
+      const previous = this.activeModels()[role];
+      const message = e instanceof Error ? e.message : String(e);
+      throw new RegistryError(`${message}${previous ? `; "${previous}" keeps serving ${role}` : ''}`, 'loadFailed');
+    }
+  }
+
+  /** Makes a loaded model the active one for a role, persists active.json and unloads the swapped-out model. */
+  private swapIn(entry: ModelEntry, role: ModelRole): void {
+    const previous = this.activeModels()[role];
+    this.active[role] = entry.name;
+    writeActiveModels(this.options, this.active);
+    if (previous && previous !== entry.name && this.rolesOf(previous).length === 0) {
+      // The swapped-out model is unloaded as soon as the requests still using it finish.
+      for (const old of [...this.slots.values()]) if (old.entry.name === previous) this.retire(old);
+    }
+    this.collect();
+    this.notify();
   }
 
   /**

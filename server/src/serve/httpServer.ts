@@ -3,7 +3,9 @@
 // loopback, a body size limit, JSON errors, hot reload per model and a graceful close.
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import * as path from 'node:path';
+import { isClassifierFolder } from '../classify/classifier';
 import { bearerChecker, checkApiKey, isLoopbackHost } from './auth';
+import { ClassifierSet, registerClassifyRoutes } from './classifyRoutes';
 import { HttpError, errorBody, unavailable } from './errors';
 import { registerInferenceRoutes } from './inferenceRoutes';
 import { ServiceMetrics } from './metrics';
@@ -96,6 +98,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     log,
   });
 
+  const classifiers = new ClassifierSet(options.intraOpThreads ?? 1);
+
   const resolveSource = (source: ModelSource): { name: string; dir: string } => {
     if (typeof source !== 'string')
       return { name: checkModelName(source.name ?? nameForFolder(source.dir)), dir: path.resolve(source.dir) };
@@ -113,11 +117,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       names.add(name);
     }
     for (const { name, dir } of sources) {
+      if (isClassifierFolder(dir)) {
+        await classifiers.reload(name, dir);
+        log(`loaded classifier ${name} from ${dir}`);
+        continue;
+      }
       await models.add(name, dir);
       log(`loaded ${name} from ${dir}`);
     }
   } catch (e) {
     await models.closeAll();
+    await classifiers.closeAll();
     throw e;
   }
 
@@ -202,6 +212,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   app.get('/metrics', async (_request, reply) =>
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.registry.render()),
   );
+  registerClassifyRoutes(app, classifiers);
   registerOpenAiRoutes(app, context);
   registerInferenceRoutes(app, context);
 
@@ -247,6 +258,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       app.server.closeAllConnections();
       await stopped;
       await models.closeAll();
+      await classifiers.closeAll();
       log('server closed');
     })();
     return closed;
@@ -267,6 +279,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
             ? resolveModelDir(options.modelsDirectory, name)
             : undefined;
       if (!folder) throw new Error(`reload ${name}: give the model folder`);
+      if (classifiers.has(name) || isClassifierFolder(folder)) {
+        const served = await classifiers.reload(name, folder);
+        return { name: served.name, version: served.version };
+      }
       const model = await models.reload(name, folder);
       return { name: model.name, version: model.version };
     },
