@@ -40,9 +40,11 @@ describe('inline completion', { timeout: 180_000 }, () => {
     await server.configure(() => ({ ...base, completion: { ...base.completion, maxTokens: 12 } }));
     server.open('file:///work/a.ts', 'function area(width: number) {\n  return \n}\n');
     const result = await server.complete('file:///work/a.ts', 1, 9);
-    assert.deepEqual(result.items, [
-      { insertText: 'x'.repeat(12), range: { start: { line: 1, character: 9 }, end: { line: 1, character: 9 } } },
-    ]);
+    assert.deepEqual(
+      result.items.map(({ command: _, ...item }) => item),
+      [{ insertText: 'x'.repeat(12), range: { start: { line: 1, character: 9 }, end: { line: 1, character: 9 } } }],
+    );
+    assert.equal(result.items[0].command?.command, 'modelwright.completionAccepted');
     assert.ok(server.configurationRequests.includes('file:///work/a.ts'), 'settings are fetched for the document');
     const status = await server.waitForStatus((s) => s.lastCompletionMs !== undefined);
     assert.ok(status.lastCompletionMs! > 0);

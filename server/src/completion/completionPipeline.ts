@@ -1,9 +1,14 @@
 // The inline completion pipeline, from a cursor position to a suggestion: cache (and typed-ahead) lookup,
-// debounce of automatic triggers, prompt with KV-cache reuse, greedy decoding that the stop rules and LSP
-// cancellation can end mid-way, post-processing filters, and the confidence threshold.
-import type { Settings } from '../protocol';
+// debounce of automatic triggers, prompt with workspace context and KV-cache reuse, greedy decoding that the stop
+// rules and LSP cancellation can end mid-way, post-processing filters, the confidence threshold, and, when the
+// model is unsure, alternatives that start with its next most likely first tokens.
+import { type RenderedContext, renderContext } from '../context/renderContext';
+import type { ContextSnippet } from '../context/workspaceContext';
+import { type Settings, defaultSettings } from '../protocol';
+import { withoutLastSpace } from '../runtime/completionText';
 import { generate } from '../runtime/generate';
-import type { LanguageModel } from '../runtime/languageModel';
+import type { KvCache, LanguageModel } from '../runtime/languageModel';
+import { logSumExp } from '../runtime/sampling';
 import { CompletionCache } from './completionCache';
 import { type CompletionContext, completionContext } from './completionContext';
 import { isConfident, keptTokenProbabilities, meanProbability } from './confidence';
@@ -21,6 +26,11 @@ export interface CompletionModel {
   readonly fillInTheMiddle: boolean;
 }
 
+/** The completion settings; those about context and alternatives take their defaults when absent. */
+export type CompletionSettings = Omit<Settings['completion'], OptionalSetting> &
+  Partial<Pick<Settings['completion'], OptionalSetting>>;
+type OptionalSetting = 'workspaceContext' | 'contextTokens' | 'suffixTokens' | 'maxSuggestions' | 'indexMegabytes';
+
 export interface EditorCompletionRequest {
   uri: string;
   text: string;
@@ -29,8 +39,10 @@ export interface EditorCompletionRequest {
   languageId: string;
   /** An explicit invocation (LSP triggerKind Invoked): answered at once, without debounce. */
   invoked: boolean;
-  settings: Settings['completion'];
+  settings: CompletionSettings;
   signal: AbortSignal;
+  /** Workspace context for this position (the same array while it stays valid) and the file's display path. */
+  workspaceContext?: { snippets: readonly ContextSnippet[]; path: string };
 }
 
 export interface CompletionOutcome {
@@ -45,7 +57,17 @@ export interface CompletionOutcome {
   stop?: Stop['rule'] | 'eos' | 'length';
   /** Why a generated suggestion was not shown. */
   rejected?: 'low confidence' | 'empty';
+  /** More suggestions, when the model was unsure of the first (different texts, each non-empty). */
+  alternatives?: string[];
+  /** Prompt tokens of workspace context, and how many snippets fit. */
+  contextTokens?: number;
+  contextSnippets?: number;
 }
+
+/** Below this mean probability the model counts as unsure, and alternatives are offered. */
+export const UNSURE_BELOW = 0.6;
+/** Workspace context takes at most this share of the prompt's tokens. */
+export const CONTEXT_SHARE = 0.4;
 
 /** Thrown when the request's signal aborts during decoding; says how far decoding got. */
 export class CompletionCancelled extends Error {
@@ -64,6 +86,8 @@ export interface PipelineOptions {
 
 export class CompletionPipeline {
   readonly cache = new CompletionCache();
+  /** Rendered context per snippet list (kept while the list is), per model and budget. */
+  private readonly rendered = new WeakMap<readonly ContextSnippet[], Map<string, RenderedContext>>();
   readonly kvCaches = new KvCacheStore();
   readonly debouncer = new Debouncer();
   private readonly reuseKvCache: boolean;
@@ -107,38 +131,31 @@ export class CompletionPipeline {
     const { contextLength, eosTokenId } = languageModel.config;
     const maxTokens = Math.max(1, Math.min(request.settings.maxTokens, Math.floor(contextLength / 2)));
     const previous = this.kvCaches.get(request.uri, model.key);
-    const prompt = buildPrompt(languageModel.tokenizer, context.prefix, context.suffix, {
-      budget: contextLength - maxTokens,
+    const budget = contextLength - maxTokens;
+    const rendered = this.renderedContext(model, request, context, budget);
+    // The prefix's final space is left for the model to write (runtime/completionText.ts withoutLastSpace) and
+    // dropped from what it writes, since the editor already has it.
+    const promptPrefix = withoutLastSpace(context.prefix);
+    const healed = promptPrefix !== context.prefix;
+    const prompt = buildPrompt(languageModel.tokenizer, promptPrefix, context.suffix, {
+      budget,
       anchor: previous?.anchor,
       documentStartId: eosTokenId,
       fillInTheMiddle: model.fillInTheMiddle,
+      context: rendered && { ids: rendered.ids, beforeFimPrefix: rendered.style === 'fileSeparator' },
+      suffixBudget: request.settings.suffixTokens ?? defaultSettings.completion.suffixTokens,
     });
 
     const rules = {
-      linePrefix: context.linePrefix,
+      linePrefix: healed ? context.linePrefix.slice(0, -1) : context.linePrefix,
       nextLine: context.nextLine,
       maxLines: request.settings.maxLines,
       singleLine: context.singleLine,
       lineComment: context.lineComment,
     };
-    const stopper = new AbortController();
-    let text = '';
-    let stop: Stop | undefined;
-    const tokenEnds: number[] = [];
-    const result = await generate(languageModel, prompt.ids, {
-      maxTokens,
-      temperature: 0,
-      signal: AbortSignal.any([request.signal, stopper.signal]),
-      cache: previous?.cache,
-      onToken: (piece) => {
-        text += piece;
-        tokenEnds.push(text.length);
-        if (!stop && piece.includes('\n')) {
-          stop = findStop(text, rules);
-          if (stop) stopper.abort();
-        }
-      },
-    });
+    const decode = (ids: readonly number[], cache: KvCache | undefined, tokens: number) =>
+      decodeSuggestion(languageModel, ids, cache, tokens, rules, request.signal);
+    const { result, text: generated, stop, tokenEnds } = await decode(prompt.ids, previous?.cache, maxTokens);
     this.kvCaches.set(request.uri, {
       modelKey: model.key,
       cache: this.reuseKvCache ? result.cache : undefined,
@@ -146,19 +163,26 @@ export class CompletionPipeline {
     });
     if (request.signal.aborted) throw new CompletionCancelled(result.generatedIds.length, maxTokens);
 
-    text = result.text;
-    stop ??= findStop(text, rules, true);
-    let kept = stop ? text.slice(0, stop.at) : text;
-    if (!stop && result.finishReason === 'length' && !context.singleLine && kept.includes('\n')) {
-      kept = kept.slice(0, kept.lastIndexOf('\n')); // the last line was cut by the token limit
-    }
-    const suggestion = postprocess(kept, {
-      lineSuffix: context.lineSuffix,
-      suffix: context.suffix,
-      openBeforeCursor: context.openBeforeCursor,
-      lineComment: context.lineComment,
-    });
-    const probabilities = keptTokenProbabilities(tokenEnds, result.tokenProbabilities, Math.max(1, suggestion.length));
+    const finish = (text: string, finishedStop: Stop | undefined, finishReason: string) => {
+      let kept = finishedStop ? text.slice(0, finishedStop.at) : text;
+      if (healed && kept.startsWith(' ')) kept = kept.slice(1);
+      if (!finishedStop && finishReason === 'length' && !context.singleLine && kept.includes('\n')) {
+        kept = kept.slice(0, kept.lastIndexOf('\n')); // the last line was cut by the token limit
+      }
+      return postprocess(kept, {
+        lineSuffix: context.lineSuffix,
+        suffix: context.suffix,
+        openBeforeCursor: context.openBeforeCursor,
+        lineComment: context.lineComment,
+      });
+    };
+    const suggestion = finish(generated, stop, result.finishReason);
+    const dropped = healed && generated.startsWith(' ') ? 1 : 0;
+    const probabilities = keptTokenProbabilities(
+      tokenEnds,
+      result.tokenProbabilities,
+      Math.max(1, dropped + suggestion.length),
+    );
     const mean = meanProbability(probabilities);
     const outcome: CompletionOutcome = {
       text: suggestion,
@@ -169,10 +193,115 @@ export class CompletionPipeline {
       meanProbability: mean,
       timings: result.timings,
       stop: stop?.rule ?? (result.finishReason === 'eos' ? 'eos' : 'length'),
+      contextTokens: prompt.contextTokens,
+      contextSnippets: prompt.contextTokens > 0 ? rendered?.snippets : 0,
     };
     if (suggestion === '') return { ...outcome, rejected: 'empty' };
     if (!isConfident(mean, request.settings.confidenceThreshold))
       return { ...outcome, text: '', rejected: 'low confidence' };
+    const wanted = (request.settings.maxSuggestions ?? defaultSettings.completion.maxSuggestions) - 1;
+    if (wanted > 0 && mean < UNSURE_BELOW && prompt.ids.length > 1) {
+      const firstIds = await nextLikeliestFirstTokens(languageModel, prompt.ids, result.cache, wanted + 1);
+      const alternatives: string[] = [];
+      for (const id of firstIds) {
+        if (alternatives.length >= wanted || request.signal.aborted) break;
+        if (id === result.generatedIds[0] || id === eosTokenId) continue;
+        const first = languageModel.tokenizer.decode([id]);
+        const other = await decode([...prompt.ids, id], result.cache, maxTokens - 1);
+        const text = finish(first + other.text, findStop(first + other.text, rules, true), other.result.finishReason);
+        if (text && text !== suggestion && !alternatives.includes(text)) alternatives.push(text);
+      }
+      if (request.signal.aborted) throw new CompletionCancelled(result.generatedIds.length, maxTokens);
+      if (alternatives.length > 0) outcome.alternatives = alternatives;
+    }
     return outcome;
+  }
+
+  /** The workspace context rendered for this model and budget, once per snippet list. */
+  private renderedContext(
+    model: CompletionModel,
+    request: EditorCompletionRequest,
+    context: CompletionContext,
+    budget: number,
+  ): RenderedContext | undefined {
+    const given = request.workspaceContext;
+    const contextBudget = Math.min(
+      request.settings.contextTokens ?? defaultSettings.completion.contextTokens,
+      Math.floor(budget * CONTEXT_SHARE),
+    );
+    if (!given || given.snippets.length === 0 || contextBudget <= 0) return undefined;
+    let perModel = this.rendered.get(given.snippets);
+    if (!perModel) {
+      perModel = new Map();
+      this.rendered.set(given.snippets, perModel);
+    }
+    const key = `${model.key}\u0000${contextBudget}\u0000${context.lineComment}\u0000${given.path}`;
+    let rendered = perModel.get(key);
+    if (!rendered) {
+      rendered = renderContext(given.snippets, model.languageModel.tokenizer, contextBudget, {
+        lineComment: context.lineComment,
+        currentPath: given.path,
+      });
+      perModel.set(key, rendered);
+    }
+    return rendered;
+  }
+}
+
+/** Greedy decoding of one suggestion that the stop rules (judged as lines complete) and the signal can end. */
+async function decodeSuggestion(
+  model: LanguageModel,
+  ids: readonly number[],
+  cache: KvCache | undefined,
+  maxTokens: number,
+  rules: Parameters<typeof findStop>[1],
+  signal: AbortSignal,
+) {
+  const stopper = new AbortController();
+  let text = '';
+  let stop: Stop | undefined;
+  const tokenEnds: number[] = [];
+  const result = await generate(model, ids, {
+    maxTokens: Math.max(1, maxTokens),
+    temperature: 0,
+    signal: AbortSignal.any([signal, stopper.signal]),
+    cache,
+    onToken: (piece) => {
+      text += piece;
+      tokenEnds.push(text.length);
+      if (!stop && piece.includes('\n')) {
+        stop = findStop(text, rules);
+        if (stop) stopper.abort();
+      }
+    },
+  });
+  text = result.text;
+  stop ??= findStop(text, rules, true);
+  return { result, text, stop, tokenEnds };
+}
+
+/** The first tokens the model finds likeliest after the prompt, most likely first (one extra one-token run). */
+async function nextLikeliestFirstTokens(
+  model: LanguageModel,
+  promptIds: readonly number[],
+  cache: KvCache,
+  count: number,
+): Promise<number[]> {
+  const before = cache.prefix(Math.min(cache.length, promptIds.length - 1));
+  try {
+    const logits = await model.run(promptIds.slice(before.length), before);
+    const total = logSumExp(logits);
+    const best: number[] = [];
+    for (let id = 0; id < logits.length; id++) {
+      if (best.length < count || logits[id] > logits[best[best.length - 1]]) {
+        best.push(id);
+        best.sort((a, b) => logits[b] - logits[a]);
+        if (best.length > count) best.pop();
+      }
+    }
+    // Alternatives the model gives almost no chance are not worth showing.
+    return best.filter((id) => Math.exp(logits[id] - total) >= 0.05);
+  } finally {
+    before.release();
   }
 }

@@ -1,7 +1,8 @@
 // The token prompt: the prefix from a line-aligned anchor kept per document, so consecutive requests share their
 // first tokens and reuse the previous KV cache (the anchor moves only when the prompt outgrows its budget); or, for
 // models trained with fill-in-the-middle only, <|fim_prefix|>…<|fim_suffix|>…<|fim_middle|> in the model family's
-// spelling (tokenizer/fimFormats.ts).
+// spelling (tokenizer/fimFormats.ts). Workspace context, already rendered, goes first (or, in the file-separator
+// style, before the FIM prefix token), so it is part of the shared start of consecutive prompts.
 import { findFimTokens } from '../tokenizer/fimFormats';
 
 export interface PromptTokenizer {
@@ -17,6 +18,10 @@ export interface PromptOptions {
   /** Put before a prompt that starts at the beginning of the document (documents are separated by it in training). */
   documentStartId?: number;
   fillInTheMiddle?: boolean;
+  /** Rendered workspace context: its token ids, and whether they go before the FIM prefix token. */
+  context?: { ids: readonly number[]; beforeFimPrefix: boolean };
+  /** Most tokens of the text after the cursor in a FIM prompt (default: what is left of a quarter of the budget). */
+  suffixBudget?: number;
 }
 
 export interface Prompt {
@@ -24,6 +29,8 @@ export interface Prompt {
   /** Character offset where the prompt's prefix text starts. */
   anchor: number;
   fillInTheMiddle: boolean;
+  /** Tokens of workspace context in the prompt (they come first, after a document-start token if any). */
+  contextTokens: number;
 }
 
 /**
@@ -43,19 +50,44 @@ export function buildPrompt(
   const budget = Math.max(1, Math.floor(options.budget));
   const fim = options.fillInTheMiddle ? findFimTokens((token) => tokenizer.tokenId(token)) : undefined;
   if (options.fillInTheMiddle && !fim) throw new Error('the tokenizer has no fill-in-the-middle tokens');
+  const contextIds = options.context && options.context.ids.length < budget - 4 ? [...options.context.ids] : [];
   if (fim) {
-    // Three quarters of the budget for the prefix, the rest for the suffix (cut at line ends).
-    const prefixPart = promptFrom(tokenizer, prefix, chooseAnchor(tokenizer, prefix, Math.floor((budget - 3) * 0.75)));
-    const suffixIds = tokenizer.encode(suffixLines(suffix, tokenizer, budget - 3 - prefixPart.ids.length));
+    // Three quarters of the room for the prefix, the rest for the suffix (cut at line ends).
+    const room = Math.max(1, budget - 3 - contextIds.length);
+    const prefixPart = promptFrom(tokenizer, prefix, chooseAnchor(tokenizer, prefix, Math.floor(room * 0.75)));
+    if (prefixPart.ids.length > room) prefixPart.ids = prefixPart.ids.slice(prefixPart.ids.length - room);
+    const suffixRoom = Math.min(room - prefixPart.ids.length, options.suffixBudget ?? Number.POSITIVE_INFINITY);
+    const suffixIds = tokenizer.encode(suffixLines(suffix, tokenizer, suffixRoom));
+    const before = options.context?.beforeFimPrefix ? contextIds : [];
+    const inside = options.context?.beforeFimPrefix ? [] : contextIds;
     return {
-      ids: [fim.prefix, ...prefixPart.ids, fim.suffix, ...suffixIds, fim.middle],
+      ids: [...before, fim.prefix, ...inside, ...prefixPart.ids, fim.suffix, ...suffixIds, fim.middle],
       anchor: prefixPart.anchor,
       fillInTheMiddle: true,
+      contextTokens: contextIds.length,
     };
   }
+  if (contextIds.length === 0) return { ...prefixPrompt(tokenizer, prefix, budget, options), contextTokens: 0 };
+  // With context the prompt is [document start] context prefix: the context is the start of a document.
+  const start = options.documentStartId !== undefined ? [options.documentStartId] : [];
+  const part = prefixPrompt(tokenizer, prefix, budget - start.length - contextIds.length, {
+    ...options,
+    documentStartId: undefined,
+  });
+  return { ...part, ids: [...start, ...contextIds, ...part.ids], contextTokens: contextIds.length };
+}
+
+/** The prefix from a kept or new anchor within `budget` tokens (a document-start token counts). */
+function prefixPrompt(
+  tokenizer: PromptTokenizer,
+  prefix: string,
+  budget: number,
+  options: PromptOptions,
+): Omit<Prompt, 'contextTokens'> {
+  budget = Math.max(1, budget);
   const documentStart = options.documentStartId;
   const fits = (ids: number[]) => ids.length + (documentStart !== undefined ? 1 : 0) <= budget;
-  const withStart = (anchor: number, ids: number[]): Prompt => ({
+  const withStart = (anchor: number, ids: number[]) => ({
     ids: anchor === 0 && documentStart !== undefined ? [documentStart, ...ids] : ids,
     anchor,
     fillInTheMiddle: false,
@@ -108,7 +140,7 @@ function promptFrom(tokenizer: PromptTokenizer, prefix: string, anchor: number):
 function suffixLines(suffix: string, tokenizer: PromptTokenizer, budget: number): string {
   let end = 0;
   let tokens = 0;
-  while (end < suffix.length) {
+  while (end < suffix.length && budget > 0) {
     const next = suffix.indexOf('\n', end);
     const lineEnd = next < 0 ? suffix.length : next + 1;
     const count = tokenizer.encode(suffix.slice(end, lineEnd)).length;

@@ -1,7 +1,7 @@
 // The text of one completion as its tokens arrive: incremental decoding, stop sequences (the text ends before
 // the first one) and the part that is safe to stream (text that might still become a stop sequence is held).
 // One implementation for every path that decodes: runtime generate() (the editor), the HTTP batch scheduler and
-// the remote Open Inference Protocol client.
+// the remote Open Inference Protocol client. Also the rule for a prompt's final space.
 import { type Tokenizer, createStreamingDecoder, type StreamingDecoder } from './tokenizer';
 
 export type TextFinish = 'stop' | 'eos' | 'length';
@@ -92,4 +92,13 @@ export class CompletionText {
     }
     return held;
   }
+}
+
+/**
+ * The prompt without its final space. Byte-level and SentencePiece tokenizers join a space to the word after it
+ * (" return", "▁return"), so a prompt that ends in one is spelled as training text never was (after indentation
+ * the model then writes ` *` junk); the model writes the space itself, and the caller drops it from the output.
+ */
+export function withoutLastSpace(text: string): string {
+  return text.endsWith(' ') ? text.slice(0, -1) : text;
 }
