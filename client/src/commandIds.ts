@@ -4,6 +4,7 @@ export const commandIds = {
   train: 'modelwright.trainModel',
   evaluate: 'modelwright.evaluateModel',
   deploy: 'modelwright.deployModel',
+  rollback: 'modelwright.rollbackDeployment',
   explainSelection: 'modelwright.explainSelection',
   /** The server's "Explain with Modelwright" code action runs this with [uri, range] (protocol ExplainCommand). */
   explain: 'modelwright.explain',
@@ -18,6 +19,11 @@ export const commandIds = {
   stopService: 'modelwright.stopService',
   downloadModel: 'modelwright.downloadModel',
   setHubToken: 'modelwright.setHubToken',
+  setRemoteEndpointKey: 'modelwright.setRemoteEndpointKey',
+  showMenu: 'modelwright.showMenu',
+  toggleCompletions: 'modelwright.toggleCompletions',
+  tryCompletions: 'modelwright.tryCompletions',
+  openWalkthrough: 'modelwright.openWalkthrough',
 } as const;
 
 export type CommandName = keyof typeof commandIds;

@@ -18,11 +18,14 @@ export interface ClientSettings {
   modelsDirectory: string;
   /** The time budget offered first by Train Model, in minutes. */
   trainingMinutes: number;
+  /** How much worse than the serving model a deploy may be on the gate's metrics. */
+  deployThreshold: number;
 }
 
 export const defaultClientSettings: ClientSettings = {
   modelsDirectory: '',
   trainingMinutes: numericSettings['training.minutes'].default,
+  deployThreshold: numericSettings['deploy.threshold'].default,
 };
 
 /** The protocol settings from the `modelwright` section; wrong types fall back to defaults, numbers are clamped. */
@@ -36,6 +39,7 @@ export function readClientSettings(config: ConfigurationReader): ClientSettings 
     modelsDirectory:
       typeof modelsDirectory === 'string' ? modelsDirectory.trim() : defaultClientSettings.modelsDirectory,
     trainingMinutes: clampSetting('training.minutes', config.get('training.minutes')),
+    deployThreshold: clampSetting('deploy.threshold', config.get('deploy.threshold')),
   };
 }
 

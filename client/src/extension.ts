@@ -1,14 +1,19 @@
 // The extension's entry point, wiring only: the language server client, the status bar, the Models tree, the
-// Training view, the read-only documents, the Hugging Face token and the commands. Everything with logic lives in
-// its own module.
+// Training view, the read-only documents, the Hugging Face token and remote endpoint keys, the commands, the
+// @modelwright chat participant and the model picker's local models (where the running VS Code has those APIs).
+// Logic lives in its own module.
 import * as vscode from 'vscode';
+import { registerLanguageModelProvider } from './chat/languageModelProvider';
+import { registerChatParticipant } from './chat/participant';
 import { registerCommands } from './commands';
 import { configurationSection, readClientSettings, resolveModelsDirectory } from './config';
+import { EndpointKeys } from './endpointKey';
 import { HubToken } from './hubToken';
 import { type ModelsTreeNode, ModelsTreeProvider } from './modelsTreeProvider';
 import { documentScheme, ReadOnlyDocuments } from './readOnlyDocuments';
 import { ServerClient } from './serverClient';
 import { StatusBar } from './statusBar';
+import { privacyNote } from './statusMenu';
 import { TrainingView } from './trainingView';
 
 let server: ServerClient | undefined;
@@ -16,6 +21,7 @@ let server: ServerClient | undefined;
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Modelwright', { log: true });
   const hubToken = new HubToken(context.secrets);
+  const endpointKeys = new EndpointKeys(context.secrets);
   const modelsDirectory = () =>
     resolveModelsDirectory(
       readClientSettings(vscode.workspace.getConfiguration(configurationSection)).modelsDirectory,
@@ -29,6 +35,7 @@ export function activate(context: vscode.ExtensionContext): void {
       bundledModelsDirectory: context.asAbsolutePath('models'),
       trusted: vscode.workspace.isTrusted,
       ...(hubToken.current ? { hubToken: hubToken.current } : {}),
+      ...(Object.keys(endpointKeys.current).length ? { remoteKeys: endpointKeys.current } : {}),
     }),
     log,
   );
@@ -59,7 +66,8 @@ export function activate(context: vscode.ExtensionContext): void {
     documents,
     new StatusBar(server),
     hubToken,
-    ...registerCommands({ server, tree, trainingView, documents, hubToken, log }),
+    endpointKeys,
+    ...registerCommands({ server, tree, trainingView, documents, hubToken, endpointKeys, log }),
     vscode.window.registerWebviewViewProvider(TrainingView.viewId, trainingView),
     vscode.workspace.registerTextDocumentContentProvider(documentScheme, documents),
     server.onDidChangeStatus(refreshTreeOnChange),
@@ -75,12 +83,22 @@ export function activate(context: vscode.ExtensionContext): void {
       if (e.affectsConfiguration(`${configurationSection}.modelsDirectory`)) void server?.restart();
     }),
     hubToken.onDidChange((token) => server?.setHubToken(token)),
+    endpointKeys.onDidChange(({ role, key }) => server?.setRemoteKey(role, key)),
+    vscode.env.onDidChangeTelemetryEnabled((enabled) => log.info(privacyNote(enabled))),
   );
+  for (const optional of [
+    registerChatParticipant(server, context.extensionUri, log),
+    registerLanguageModelProvider(server, log),
+  ])
+    if (optional) context.subscriptions.push(optional);
+  log.info(privacyNote(vscode.env.isTelemetryEnabled));
   // The token is read first so that the server has it from its start (a failed read: start without one).
   const started = server;
   void hubToken
     .load()
     .catch((error) => log.warn(`The Hugging Face token could not be read: ${String(error)}`))
+    .then(() => endpointKeys.load())
+    .catch((error) => log.warn(`The remote endpoint keys could not be read: ${String(error)}`))
     .then(() => started.start())
     .catch((error) => log.error(`Modelwright could not start its language server: ${String(error)}`));
 }

@@ -45,7 +45,7 @@ export function trainingFraction(f: TrainingFigures): number {
 /** The live line under a training notification: "step 120/600 · loss 3.214 · 1.2K tok/s · 2m 10s left". */
 export function describeTraining(f: TrainingFigures): string {
   if (f.phase !== 'training') return f.message || f.phase;
-  const parts = [`step ${f.step}/${f.totalSteps || '?'}`];
+  const parts = [`${f.unit ?? 'step'} ${f.step}/${f.totalSteps || '?'}`];
   if (f.loss !== undefined) parts.push(`loss ${f.loss.toFixed(3)}`);
   if (f.valLoss !== undefined) parts.push(`val ${f.valLoss.toFixed(3)}`);
   if (f.tokensPerSecond !== undefined) parts.push(`${formatCount(f.tokensPerSecond)} tok/s`);

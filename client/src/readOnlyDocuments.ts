@@ -1,8 +1,9 @@
-// Read-only virtual documents under the `modelwright:` scheme: explanations that fill in as they stream and
-// model cards. Appends are batched so a fast stream redraws the editor at most every 50 ms.
+// Read-only virtual documents under the `modelwright:` scheme: explanations that fill in as they stream (shown as
+// Markdown previews) and model cards. Appends are batched so a fast stream redraws at most every 50 ms.
 import * as vscode from 'vscode';
 
 export const documentScheme = 'modelwright';
+const keptClosedDocuments = 20;
 
 export class ReadOnlyDocuments implements vscode.TextDocumentContentProvider, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<vscode.Uri>();
@@ -11,6 +12,8 @@ export class ReadOnlyDocuments implements vscode.TextDocumentContentProvider, vs
   private readonly pending = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private counter = 0;
+  /** Closed documents, oldest first: a Markdown preview reads its document again after VS Code closed it. */
+  private readonly closed: string[] = [];
 
   /** A new document URI whose path ends in `fileName` (its extension picks the language, e.g. `.md`). */
   newUri(fileName: string): vscode.Uri {
@@ -22,7 +25,10 @@ export class ReadOnlyDocuments implements vscode.TextDocumentContentProvider, vs
   }
 
   set(uri: vscode.Uri, text: string): void {
-    this.texts.set(uri.toString(), text);
+    const key = uri.toString();
+    const wasClosed = this.closed.indexOf(key);
+    if (wasClosed >= 0) this.closed.splice(wasClosed, 1);
+    this.texts.set(key, text);
     this.schedule(uri);
   }
 
@@ -30,9 +36,12 @@ export class ReadOnlyDocuments implements vscode.TextDocumentContentProvider, vs
     this.set(uri, (this.texts.get(uri.toString()) ?? '') + text);
   }
 
-  /** Forgets a document's text once its editor is closed. */
+  /** Forgets a document's text some time after it is closed (the last few closed ones are kept for previews). */
   forget(uri: vscode.Uri): void {
-    this.texts.delete(uri.toString());
+    const key = uri.toString();
+    if (!this.texts.has(key) || this.closed.includes(key)) return;
+    this.closed.push(key);
+    while (this.closed.length > keptClosedDocuments) this.texts.delete(this.closed.shift() as string);
   }
 
   private schedule(uri: vscode.Uri): void {

@@ -18,6 +18,7 @@ import {
   WorkDoneProgressCancelNotification,
 } from 'vscode-languageclient/node';
 import {
+  Chat,
   DeleteModel,
   DeployModel,
   EvaluateModel,
@@ -30,6 +31,7 @@ import {
   PullModel,
   type ServerStatus,
   SetHubToken,
+  SetRemoteKey,
   StartService,
   Status,
   StopService,
@@ -88,6 +90,7 @@ export class ServerClient implements vscode.Disposable {
       initializationOptions: () => {
         const options = this.initializationOptions();
         if (options.hubToken) this.secrets.add(options.hubToken);
+        for (const key of Object.values(options.remoteKeys ?? {})) if (key) this.secrets.add(key);
         return options;
       },
       errorHandler: this.errorHandler(),
@@ -154,6 +157,11 @@ export class ServerClient implements vscode.Disposable {
     this.setConnection('starting');
     if (this.client.state === State.Stopped) await this.client.start();
     else await this.client.restart();
+  }
+
+  /** Any request of the protocol (for command groups whose requests have no method here). */
+  request<P, R>(message: { method: string; type: { readonly _?: [P, R, unknown, unknown] } }, params: P): Promise<R> {
+    return this.client.sendRequest(message.method, params) as Promise<R>;
   }
 
   listModels(): Promise<ListModels.Result> {
@@ -233,6 +241,25 @@ export class ServerClient implements vscode.Disposable {
     }
   }
 
+  /** The next turn of a conversation from a chat model; each streamed piece is passed to `onChunk`. */
+  async chat(
+    params: Omit<Chat.Params, 'workDoneToken' | 'partialResultToken'>,
+    onChunk: (text: string) => void,
+    token: vscode.CancellationToken,
+  ): Promise<Chat.Result> {
+    const partialResultToken = randomUUID();
+    const listener = this.client.onProgress(Chat.chunkType, partialResultToken, (chunk) => onChunk(chunk.text));
+    try {
+      return await this.withWorkDone(
+        (workDoneToken) => this.client.sendRequest(Chat.type, { ...params, partialResultToken, workDoneToken }, token),
+        () => undefined,
+        token,
+      );
+    } finally {
+      listener.dispose();
+    }
+  }
+
   /**
    * Downloads a hub model into the models directory. Cancelling `token` sends both window/workDoneProgress/cancel
    * and $/cancelRequest; the server then answers with RequestCancelled.
@@ -254,6 +281,13 @@ export class ServerClient implements vscode.Disposable {
    * Tells the server the new Hugging Face token: a running or starting one now (the library holds the message until
    * it has started), a stopped one at its next initialization.
    */
+  /** A remote endpoint's API key changed (SetRemoteKey); redacted from the traces like the hub token. */
+  setRemoteKey(role: ModelRole, key: string | undefined): void {
+    if (key) this.secrets.add(key);
+    if (this.client.state === State.Stopped) return;
+    this.client.sendNotification(SetRemoteKey.type, key ? { role, key } : { role }).catch(() => undefined);
+  }
+
   setHubToken(token: string | undefined): void {
     if (token) this.secrets.add(token);
     if (this.client.state === State.Stopped) return;

@@ -1,7 +1,9 @@
-// The status bar item: active model and last completion latency, training progress, and the server's state
-// (starting, restarting after a crash, stopped). The wording comes from statusText.ts.
+// The status bar item: active model and last completion latency, training progress, the server's state (starting,
+// restarting after a crash, stopped) and whether completions are paused. The wording comes from statusText.ts;
+// clicking opens the Modelwright menu (statusMenu.ts).
 import * as vscode from 'vscode';
 import { commandIds } from './commandIds';
+import { configurationSection, readSettings } from './config';
 import type { ServerClient } from './serverClient';
 import { statusView } from './statusText';
 
@@ -15,6 +17,9 @@ export class StatusBar implements vscode.Disposable {
       server.onDidChangeConnection(() => this.update()),
       server.onDidChangeStatus(() => this.update()),
       vscode.workspace.onDidGrantWorkspaceTrust(() => this.update()),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration(`${configurationSection}.completion.enable`)) this.update();
+      }),
     );
     this.update();
     this.item.show();
@@ -27,11 +32,17 @@ export class StatusBar implements vscode.Disposable {
       trusted: vscode.workspace.isTrusted,
       restarts: this.server.restarts,
     });
-    this.item.text = view.text;
-    const tooltip = new vscode.MarkdownString(view.tooltip);
+    const paused = !readSettings(vscode.workspace.getConfiguration(configurationSection)).completion.enable;
+    this.item.text = paused ? `$(debug-pause) ${view.text.replace(/^\$\([^)]*\)\s*/, '')}` : view.text;
+    const menu = 'Click for the Modelwright menu: model, pause or resume completions, panel, logs.';
+    // statusText.ts says what a click did before the menu; the menu now holds those actions.
+    const lines = view.tooltip.replace(/(\n\n)?\s*Click to [^.]*\./g, '');
+    const tooltip = new vscode.MarkdownString(
+      `${lines}${paused ? '\n\nInline completions are paused.' : ''}\n\n${menu}`,
+    );
     tooltip.supportThemeIcons = true;
     this.item.tooltip = tooltip;
-    this.item.command = commandIds[view.command];
+    this.item.command = commandIds.showMenu;
     this.item.backgroundColor =
       view.severity === 'error'
         ? new vscode.ThemeColor('statusBarItem.errorBackground')

@@ -58,13 +58,16 @@ export function statusView(s: StatusInput): StatusView {
       command: 'showLogs',
     };
   }
-  const model = server.active.completion ?? 'no model';
+  const local = server.active.completion ?? 'no model';
+  const remote = server.remote?.completion;
+  const model = remote && remote.state !== 'down' ? remote.model : local;
   const latency = server.lastCompletionMs !== undefined ? ` · ${Math.round(server.lastCompletionMs)} ms` : '';
   const lines = [
     `**Modelwright**`,
-    `Completion model: \`${model}\``,
-    `Explanation model: \`${server.active.explanation ?? model}\``,
+    `Completion model: \`${model}\`${remote && remote.state !== 'down' ? ` at ${remote.url}` : ''}`,
+    `Explanation model: \`${server.active.explanation ?? local}\``,
   ];
+  const remoteDown = remoteRoleLines(server, lines);
   if (server.lastCompletionMs !== undefined) lines.push(`Last completion: ${Math.round(server.lastCompletionMs)} ms`);
   if (server.message) lines.push(server.message);
   const t = server.training;
@@ -79,10 +82,31 @@ export function statusView(s: StatusInput): StatusView {
   }
   if (s.restarts > 0) lines.push(`The language server was restarted ${s.restarts} time${s.restarts === 1 ? '' : 's'}.`);
   lines.push('Click to select a model.');
+  const icon = remote?.state === 'down' ? '$(cloud-offline)' : remote ? '$(cloud)' : '$(sparkle)';
   return {
-    text: `$(sparkle) ${model}${latency}`,
+    text: `${icon} ${model}${latency}`,
     tooltip: lines.join('\n\n') + untrusted,
-    severity: 'normal',
+    severity: remoteDown ? 'warning' : 'normal',
     command: 'selectModel',
   };
+}
+
+/** Adds a line per role whose remote endpoint is down (or explains remotely); true when one is down. */
+function remoteRoleLines(server: ServerStatus, lines: string[]): boolean {
+  let down = false;
+  for (const role of ['completion', 'explanation'] as const) {
+    const remote = server.remote?.[role];
+    if (!remote) continue;
+    if (remote.state !== 'down') {
+      if (role === 'explanation') lines[2] = `Explanation model: \`${remote.model}\` at ${remote.url}`;
+      continue;
+    }
+    down = true;
+    const retry = remote.retryAt ? `; tried again at ${new Date(remote.retryAt).toLocaleTimeString()}` : '';
+    lines.push(
+      `$(cloud-offline) The remote ${role} endpoint ${remote.url} is not answering (${remote.error ?? 'error'}): ` +
+        `the local model serves ${role}s${retry}.`,
+    );
+  }
+  return down;
 }

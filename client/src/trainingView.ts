@@ -1,9 +1,10 @@
-// The Training webview view in the Modelwright container: the live loss curve of a running training, or the
-// curve of the model picked in the tree, and evaluation metrics, drawn by client/webview/training.ts (chart.js,
-// bundled) under a CSP with a nonce. Messages both ways are typed in webviewProtocol.ts.
+// The Training webview view in the Modelwright container: the live loss curve of a running training (language
+// models and text classifiers alike), or the curve of the model picked in the tree, evaluation metrics, and after a
+// fine-tune the gain over its base, drawn by client/webview/training.ts (chart.js, bundled) under a CSP with a nonce.
+// Messages both ways are typed in webviewProtocol.ts.
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import type { ModelMetrics, TrainingFigures } from '../../server/src/protocol';
+import type { ModelMetrics, TrainingComparison, TrainingFigures } from '../../server/src/protocol';
 import { appendFigures, curveFromCard, evaluationsFromCard, reduceCurve } from './chartData';
 import { commandIds } from './commandIds';
 import type { ServerClient } from './serverClient';
@@ -42,6 +43,8 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
   private curve: LossPoint[] = [];
   private evaluations: EvaluationEntry[] = [];
   private training: TrainingFigures | undefined;
+  /** The gain over the base of the models fine-tuned in this session, by name. */
+  private readonly comparisons = new Map<string, TrainingComparison>();
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor(
@@ -104,6 +107,12 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
     this.reveal();
   }
 
+  /** Shows a fine-tuned model's gain over its base (also sent with the training's last figures). */
+  showComparison(model: string, comparison: TrainingComparison): void {
+    this.comparisons.set(model, comparison);
+    if (model === this.model) this.post({ type: 'comparison', comparison });
+  }
+
   reveal(): void {
     if (this.view) this.view.show(true);
     else void vscode.commands.executeCommand(`${TrainingView.viewId}.focus`);
@@ -124,6 +133,7 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
   }
 
   private onTraining(f: TrainingFigures): void {
+    if (f.comparison) this.comparisons.set(f.name, f.comparison);
     if (f.name !== this.training?.name || f.name !== this.model) {
       // A new training: start a fresh live curve.
       this.training = f;
@@ -146,6 +156,7 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
       curve: reduceCurve(this.curve),
       evaluations: this.evaluations,
       training: this.training?.name === this.model ? this.training : undefined,
+      comparison: this.comparisons.get(this.model),
       trusted: vscode.workspace.isTrusted,
     });
   }
@@ -184,6 +195,12 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
   table { border-collapse: collapse; width: 100%; margin-top: 4px; }
   td { padding: 1px 4px; border-bottom: 1px solid var(--vscode-panel-border, transparent); }
   td:last-child { text-align: right; font-variant-numeric: tabular-nums; }
+  #gainTable td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
+  #gainTable th { text-align: right; font-weight: 600; padding: 1px 4px; }
+  #gainTable th:first-child { text-align: left; }
+  td.better { color: var(--vscode-charts-green); }
+  td.worse { color: var(--vscode-charts-red); }
+  #gain[hidden] { display: none; }
 </style>
 <title>Training</title>
 </head>
@@ -203,6 +220,11 @@ export class TrainingView implements vscode.WebviewViewProvider, vscode.Disposab
   <div class="empty" id="metricsEmpty">Not evaluated yet.</div>
   <div class="chart">${METRICS_CANVAS}</div>
   <table id="metricsTable"></table>
+  <div id="gain" hidden>
+    <h2 id="gainTitle">Gain over the base</h2>
+    <div class="figures" id="gainFiles"></div>
+    <table id="gainTable"></table>
+  </div>
   <script nonce="${nonce}" src="${webview.asWebviewUri(script).toString()}"></script>
 </body>
 </html>`;

@@ -1,6 +1,6 @@
 // Typed messages between the Training webview view (client/webview/training.ts) and the extension
 // (client/src/trainingView.ts). Both sides import these types; the webview bundle gets none of the runtime.
-import type { ModelMetrics, TrainingFigures } from '../../server/src/protocol';
+import type { ModelMetrics, TrainingComparison, TrainingFigures } from '../../server/src/protocol';
 
 /** One point of a loss curve: training loss per step, validation loss where it was measured. */
 export interface LossPoint {
@@ -17,19 +17,25 @@ export interface EvaluationEntry {
 
 /** extension → webview. */
 export type ToWebview =
-  /** Replace everything shown: the curve and evaluations of `model`, and the running training if any. */
+  /**
+   * Replace everything shown: the curve and evaluations of `model`, the running training if any, and the gain over
+   * its base measured when it was fine-tuned (in this session).
+   */
   | {
       type: 'show';
       model: string;
       curve: LossPoint[];
       evaluations: EvaluationEntry[];
       training?: TrainingFigures;
+      comparison?: TrainingComparison;
       trusted: boolean;
     }
   /** A step of the running training: append to the live curve. */
   | { type: 'progress'; figures: TrainingFigures }
   /** A new evaluation result. */
-  | { type: 'evaluation'; entry: EvaluationEntry };
+  | { type: 'evaluation'; entry: EvaluationEntry }
+  /** A fine-tuned model against its base, at the end of its training. */
+  | { type: 'comparison'; comparison: TrainingComparison };
 
 /** webview → extension. */
 export type FromWebview = { type: 'ready' } | { type: 'command'; command: WebviewCommand };

@@ -1,6 +1,7 @@
 // The script of the Training webview view (bundled by esbuild with chart.js into client/out/webview/training.js):
-// draws the loss curve, live while a training runs, and the evaluation metrics; its buttons ask the extension to
-// run commands. Colors come from the VS Code theme's CSS variables.
+// draws the loss curve (per step, or per epoch for a text classifier), live while a training runs, the evaluation
+// metrics and a fine-tuned model's gain over its base; its buttons ask the extension to run commands. Colors come
+// from the VS Code theme's CSS variables.
 import {
   BarController,
   BarElement,
@@ -16,7 +17,8 @@ import {
 import { appendFigures, maxChartPoints, reduceCurve } from '../src/chartData';
 import { describeTraining, formatTimestamp, metricRows } from '../src/format';
 import type { EvaluationEntry, FromWebview, LossPoint, ToWebview, WebviewCommand } from '../src/webviewProtocol';
-import type { TrainingFigures } from '../../server/src/protocol';
+import type { TrainingComparison, TrainingFigures } from '../../server/src/protocol';
+import { gainRows } from '../src/trainingGain';
 
 Chart.register(
   LineController,
@@ -135,6 +137,35 @@ function drawEvaluations(): void {
   }
 }
 
+function drawComparison(comparison: TrainingComparison | undefined): void {
+  element('gain').hidden = comparison === undefined;
+  const table = element<HTMLTableElement>('gainTable');
+  table.replaceChildren();
+  if (!comparison) return;
+  element('gainTitle').textContent = `Gain over the base ${comparison.base.name}`;
+  element('gainFiles').textContent = `${comparison.filesDescription}; ${comparison.samples} next-line completions each`;
+  const head = table.createTHead().insertRow();
+  for (const title of ['', 'base', 'fine-tuned', 'change']) {
+    const cell = document.createElement('th');
+    cell.textContent = title;
+    head.appendChild(cell);
+  }
+  const body = table.createTBody();
+  for (const row of gainRows(comparison)) {
+    const tr = body.insertRow();
+    for (const text of [row.metric, row.base, row.trained]) tr.insertCell().textContent = text;
+    const change = tr.insertCell();
+    change.textContent = row.change;
+    change.className = row.better ? 'better' : 'worse';
+  }
+}
+
+function drawAxis(): void {
+  const unit = training?.unit ?? 'step';
+  const x = lossChart.options.scales?.x as { title?: { text?: string } } | undefined;
+  if (x?.title && x.title.text !== unit) x.title.text = unit;
+}
+
 function drawHeader(model: string): void {
   element('title').textContent = model ? `Model: ${model}` : 'Training';
   const running = training !== undefined && training.phase !== 'done' && training.phase !== 'failed';
@@ -156,14 +187,21 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
       training = message.training;
       for (const id of ['train', 'deploy']) element<HTMLButtonElement>(id).hidden = !message.trusted;
       drawHeader(shownModel);
+      drawAxis();
       drawCurve();
       drawEvaluations();
+      drawComparison(message.comparison);
       break;
     case 'progress':
       training = message.figures;
       appendFigures(curve, message.figures);
       drawHeader(shownModel);
+      drawAxis();
       drawCurve();
+      if (message.figures.comparison) drawComparison(message.figures.comparison);
+      break;
+    case 'comparison':
+      drawComparison(message.comparison);
       break;
     case 'evaluation':
       evaluations.push(message.entry);

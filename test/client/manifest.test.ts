@@ -62,6 +62,7 @@ test('settings match the protocol defaults and all have descriptions', () => {
   const expected = flatten(defaultSettings, 'modelwright', {});
   expected['modelwright.modelsDirectory'] = defaultClientSettings.modelsDirectory;
   expected['modelwright.training.minutes'] = defaultClientSettings.trainingMinutes;
+  expected['modelwright.deploy.threshold'] = defaultClientSettings.deployThreshold;
   for (const [key, value] of Object.entries(expected)) {
     assert.ok(properties[key], `setting ${key} is contributed`);
     assert.deepEqual(properties[key].default, value, `default of ${key}`);

@@ -33,8 +33,14 @@ test('valid values are kept, malformed ones replaced one by one, numbers out of 
       maxLines: 1,
       debounceMs: 75,
       confidenceThreshold: 0.35,
+      workspaceContext: true,
+      contextTokens: 256,
+      suffixTokens: 128,
+      maxSuggestions: 3,
+      indexMegabytes: 16,
     },
     explanation: { hover: false, maxTokens: 2048 },
+    remote: defaultSettings.remote,
   });
 });
 

@@ -4,6 +4,7 @@
 import type * as vscode from 'vscode';
 import type { ExplainCommand } from '../../../server/src/protocol';
 import type { CommandName } from '../commandIds';
+import type { EndpointKeys } from '../endpointKey';
 import type { HubToken } from '../hubToken';
 import type { ModelsTreeNode, ModelsTreeProvider } from '../modelsTreeProvider';
 import type { ReadOnlyDocuments } from '../readOnlyDocuments';
@@ -16,6 +17,7 @@ export interface CommandContext {
   trainingView: TrainingView;
   documents: ReadOnlyDocuments;
   hubToken: HubToken;
+  endpointKeys: EndpointKeys;
   log: vscode.LogOutputChannel;
 }
 
@@ -34,7 +36,7 @@ export type CommandHandlers<Name extends CommandName> = Record<Name, CommandHand
 /** The model named by a tree row or the Training panel's request, if any. */
 export function modelNameOf(argument: CommandArgument): string | undefined {
   if (!argument || typeof argument !== 'object' || Array.isArray(argument)) return undefined;
-  if ('kind' in argument) return argument.model.name;
+  if ('kind' in argument) return 'model' in argument ? argument.model.name : undefined;
   if ('source' in argument) return argument.model || undefined;
   return undefined;
 }

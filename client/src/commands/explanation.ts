@@ -1,5 +1,6 @@
 // The explanation commands: Explain Selection (the selection, or the current line) and the server's "Explain with
-// Modelwright" code action. Both stream into a read-only Markdown document beside the editor.
+// Modelwright" code action. Both stream into a read-only Markdown document shown as a Markdown preview beside the
+// editor (rendered, not as source; the source editor only where the Markdown preview is not available).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { explanationDocument } from '../format';
@@ -28,7 +29,7 @@ export function explanationCommands(context: CommandContext): CommandHandlers<'e
     await explainRange(document, context.server.asRange(argument[1]));
   }
 
-  /** Opens a read-only Markdown document beside the editor and fills it in as the explanation streams. */
+  /** Opens a read-only Markdown document as a preview beside the editor and fills it in as the explanation streams. */
   async function explainRange(document: vscode.TextDocument, range: vscode.Range): Promise<void> {
     const file = path.basename(document.uri.path);
     // A selection that ends at the start of a line does not take that line in.
@@ -38,11 +39,7 @@ export function explanationCommands(context: CommandContext): CommandHandlers<'e
     const uri = context.documents.newUri(`Explanation of ${file} ${lines}.md`);
     const what = `${file}, ${lines}`;
     context.documents.set(uri, explanationDocument(what, ''));
-    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
-      viewColumn: vscode.ViewColumn.Beside,
-      preview: true,
-      preserveFocus: true,
-    });
+    await showRendered(uri, context.log);
 
     let streamed = '';
     const result = await vscode.window.withProgress(
@@ -62,4 +59,28 @@ export function explanationCommands(context: CommandContext): CommandHandlers<'e
   }
 
   return { explainSelection: () => explainSelection(), explain: explainFromCodeAction };
+}
+
+/**
+ * Shows a Markdown document rendered, beside the editor and without taking the focus: the built-in Markdown
+ * preview, which redraws as the document changes. Without that extension (disabled), the read-only source.
+ */
+async function showRendered(uri: vscode.Uri, log: vscode.LogOutputChannel): Promise<void> {
+  const document = await vscode.workspace.openTextDocument(uri);
+  const source = vscode.window.activeTextEditor;
+  try {
+    // Not checked with getCommands first: the Markdown extension registers the command only once it activates.
+    await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
+    // The preview takes the focus: give it back to the code.
+    if (source && vscode.window.activeTextEditor !== source)
+      await vscode.window.showTextDocument(source.document, { viewColumn: source.viewColumn, preserveFocus: false });
+    return;
+  } catch (error) {
+    log.warn(`The Markdown preview did not open (${String(error)}): showing the explanation as text.`);
+  }
+  await vscode.window.showTextDocument(document, {
+    viewColumn: vscode.ViewColumn.Beside,
+    preview: true,
+    preserveFocus: true,
+  });
 }

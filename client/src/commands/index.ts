@@ -6,7 +6,9 @@ import type { CommandArgument, CommandContext, CommandHandler } from './commandC
 import { evaluationAndDeploymentCommands } from './evaluationAndDeployment';
 import { explanationCommands } from './explanation';
 import { hubCommands } from './hub';
+import { menuCommands } from './menu';
 import { modelCommands } from './models';
+import { remoteEndpointCommands } from './remoteEndpoint';
 import { trainingCommands } from './training';
 
 export type { CommandContext } from './commandContext';
@@ -18,6 +20,8 @@ export function registerCommands(context: CommandContext): vscode.Disposable[] {
     ...explanationCommands(context),
     ...modelCommands(context),
     ...hubCommands(context),
+    ...remoteEndpointCommands(context),
+    ...menuCommands(context),
   };
   return (Object.keys(handlers) as CommandName[]).map((name) =>
     vscode.commands.registerCommand(commandIds[name], async (...args: unknown[]) => {

@@ -17,6 +17,8 @@ import { answering, invalidParams } from './errors';
 import type { Feature } from './feature';
 import { requireObject, requireRange, requireUri } from './params';
 import type { ServerContext } from './serverContext';
+import { explainRemotely } from './remoteExplanation';
+import type { RemoteRoles } from './remoteRoles';
 
 /** Files with more tokens than this are scored in a window of lines around the range, not whole. */
 const WHOLE_FILE_CHARACTERS = 24_000;
@@ -34,7 +36,11 @@ export interface ExplainRequest {
 export class ExplainFeature implements Feature {
   private readonly statistics = new LruMap<string, Promise<LineStatistics>>(16);
 
-  constructor(private readonly context: ServerContext) {}
+  constructor(
+    private readonly context: ServerContext,
+    /** The explanation role's remote endpoint, when the settings name one (else, or while it is down: local). */
+    private readonly remote?: RemoteRoles,
+  ) {}
 
   initialize(_capabilities: ClientCapabilities): ServerCapabilities {
     this.context.connection.onRequest(Explain.type, (params, token) => answering(() => this.handle(params, token)));
@@ -81,10 +87,27 @@ export class ExplainFeature implements Feature {
     throw invalidParams(`${uri} is neither open nor a readable file`);
   }
 
-  /** The explanation of a range; used by modelwright/explain and by the hover. */
+  /**
+   * The explanation of a range; used by modelwright/explain and by the hover. The explanation role's remote
+   * endpoint writes it when the settings name one that answers; otherwise the local model does.
+   */
   async explainRange(request: ExplainRequest): Promise<Explain.Result> {
+    const client = this.remote?.clientFor('explanation', request.settings);
+    if (this.remote && client) {
+      const result = await explainRemotely(this.remote, client, request, (writer, onChunk) =>
+        this.explainWith({ ...request, onChunk }, writer),
+      );
+      if (result) return result;
+    }
+    return this.explainWith(request);
+  }
+
+  /** The explanation, written by `remoteWriter` or else by the local explanation model. */
+  private async explainWith(request: ExplainRequest, remoteWriter?: ExplanationWriter): Promise<Explain.Result> {
     const { document, range, settings } = request;
-    const writerLease = await this.context.registry.acquire('explanation', settings.models.explanation || undefined);
+    const writerLease = remoteWriter
+      ? undefined
+      : await this.context.registry.acquire('explanation', settings.models.explanation || undefined);
     let surprisalLease: Lease<LanguageServingModel> | undefined;
     try {
       surprisalLease = await this.context.registry.acquireLanguageModel(
@@ -103,11 +126,13 @@ export class ExplainFeature implements Feature {
         .getText({ start: { line: range.start.line, character: 0 }, end: { line: endLine + 1, character: 0 } })
         .replace(/\n$/, '');
       const writerModel = writerLease?.model;
-      const writer: ExplanationWriter | undefined = !writerModel
-        ? undefined
-        : writerModel.flavor === 'chat'
-          ? { kind: 'chat', name: writerModel.name, chatModel: writerModel.chatModel }
-          : { kind: 'code', name: writerModel.name, languageModel: writerModel.languageModel };
+      const writer: ExplanationWriter | undefined = remoteWriter
+        ? remoteWriter
+        : !writerModel
+          ? undefined
+          : writerModel.flavor === 'chat'
+            ? { kind: 'chat', name: writerModel.name, chatModel: writerModel.chatModel }
+            : { kind: 'code', name: writerModel.name, languageModel: writerModel.languageModel };
       const surprisalModel = surprisalLease?.model;
       return await explain(
         {

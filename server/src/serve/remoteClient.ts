@@ -1,6 +1,8 @@
 // A client for a remote model server, so the completion and explanation roles can use a model too large for the
-// laptop: OpenAI-compatible /v1/completions (vLLM, TGI, ours; streamed or not), or the Open Inference Protocol's
-// /v2/models/{name}/infer (Triton, KServe, ours), decoding locally with the model folder's tokenizer.
+// laptop: OpenAI-compatible /v1/completions and /v1/chat/completions (vLLM, TGI, Ollama, llama.cpp, ours; streamed
+// or not), or the Open Inference Protocol's /v2/models/{name}/infer (Triton, KServe, ours), decoding locally with
+// the model folder's tokenizer (and its chat template for chats).
+import { type ChatMessage, type ChatTemplate, loadChatTemplate } from '../runtime/chatModel';
 import { readFolderConfig } from '../modelFolder/config';
 import { Sampler, argmax } from '../runtime/sampling';
 import { type Tokenizer, loadTokenizer } from '../runtime/tokenizer';
@@ -33,6 +35,8 @@ export interface RemoteCompletionOptions {
   signal?: AbortSignal;
   /** Streams text as it arrives (OpenAI: stream: true). */
   onText?: (text: string) => void;
+  /** The text after the insertion point (OpenAI `suffix`, for fill-in-the-middle; not every server takes it). */
+  suffix?: string;
 }
 
 export interface RemoteCompletion {
@@ -59,15 +63,25 @@ interface InferTensor {
   data: number[];
 }
 
+/** True when an error means the server does not offer a route or field (rather than that it is down). */
+export function isUnsupported(error: unknown): boolean {
+  return error instanceof RemoteError && [400, 404, 405, 422, 501].includes(error.status);
+}
+
 export class RemoteClient {
   private readonly base: string;
   private tokenizer: Tokenizer | undefined;
+  private chatTemplate: Promise<ChatTemplate | undefined> | undefined;
+  /** The server refused a chat request as unsupported: chats go to /v1/completions as a transcript. */
+  private withoutChat = false;
   private metadata: Promise<{ inputs: InferTensor[]; outputs: InferTensor[] }> | undefined;
 
   constructor(readonly endpoint: RemoteEndpoint) {
     const url = new URL(endpoint.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new Error(`${endpoint.url}: only http and https endpoints are supported`);
+    if (url.username || url.password)
+      throw new Error('the endpoint URL cannot carry a user name or password: set the API key instead');
     this.base = endpoint.url.replace(/\/+$/, '').replace(/\/v[12]$/, '');
     if (endpoint.protocol === 'oip' && !endpoint.modelDir)
       throw new Error('an Open Inference Protocol endpoint needs modelDir (the tokenizer to decode with)');
@@ -89,6 +103,58 @@ export class RemoteClient {
       : this.completeInfer(prompt, options);
   }
 
+  /**
+   * The assistant's next turn: OpenAI-compatible /v1/chat/completions (a server or model without chat gets the
+   * messages as a plain transcript on /v1/completions), or for 'oip' the messages rendered with the chat template
+   * of modelDir (a plain transcript when it has none) and decoded with /v2 infer.
+   */
+  async chat(messages: readonly ChatMessage[], options: RemoteCompletionOptions = {}): Promise<RemoteCompletion> {
+    if (this.endpoint.protocol === 'openai' && !this.withoutChat) {
+      try {
+        return await this.chatOpenAi(messages, options);
+      } catch (error) {
+        if (!isUnsupported(error) || options.signal?.aborted) throw error;
+        this.withoutChat = true;
+      }
+    }
+    if (this.endpoint.protocol === 'openai') return this.completeOpenAi(transcript(messages), options);
+    this.chatTemplate ??= loadChatTemplate(this.endpoint.modelDir!);
+    const template = await this.chatTemplate;
+    return this.completeInfer(template ? template.render(messages) : transcript(messages), options);
+  }
+
+  private async chatOpenAi(
+    messages: readonly ChatMessage[],
+    options: RemoteCompletionOptions,
+  ): Promise<RemoteCompletion> {
+    const body = {
+      model: this.endpoint.model,
+      messages,
+      max_tokens: options.maxTokens ?? 256,
+      temperature: options.temperature ?? 0,
+      top_p: options.topP ?? 1,
+      ...(options.stop?.length ? { stop: options.stop } : {}),
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.onText ? { stream: true, stream_options: { include_usage: true } } : {}),
+    };
+    if (!options.onText) {
+      const result = (await this.call('POST', '/v1/chat/completions', body, options.signal)) as {
+        choices: { message?: { content?: string | null }; finish_reason: string }[];
+        usage?: { prompt_tokens: number; completion_tokens: number };
+      };
+      const choice = result.choices?.[0];
+      if (!choice) throw new RemoteError(502, 'the server answered without a choice');
+      return {
+        text: choice.message?.content ?? '',
+        finishReason: choice.finish_reason === 'length' ? 'length' : 'stop',
+        promptTokens: result.usage?.prompt_tokens,
+        completionTokens: result.usage?.completion_tokens,
+      };
+    }
+    const response = await this.fetch('POST', '/v1/chat/completions', body, options.signal);
+    return readEventStream(response, options.onText, (choice) => choice.delta?.content);
+  }
+
   dispose(): void {
     this.tokenizer?.dispose();
     this.tokenizer = undefined;
@@ -103,6 +169,7 @@ export class RemoteClient {
       top_p: options.topP ?? 1,
       ...(options.stop?.length ? { stop: options.stop } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.suffix ? { suffix: options.suffix } : {}),
       ...(options.onText ? { stream: true, stream_options: { include_usage: true } } : {}),
     };
     if (!options.onText) {
@@ -121,42 +188,7 @@ export class RemoteClient {
     }
 
     const response = await this.fetch('POST', '/v1/completions', body, options.signal);
-    if (!response.body) throw new RemoteError(502, 'the server sent no stream');
-    let text = '';
-    let finishReason: 'stop' | 'length' = 'stop';
-    let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
-    let buffer = '';
-    const decoder = new TextDecoder();
-    for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(bytes, { stream: true });
-      let end: number;
-      while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
-        const event = buffer.slice(0, end);
-        buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
-        const data = event
-          .split(/\r?\n/)
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).replace(/^ /, ''))
-          .join('\n');
-        if (!data) continue;
-        if (data === '[DONE]')
-          return { text, finishReason, promptTokens: usage?.prompt_tokens, completionTokens: usage?.completion_tokens };
-        const chunk = JSON.parse(data) as {
-          error?: { message?: string };
-          choices?: { text?: string; finish_reason?: string | null }[];
-          usage?: typeof usage;
-        };
-        if (chunk.error) throw new RemoteError(502, chunk.error.message ?? 'the stream reported an error');
-        const choice = chunk.choices?.[0];
-        if (choice?.text) {
-          text += choice.text;
-          options.onText(choice.text);
-        }
-        if (choice?.finish_reason) finishReason = choice.finish_reason === 'length' ? 'length' : 'stop';
-        if (chunk.usage) usage = chunk.usage;
-      }
-    }
-    throw new RemoteError(502, 'the stream ended without [DONE]');
+    return readEventStream(response, options.onText, (choice) => choice.text);
   }
 
   /**
@@ -269,4 +301,73 @@ export class RemoteClient {
     }
     return response;
   }
+}
+
+interface StreamChoice {
+  text?: string;
+  delta?: { content?: string | null };
+  finish_reason?: string | null;
+}
+
+/** Reads an OpenAI server-sent event stream to its [DONE], passing each choice's new text to `onText`. */
+async function readEventStream(
+  response: Response,
+  onText: (text: string) => void,
+  textOf: (choice: StreamChoice) => string | null | undefined,
+): Promise<RemoteCompletion> {
+  if (!response.body) throw new RemoteError(502, 'the server sent no stream');
+  let text = '';
+  let finishReason: 'stop' | 'length' = 'stop';
+  let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  let buffer = '';
+  const decoder = new TextDecoder();
+  for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(bytes, { stream: true });
+    let end: number;
+    while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
+      const data = event
+        .split(/\r?\n/)
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).replace(/^ /, ''))
+        .join('\n');
+      if (!data) continue;
+      if (data === '[DONE]')
+        return { text, finishReason, promptTokens: usage?.prompt_tokens, completionTokens: usage?.completion_tokens };
+      const chunk = JSON.parse(data) as {
+        error?: { message?: string };
+        choices?: StreamChoice[];
+        usage?: typeof usage;
+      };
+      if (chunk.error) throw new RemoteError(502, chunk.error.message ?? 'the stream reported an error');
+      const choice = chunk.choices?.[0];
+      const piece = choice ? textOf(choice) : undefined;
+      if (piece) {
+        text += piece;
+        onText(piece);
+      }
+      if (choice?.finish_reason) finishReason = choice.finish_reason === 'length' ? 'length' : 'stop';
+      if (chunk.usage) usage = chunk.usage;
+    }
+  }
+  throw new RemoteError(502, 'the stream ended without [DONE]');
+}
+
+/** Messages as plain text, for a model without a chat template. */
+function transcript(messages: readonly ChatMessage[]): string {
+  const names = { system: 'System', user: 'User', assistant: 'Assistant' } as const;
+  return `${messages.map((m) => `${names[m.role]}: ${m.content}`).join('\n\n')}\n\nAssistant:`;
+}
+
+/** Why a call failed, in a few words and without the key: timed out, refused, an HTTP status and message. */
+export function describeRemoteFailure(error: unknown, timeoutMs?: number): string {
+  if (error instanceof RemoteError) return error.message;
+  if (error instanceof Error && error.name === 'TimeoutError')
+    return timeoutMs === undefined ? 'no answer in time' : `no answer within ${timeoutMs} ms`;
+  const cause = error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
+  if (cause?.code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
+  if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') return 'the host name does not resolve';
+  if (cause?.code) return `${cause.code}${cause.message ? `: ${cause.message}` : ''}`;
+  return error instanceof Error ? error.message : String(error);
 }
