@@ -157,6 +157,9 @@ describe('training and evaluation', { timeout: 180_000 }, () => {
     assert.match((await train({ name: 'existing' })).message, /a model named "existing" exists/);
     assert.match((await train({ name: 'default' })).message, /bundled model/);
     assert.equal((await train({ base: 'ghost' })).code, ErrorCodes.InvalidParams);
+    assert.match((await train({ base: 'default', method: 'half' })).message, /method must be lora or full/);
+    assert.match((await train({ preset: 'tiny', method: 'lora' })).message, /method applies to fine-tuning/);
+    assert.match((await train({ base: 'default', compareSamples: 0.5 })).message, /compareSamples must be a positive/);
   });
 
   test('evaluates the trained model and deploys it', async () => {

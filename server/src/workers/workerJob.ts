@@ -1,17 +1,29 @@
-// Runs one training, evaluation or conversion job in a child process (server/out/trainingWorker.js, bundled next to
-// server.js) and gives back its result as a promise, its progress as callbacks, and cancellation through an
-// AbortSignal. The child's stdout/stderr go to a log callback, never to the LSP stdio stream.
+// Runs one job (training, a training's estimate, a text classifier's training, evaluation or conversion) in a child
+// process (server/out/trainingWorker.js, bundled next to server.js) and gives back its result as a promise, its
+// progress as callbacks, and cancellation through an AbortSignal. The child's stdout/stderr go to a log callback,
+// never to the LSP stdio stream.
 import { type ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConversionResult } from '../convert/convertFolder';
 import type { EvaluationResult } from '../eval/evaluate';
-import type { TrainProgress, TrainResult } from '../train/trainer';
-import type { WorkerJob, WorkerToServer } from './workerProtocol';
+import type { ClassifierProgress } from '../classify/trainClassifier';
+import type { EstimateTraining } from '../protocol';
+import type { TrainProgress } from '../train/trainer';
+import type { EstimateJob } from './trainingEstimate';
+import type {
+  ClassifierJobOptions,
+  ClassifierJobResult,
+  CompareJob,
+  TrainJobResult,
+  WorkerJob,
+  WorkerToServer,
+} from './workerProtocol';
 
 export interface JobHooks {
   signal?: AbortSignal;
   onTrainProgress?: (progress: TrainProgress) => void;
+  onClassifierProgress?: (progress: ClassifierProgress) => void;
   onEvaluateProgress?: (done: number, total: number, message: string) => void;
   log?: (line: string) => void;
 }
@@ -28,11 +40,22 @@ function workerEntry(): { file: string; execArgv: string[] } {
   throw new Error(`the training worker is missing: ${bundled} (run npm run build)`);
 }
 
+/** Trains; with `compare`, then evaluates the base and the new model on the same files (progress as evaluation). */
 export function runTraining(
   options: Extract<WorkerJob, { kind: 'train' }>['options'],
   hooks: JobHooks,
-): Promise<TrainResult> {
-  return runJob({ kind: 'train', options }, hooks) as Promise<TrainResult>;
+  compare?: CompareJob,
+): Promise<TrainJobResult> {
+  return runJob({ kind: 'train', options, compare }, hooks) as Promise<TrainJobResult>;
+}
+
+/** Tokens of the workspace and seconds per step of a training configuration (probe steps run in the child). */
+export function runEstimate(job: EstimateJob, hooks: JobHooks): Promise<EstimateTraining.Result> {
+  return runJob({ kind: 'estimate', ...job }, hooks) as Promise<EstimateTraining.Result>;
+}
+
+export function runClassifierTraining(options: ClassifierJobOptions, hooks: JobHooks): Promise<ClassifierJobResult> {
+  return runJob({ kind: 'trainClassifier', options }, hooks) as Promise<ClassifierJobResult>;
 }
 
 export function runEvaluation(
@@ -50,7 +73,7 @@ export function runConversion(
   return runJob({ kind: 'convert', ...job }, hooks) as Promise<ConversionResult>;
 }
 
-type JobResult = TrainResult | EvaluationResult | ConversionResult;
+type JobResult = TrainJobResult | EstimateTraining.Result | ClassifierJobResult | EvaluationResult | ConversionResult;
 
 function runJob(job: WorkerJob, hooks: JobHooks): Promise<JobResult> {
   return new Promise((resolve, reject) => {
@@ -90,8 +113,9 @@ function runJob(job: WorkerJob, hooks: JobHooks): Promise<JobResult> {
     forward(child.stderr);
     const onAbort = () => {
       if (child.connected) child.send({ type: 'cancel' });
-      // A conversion has nothing to save (its files are written atomically): it stops at once.
-      killTimer = setTimeout(() => child.kill('SIGKILL'), job.kind === 'convert' ? 0 : CANCEL_GRACE_MS);
+      // A conversion or an estimate has nothing to save (files are written atomically, if at all): it stops at once.
+      const nothingToSave = job.kind === 'convert' || job.kind === 'estimate';
+      killTimer = setTimeout(() => child.kill('SIGKILL'), nothingToSave ? 0 : CANCEL_GRACE_MS);
       killTimer.unref();
     };
     hooks.signal?.addEventListener('abort', onAbort, { once: true });
@@ -101,10 +125,15 @@ function runJob(job: WorkerJob, hooks: JobHooks): Promise<JobResult> {
         case 'trainProgress':
           hooks.onTrainProgress?.(message.progress);
           break;
+        case 'classifierProgress':
+          hooks.onClassifierProgress?.(message.progress);
+          break;
         case 'evaluateProgress':
           hooks.onEvaluateProgress?.(message.done, message.total, message.message);
           break;
         case 'trainResult':
+        case 'estimateResult':
+        case 'classifierResult':
         case 'evaluateResult':
         case 'convertResult':
           finish(undefined, message.result);
