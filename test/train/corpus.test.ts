@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { collectCorpus, corpusSnapshot, splitByFile, type Corpus } from '../../server/src/workspace/corpus';
 import { findSecretInContent } from '../../server/src/workspace/secrets';
+import { describeCorpus, requireCode } from '../../server/src/workspace/corpus';
 
 /** Secret-looking strings are assembled at run time so this file itself never matches a secret scanner. */
 const join = (...parts: string[]): string => parts.join('');
@@ -87,7 +88,6 @@ function makeWorkspace(): string {
     '.pypirc',
     'credentials.json',
     'config/secrets.yaml',
-    'src/secrets.ts',
     'android/release.keystore',
   ]) {
     write(root, name, 'export const harmless = 1;\n');
@@ -229,7 +229,6 @@ test('collectCorpus never opens files whose name marks them secret', async () =>
     '.pypirc',
     'credentials.json',
     'config/secrets.yaml',
-    'src/secrets.ts',
     'android/release.keystore',
   ];
   // Tests run as root, so chmod 000 would not stop a read: spy on every way the module reads files instead.
@@ -368,6 +367,71 @@ test('corpusSnapshot keeps paths, hashes and exclusions but no text', async () =
     assert.deepEqual(snapshot.files, [{ path: 'a.ts', sha256: corpus.files[0].sha256, bytes: 20 }]);
     assert.deepEqual(snapshot.excluded, [{ path: '.env', reason: 'secret file name' }]);
     assert.ok(!JSON.stringify(snapshot).includes('export const'));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('source files named like secrets are judged by their content', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-corpus-'));
+  try {
+    write(root, 'server/src/train/secrets.ts', 'export const secretNamePatterns: RegExp[] = [/\\.env$/];\n');
+    write(root, 'app/credentials.py', `KEY = "${fakeSecrets.awsKeyId}"\n`);
+    write(root, 'config/secrets.yaml', 'token: abc\n');
+    const corpus = await collectCorpus(root);
+    assert.ok(
+      corpus.files.some((f) => f.path === 'server/src/train/secrets.ts'),
+      'clean source is kept',
+    );
+    assert.equal(reasonOf(corpus, 'app/credentials.py'), 'secret content: AWS access key id');
+    assert.equal(reasonOf(corpus, 'config/secrets.yaml'), 'secret file name', 'non-code files still go by name');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a source file with a few long lines is not minified; the allow-list keeps what heuristics exclude', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-corpus-'));
+  try {
+    const test = [
+      "import { z } from 'zod';",
+      ...Array.from(
+        { length: 40 },
+        (_, i) => `test('case ${i}', () => expect(z.string().parse('a${i}')).toBe('a${i}'));`,
+      ),
+      `const long = '${'abc def '.repeat(400)}';`,
+      '',
+    ].join('\n');
+    write(root, 'src/string.test.ts', test);
+    write(root, 'src/bundle.js', `var a=${'1+'.repeat(3_000)}1;\n`);
+    write(root, 'src/generated.ts', '// @generated\nexport const a = 1;\n');
+    const corpus = await collectCorpus(root);
+    assert.ok(
+      corpus.files.some((f) => f.path === 'src/string.test.ts'),
+      reasonOf(corpus, 'src/string.test.ts'),
+    );
+    assert.equal(reasonOf(corpus, 'src/bundle.js'), 'minified');
+    assert.match(describeCorpus(corpus), /left out by judgement: .*src\/bundle\.js \(minified\)/);
+    const allowed = await collectCorpus(root, { allow: ['src/bundle.js', '*.ts'] });
+    assert.ok(allowed.files.some((f) => f.path === 'src/bundle.js'));
+    assert.ok(allowed.files.some((f) => f.path === 'src/generated.ts'));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('collectCorpus names a missing workspace; requireCode refuses prose and data only', async () => {
+  await assert.rejects(
+    collectCorpus(path.join(os.tmpdir(), 'modelwright-no-such-folder')),
+    /workspace .* does not exist/,
+  );
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-corpus-'));
+  try {
+    write(root, 'README.md', '# Hello\n');
+    const corpus = await collectCorpus(root);
+    assert.throws(() => requireCode(corpus), /no code to train on/);
+    write(root, 'Makefile', 'all:\n\techo hi\n');
+    requireCode(await collectCorpus(root));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

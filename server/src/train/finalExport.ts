@@ -1,5 +1,7 @@
 // The end of a run: writes the model folder's config files and inference graph, and its model card (the
-// architecture, hyperparameters, data snapshot and loss curve, and how far the training got).
+// architecture, hyperparameters, data snapshot and loss curve, and how far the training got). Until then the
+// folder carries a marker file, so that a run that failed or was killed never passes for a model.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type PresetName, parameterCount } from '../engine/model';
 import { type ModelCard, writeModelCard } from '../modelFolder/modelCard';
@@ -25,13 +27,29 @@ export interface FinishedRun {
   tokensPerSecond: number;
 }
 
+/** In a model folder whose training has not exported a model yet; catalogs and loaders skip such folders. */
+export const INCOMPLETE_MARKER = '.incomplete';
+
+export function markIncomplete(modelDir: string): void {
+  fs.writeFileSync(
+    path.join(modelDir, INCOMPLETE_MARKER),
+    'Training started here has not exported a model yet. Continue it with `modelwright train --out DIR --resume`.\n',
+  );
+}
+
+export function isIncomplete(modelDir: string): boolean {
+  return fs.existsSync(path.join(modelDir, INCOMPLETE_MARKER));
+}
+
 export function exportModel(finishedRun: FinishedRun): void {
   const { options, config } = finishedRun.runState();
   writeModelFiles(options.out, config, finishedRun.parameters, finishedRun.endOfTextId);
   writeModelCard(options.out, modelCard(finishedRun.runState(), finishedRun));
+  fs.rmSync(path.join(options.out, INCOMPLETE_MARKER), { force: true });
 }
 
-function modelCard(run: RunState, { settings, finished, tokensPerSecond }: FinishedRun): ModelCard {
+/** The card of a finished run (a fine-tuned Llama-family export adds its own fields over it). */
+export function modelCard(run: RunState, { settings, finished, tokensPerSecond }: FinishedRun): ModelCard {
   const { options, config } = run;
   return {
     name: path.basename(path.resolve(options.out)),

@@ -1,0 +1,79 @@
+// `modelwright serve`: the HTTP service (OpenAI-compatible and Open Inference Protocol v2 routes, metrics) for
+// one or more model folders, with graceful shutdown on SIGTERM/SIGINT.
+import type { Command } from 'commander';
+import { collect, nonNegativeInteger, positiveInteger, positiveNumber, UsageError } from './options';
+
+interface ServeFlags {
+  model: string[];
+  host?: string;
+  port: number;
+  apiKeyFile?: string;
+  maxBatchSize?: number;
+  maxBatchTokens?: number;
+  batching: boolean;
+  queue?: number;
+  timeout?: number;
+  threads?: number;
+}
+
+export function addServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .summary('serve model folders over HTTP (OpenAI and Open Inference Protocol v2)')
+    .description(
+      'Serves model folders over HTTP: /v1/models and /v1/completions (OpenAI-compatible, streaming), the Open ' +
+        'Inference Protocol v2 (/v2/...), and Prometheus /metrics. Listens on 127.0.0.1 unless --api-key-file ' +
+        'is given. SIGTERM or Ctrl-C lets requests in flight finish; a second one quits at once.',
+    )
+    .requiredOption('--model <[name=]modeldir>', 'a model folder to serve, optionally named (repeatable)', collect)
+    .option('--host <host>', 'address to listen on (default: 127.0.0.1; another needs --api-key-file)')
+    .option('--port <n>', 'port to listen on', nonNegativeInteger, 8000)
+    .option('--api-key-file <file>', 'file holding the API key clients must send as a bearer token')
+    .option('--max-batch-size <n>', 'most requests decoded together', positiveInteger)
+    .option('--max-batch-tokens <n>', 'most tokens of one batch', positiveInteger)
+    .option('--no-batching', 'decode one request at a time')
+    .option('--queue <n>', 'most requests waiting before new ones get 503', nonNegativeInteger)
+    .option('--timeout <seconds>', 'time limit of one request', positiveNumber)
+    .option('--threads <n>', 'onnxruntime threads per model', positiveInteger)
+    .action(async (flags: ServeFlags) => runServe(flags));
+}
+
+async function runServe(flags: ServeFlags): Promise<void> {
+  if (!flags.model?.length) throw new UsageError('serve needs at least one --model MODELDIR');
+  const models = flags.model.map((spec) => {
+    const at = spec.indexOf('=');
+    return at > 0 ? { name: spec.slice(0, at), dir: spec.slice(at + 1) } : { dir: spec };
+  });
+  const log = (message: string) => process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+  // Loaded here so that other commands (the language server among them) do not pay for the HTTP framework.
+  const { readApiKeyFile } = await import('../serve/auth.js');
+  const { startServer } = await import('../serve/httpServer.js');
+  const server = await startServer({
+    models,
+    host: flags.host,
+    port: flags.port,
+    apiKey: flags.apiKeyFile ? readApiKeyFile(flags.apiKeyFile, log) : undefined,
+    batching: flags.batching,
+    maxBatchSize: flags.maxBatchSize,
+    maxBatchTokens: flags.maxBatchTokens,
+    maxQueue: flags.queue,
+    requestTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+    intraOpThreads: flags.threads,
+    log,
+  });
+  process.stdout.write(`listening on ${server.url}\n`);
+  // SIGTERM/SIGINT: stop accepting, let requests in flight finish, exit; a second signal exits at once.
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log(`${signal}: finishing requests in flight (again to quit at once)`);
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      server.close().then(resolve, (e: unknown) => {
+        log(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
