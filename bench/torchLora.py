@@ -1,6 +1,7 @@
 # PyTorch side of `npm run bench:train -- --family llama`: LoRA fine-tuning of the same Llama-family model (the
 # model code of scripts/makeFamilyModels.py, PEFT-style adapters as in scripts/makeTrainingReference.py) on the
-# base weights and token windows the TS side wrote, with AdamW and clipping; prints ONE JSON line.
+# base weights and token windows the TS side wrote, with AdamW and clipping; prints ONE JSON line (with
+# --interleaved, `ready` first and a line per step asked for on stdin, so the TS side can alternate the engines).
 # Run with: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torchLora.py --spec SPEC.json --threads N
 import argparse
 import json
@@ -13,6 +14,8 @@ import time
 ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("--spec", required=True)
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--interleaved", action="store_true",
+                help="print `ready`, then run the step whose number each stdin line gives, answering with one line")
 ARGS = ap.parse_args()
 # Thread pools are sized before torch loads (OpenMP and Debian's OpenBLAS-pthread keep separate pools).
 for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -66,9 +69,16 @@ def main():
     tokens = tokens.view(spec["steps"], batch, seq + 1)
     mask = torch.ones(batch, seq, dtype=torch.long)
     positions = torch.arange(seq)[None, :].expand(batch, seq)
-    step_ms, losses = [], []
-    for step in range(spec["steps"]):
+    step_ms, cpu_ms, losses = [], [], []
+    if ARGS.interleaved:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        order = (int(line) for line in sys.stdin)
+    else:
+        order = range(spec["steps"])
+    for step in order:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         logits, _ = lm(tokens[step, :, :-1], mask, positions, lm.empty_cache(batch))
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[step, :, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -78,10 +88,15 @@ def main():
         losses.append(loss.item())
         if step >= spec["untimed"]:
             step_ms.append((time.perf_counter() - t0) * 1000)
+            cpu_ms.append((time.process_time() - c0) * 1000)
+        if ARGS.interleaved:
+            sys.stdout.write(json.dumps({"step": step, "loss": losses[-1]}) + "\n")
+            sys.stdout.flush()
     median_ms = statistics.median(step_ms)
     out = {
         "tokensPerSecond": batch * seq / (median_ms / 1000),
         "stepMsMedian": median_ms,
+        "cpuMsMedian": statistics.median(cpu_ms),
         "losses": losses,
         "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,

@@ -1,10 +1,12 @@
 // `npm run bench:train -- --family llama`: LoRA fine-tuning tokens/s of the engine against the same LoRA in plain
-// PyTorch (bench/torchLora.py), side by side on a SmolLM2-135M-shaped model at context 512: the same random base
-// weights, token windows and AdamW settings. Prints both rates, peak RSS and `finetune-speed-ratio: R`.
-import { spawnSync } from 'node:child_process';
+// PyTorch (bench/torchLora.py), step by step in turn on a SmolLM2-135M-shaped model at context 512: the same random
+// base weights, token windows and AdamW settings. Prints both rates, CPU time per step, peak RSS and
+// `finetune-speed-ratio: R`; with --profile, onnxruntime's kernel time per op type and per op and shapes.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as readline from 'node:readline';
 import type { LlamaConfig } from '../server/src/engine/llama';
 import { type LoraSettings, initialLoraParameters } from '../server/src/engine/lora';
 import { encodeModel } from '../server/src/engine/onnx';
@@ -52,37 +54,84 @@ const hfConfig = (c: LlamaConfig) => ({
   vocab_size: c.vocabSize,
 });
 
-/** Kernel time per op type and the costliest nodes over the profiled runs after the untimed ones. */
+/** Kernel time per op type, and per op and input shapes (the layers' nodes summed), over the runs after the untimed. */
 function printProfile(dir: string, untimed: number): void {
   const file = fs.readdirSync(dir).find((f) => f.startsWith('profile') && f.endsWith('.json'));
   if (!file) return;
-  type Event = { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string } };
+  type Event = {
+    cat?: string;
+    name: string;
+    ts: number;
+    dur: number;
+    args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
+  };
   const events: Event[] = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
-  const runs = events.filter((e) => e.name === 'model_run').sort((a, b) => a.ts - b.ts);
-  const timed = runs.slice(untimed);
+  const timed = events
+    .filter((e) => e.name === 'model_run')
+    .sort((a, b) => a.ts - b.ts)
+    .slice(untimed);
   const from = timed[0]?.ts ?? 0;
   const byOp = new Map<string, number>();
-  const byNode = new Map<string, number>();
+  const byShape = new Map<string, number>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
     const op = e.args?.op_name ?? '?';
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
-    const node = `${op} ${e.name.slice(0, -'_kernel_time'.length)}`;
-    byNode.set(node, (byNode.get(node) ?? 0) + e.dur);
+    const shapes = (e.args?.input_type_shape ?? []).map((s) => `[${Object.values(s)[0]}]`).join(' ');
+    const key = `${op} ${shapes}`;
+    byShape.set(key, (byShape.get(key) ?? 0) + e.dur);
   }
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
   const runMs = timed.reduce((a, e) => a + e.dur, 0) / timed.length / 1000;
   const row = (name: string, us: number) =>
-    `  ${name.padEnd(60)} ${(us / timed.length / 1000).toFixed(1).padStart(8)} ms/step ${((100 * us) / total).toFixed(1).padStart(5)}%`;
+    `  ${name.slice(0, 64).padEnd(64)} ${(us / timed.length / 1000).toFixed(1).padStart(8)} ms/step ${((100 * us) / total).toFixed(1).padStart(5)}%`;
   console.log(`profile over ${timed.length} runs of ${runMs.toFixed(0)} ms (profiling slows each step): kernel time`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(row(op, us));
-  console.log('costliest nodes (summed over the layers by name pattern):');
-  const byPattern = new Map<string, number>();
-  for (const [node, us] of byNode) {
-    const pattern = node.replace(/\d+/g, '#');
-    byPattern.set(pattern, (byPattern.get(pattern) ?? 0) + us);
+  console.log('costliest op and input shapes (summed over the layers):');
+  for (const [key, us] of [...byShape].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(row(key, us));
+}
+
+/** bench/torchLora.py in --interleaved mode: it sets up, prints `ready`, then runs one step per line it reads. */
+class TorchStepper {
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly lines: AsyncIterator<string>,
+    private readonly stderr: string[],
+  ) {}
+
+  static async start(specFile: string, threads: number): Promise<TorchStepper> {
+    const child = spawn(
+      '/usr/bin/python3',
+      [path.join(__dirname, 'torchLora.py'), '--spec', specFile, '--threads', String(threads), '--interleaved'],
+      { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', PYTHONDONTWRITEBYTECODE: '1' } },
+    );
+    const stderr: string[] = [];
+    child.stderr.on('data', (chunk) => stderr.push(String(chunk)));
+    const stepper = new TorchStepper(
+      child,
+      readline.createInterface({ input: child.stdout })[Symbol.asyncIterator](),
+      stderr,
+    );
+    await stepper.next('ready');
+    return stepper;
   }
-  for (const [node, us] of [...byPattern].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(row(node, us));
+
+  private async next(what: string): Promise<string> {
+    const { value, done } = await this.lines.next();
+    if (done) throw new Error(`PyTorch ended before ${what}:\n${this.stderr.join('')}`);
+    return value;
+  }
+
+  async step(s: number): Promise<void> {
+    this.child.stdin.write(`${s}\n`);
+    await this.next(`step ${s}`);
+  }
+
+  /** Ends the steps and returns PyTorch's summary (rates, losses, peak RSS). */
+  async finish() {
+    this.child.stdin.end();
+    return JSON.parse(await this.next('its summary'));
+  }
 }
 
 const peakRssMB = () => Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\s+(\d+)/)![1]) / 1024;
@@ -130,54 +179,6 @@ export async function llamaLoraBench(options: {
     );
     fs.writeFileSync(path.join(work, 'tokens.i32'), windows);
 
-    const session = await createSession(encodeModel(buildTrainingStep(spec, { batch, time }, defaultAdamW)), {
-      intraOpThreads: threads,
-      profileFilePrefix: options.profile ? path.join(work, 'profile') : undefined,
-    });
-    const flat = packParameters(spec, initialLoraParameters(smolLm2, lora, 1));
-    let state: Record<'p' | 'm' | 'v', Float32Array> = {
-      p: flat,
-      m: new Float32Array(flat.length),
-      v: new Float32Array(flat.length),
-    };
-    const stepMs: number[] = [];
-    const losses: number[] = [];
-    for (let s = 0; s < steps; s++) {
-      const inputs = new BigInt64Array(batch * time);
-      const targets = new BigInt64Array(batch * time);
-      for (let r = 0; r < batch; r++) {
-        const at = (s * batch + r) * (time + 1);
-        for (let t = 0; t < time; t++) {
-          inputs[r * time + t] = BigInt(windows[at + t]);
-          targets[r * time + t] = BigInt(windows[at + t + 1]);
-        }
-      }
-      const scalars = stepScalarValues(defaultAdamW, s + 1, learningRate);
-      const t0 = performance.now();
-      const out = await session.run({
-        ...feeds,
-        [names.inputIds]: int64Tensor(inputs, [batch, time]),
-        [names.targets]: int64Tensor(targets, [batch, time]),
-        [names.parameters]: floatTensor(state.p, [flat.length]),
-        [names.moments]: floatTensor(state.m, [flat.length]),
-        [names.variances]: floatTensor(state.v, [flat.length]),
-        [names.learningRate]: scalarTensor(scalars.learningRate),
-        [names.momentScale]: scalarTensor(scalars.momentScale),
-        [names.varianceScale]: scalarTensor(scalars.varianceScale),
-      });
-      if (s >= untimed) stepMs.push(performance.now() - t0);
-      const data = (n: string) => out[names.next(n)].data as Float32Array;
-      state = { p: data(names.parameters), m: data(names.moments), v: data(names.variances) };
-      losses.push((out[names.loss].data as Float32Array)[0]);
-    }
-    await session.release();
-    if (options.profile) printProfile(work, untimed);
-    const ours = {
-      tokensPerSecond: (batch * time) / (median(stepMs) / 1000),
-      stepMs: median(stepMs),
-      rss: peakRssMB(),
-    };
-
     const specFile = path.join(work, 'spec.json');
     fs.writeFileSync(
       specFile,
@@ -198,16 +199,67 @@ export async function llamaLoraBench(options: {
         adamw: defaultAdamW,
       }),
     );
-    const result = spawnSync(
-      '/usr/bin/python3',
-      [path.join(__dirname, 'torchLora.py'), '--spec', specFile, '--threads', String(threads)],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', PYTHONDONTWRITEBYTECODE: '1' },
-      },
-    );
-    if (result.status !== 0) throw new Error(`PyTorch run failed:\n${result.stderr}`);
-    const torch = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+    // PyTorch waits in its own process and runs step s when asked, right after ours: on a machine shared with other
+    // work, both then run under the same load, so the ratio compares the engines rather than the moments.
+    const pytorch = await TorchStepper.start(specFile, threads);
+
+    const session = await createSession(encodeModel(buildTrainingStep(spec, { batch, time }, defaultAdamW)), {
+      intraOpThreads: threads,
+      profileFilePrefix: options.profile ? path.join(work, 'profile') : undefined,
+    });
+    const flat = packParameters(spec, initialLoraParameters(smolLm2, lora, 1));
+    let state: Record<'p' | 'm' | 'v', Float32Array> = {
+      p: flat,
+      m: new Float32Array(flat.length),
+      v: new Float32Array(flat.length),
+    };
+    const stepMs: number[] = [];
+    const cpuMs: number[] = [];
+    const losses: number[] = [];
+    for (let s = 0; s < steps; s++) {
+      const inputs = new BigInt64Array(batch * time);
+      const targets = new BigInt64Array(batch * time);
+      for (let r = 0; r < batch; r++) {
+        const at = (s * batch + r) * (time + 1);
+        for (let t = 0; t < time; t++) {
+          inputs[r * time + t] = BigInt(windows[at + t]);
+          targets[r * time + t] = BigInt(windows[at + t + 1]);
+        }
+      }
+      const scalars = stepScalarValues(defaultAdamW, s + 1, learningRate);
+      const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
+      const out = await session.run({
+        ...feeds,
+        [names.inputIds]: int64Tensor(inputs, [batch, time]),
+        [names.targets]: int64Tensor(targets, [batch, time]),
+        [names.parameters]: floatTensor(state.p, [flat.length]),
+        [names.moments]: floatTensor(state.m, [flat.length]),
+        [names.variances]: floatTensor(state.v, [flat.length]),
+        [names.learningRate]: scalarTensor(scalars.learningRate),
+        [names.momentScale]: scalarTensor(scalars.momentScale),
+        [names.varianceScale]: scalarTensor(scalars.varianceScale),
+      });
+      if (s >= untimed) {
+        stepMs.push(performance.now() - t0);
+        const cpu = process.cpuUsage(cpu0);
+        cpuMs.push((cpu.user + cpu.system) / 1000);
+      }
+      const data = (n: string) => out[names.next(n)].data as Float32Array;
+      state = { p: data(names.parameters), m: data(names.moments), v: data(names.variances) };
+      losses.push((out[names.loss].data as Float32Array)[0]);
+      await pytorch.step(s);
+    }
+    await session.release();
+    if (options.profile) printProfile(work, untimed);
+    const ours = {
+      tokensPerSecond: (batch * time) / (median(stepMs) / 1000),
+      stepMs: median(stepMs),
+      cpuMs: median(cpuMs),
+      rss: peakRssMB(),
+    };
+
+    const torch = await pytorch.finish();
 
     console.log(
       `LoRA r=${lora.rank} on ${lora.targetModules.join(',')}; SmolLM2-135M shape; ${steps} steps of ${batch}×${time} tokens (${untimed} untimed), ${threads} threads`,
@@ -216,6 +268,8 @@ export async function llamaLoraBench(options: {
       ['', 'modelwright (onnxruntime)', `pytorch ${torch.torch}`],
       ['tokens/s (median step)', ours.tokensPerSecond.toFixed(0), Number(torch.tokensPerSecond).toFixed(0)],
       ['step ms (median)', ours.stepMs.toFixed(0), Number(torch.stepMsMedian).toFixed(0)],
+      // CPU time of the process per step: the work done, less sensitive to other load (spinning threads count).
+      ['cpu ms per step (median)', ours.cpuMs.toFixed(0), Number(torch.cpuMsMedian).toFixed(0)],
       ['peak RSS MB', ours.rss.toFixed(0), Number(torch.peakRssMB).toFixed(0)],
       [
         'loss first → last',

@@ -105,6 +105,19 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'Slice of axis 1, [1, 4) of 5, and a negative end on axis 2',
+    op: 'Slice',
+    inputs: [{ shape: [2, 5, 4] }],
+    build: (g, [x]) =>
+      g.node('Slice', [x, g.int64s([1, 0]), g.int64s([4, -1]), g.int64s([1, 2])], [[[2, 3, 3], 'float32']])[0],
+  },
+  {
+    name: 'SiLU, x · Sigmoid(x) (one rule for the pair)',
+    op: 'Mul',
+    inputs: [{ shape: [3, 4], init: wide }],
+    build: (g, [x]) => g.mul(g.node('Sigmoid', [x], [[x.shape, 'float32']])[0], x),
+  },
+  {
     name: 'Split into 3 using only the last output',
     op: 'Split',
     inputs: [{ shape: [2, 6] }],

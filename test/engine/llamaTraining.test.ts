@@ -1,7 +1,7 @@
 // Checks the Llama-family training graphs against PyTorch (scripts/makeTrainingReference.py, run here with Debian's
 // /usr/bin/python3 into a temp dir): on tiny random llama and qwen2 models, logits, loss, every gradient and one
-// clipped AdamW step, for full fine-tuning and for LoRA (whose base must stay frozen), plus the LoRA merge and the
-// reproducible dropout.
+// clipped AdamW step, for full fine-tuning and for LoRA (whose base must stay frozen), plus the LoRA merge, the
+// reproducible dropout and the chunked causal attention of long windows.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -18,7 +18,10 @@ import {
   mergeLora,
   seededDropout,
 } from '../../server/src/engine/lora';
+import { backward } from '../../server/src/engine/autodiff';
+import { CAUSAL_CHUNK, attend } from '../../server/src/engine/causalAttention';
 import { Graph } from '../../server/src/engine/graph';
+import { causalBias } from '../../server/src/engine/model';
 import { type AdamWSettings, stepScalarValues } from '../../server/src/engine/optimizer';
 import {
   type TrainingSpec,
@@ -33,7 +36,7 @@ import {
 import { readArchitecture } from '../../server/src/modelFolder/config';
 import type { Feeds } from '../../server/src/runtime/onnxSession';
 import { checkPython, PYTHON } from '../helpers/familyModels';
-import { f32, i64, maxAbs, maxAbsDiff, open, run } from '../helpers/engineHarness';
+import { f32, i64, maxAbs, maxAbsDiff, open, run, size, uniform } from '../helpers/engineHarness';
 
 const SCRIPT = path.resolve(__dirname, '..', '..', 'scripts', 'makeTrainingReference.py');
 
@@ -392,5 +395,44 @@ test('seeded dropout keeps 1 − rate of the elements, scaled by 1/(1 − rate),
     assert.ok(kept.every((v) => Math.abs(v - 1 / (1 - rate)) < 1e-6));
     // 4096 draws: the kept fraction's standard deviation is 0.007, so ±0.03 fails only for a broken mask.
     assert.ok(Math.abs(kept.length / mask.length - (1 - rate)) < 0.03, `kept ${kept.length / mask.length}`);
+  }
+});
+
+test('causal attention in query chunks equals the full attention, values and gradients', async () => {
+  // 300 positions: two whole chunks of CAUSAL_CHUNK and a partial one; GQA-shaped [batch, kv, group, time, d].
+  const time = 300;
+  assert.ok(time > 2 * CAUSAL_CHUNK && time % CAUSAL_CHUNK !== 0);
+  const shape = [1, 2, 2, time, 8];
+  const kvShape = [1, 2, 1, time, 8];
+  const random = uniform(5);
+  const values = (dims: number[]) => Float32Array.from({ length: size(dims) }, () => 2 * random() - 1);
+  const feeds = { q: f32(values(shape), shape), k: f32(values(kvShape), kvShape), v: f32(values(kvShape), kvShape) };
+  // A loss weighting every output differently, so each gradient entry is checked.
+  const lossWeights = values(shape);
+  const outputs: Record<string, Float32Array>[] = [];
+  for (const chunked of [false, true]) {
+    const g = new Graph('attention');
+    const [q, k, v] = [g.input('q', shape), g.input('k', kvShape), g.input('v', kvShape)];
+    const bias = g.constant(causalBias(time), [1, 1, 1, time, time]);
+    const y = attend(g, q, k, v, bias, chunked);
+    assert.equal(
+      g.nodes.some((n) => n.op === 'Slice'),
+      chunked,
+      'the chunked form slices, the full one does not',
+    );
+    const weights = g.constant(lossWeights, shape);
+    const loss = g.node('ReduceMean', [g.mul(y, weights)], [[[], 'float32']], {
+      keepdims: { kind: 'int', value: 0 },
+    })[0];
+    const grads = backward(g, loss, [q, k, v]);
+    g.output(y, 'y');
+    for (const name of ['q', 'k', 'v']) g.output(grads.get(name)!, `d${name}`);
+    const session = await open(g.toModel());
+    outputs.push(await run(session, feeds));
+    await session.release();
+  }
+  for (const name of ['y', 'dq', 'dk', 'dv']) {
+    const { diff } = maxAbsDiff(outputs[0][name], outputs[1][name]);
+    assert.ok(diff <= 1e-4 * maxAbs(outputs[0][name]), `${name} differs by ${diff}`);
   }
 });

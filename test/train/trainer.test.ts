@@ -1,6 +1,6 @@
 // End-to-end tests of `modelwright train`: a model folder with card and checkpoint comes out; a run killed with
-// SIGKILL and resumed, or stopped with Ctrl-C (SIGINT) and resumed, ends with exactly the weights of an
-// uninterrupted run; and the folder works with `eval --json` and `complete --json`.
+// SIGKILL (marked incomplete meanwhile) and resumed, or stopped with Ctrl-C (SIGINT) and resumed, ends with
+// exactly the weights of an uninterrupted run with --threads 1; and the folder works with `eval` and `complete`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -110,6 +110,10 @@ test('a run killed with SIGKILL resumes to exactly the uninterrupted weights', a
   child.kill('SIGKILL');
   await exited(child);
   assert.ok(!fs.existsSync(path.join(out, 'onnx', 'model.onnx')), 'a killed run exports nothing');
+  assert.ok(fs.existsSync(path.join(out, '.incomplete')), 'a killed run is marked incomplete');
+  const refused = spawnSync(process.execPath, [cli, 'eval', out, '--workspace', workspace], { encoding: 'utf8' });
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /unfinished training run/);
   run(['train', '--workspace', workspace, '--out', out, '--resume']);
   assert.equal(readModelCard(out)?.training?.steps, 14);
   assert.ok(weights(out).equals(weights(reference)), 'resumed weights differ from the uninterrupted run');
@@ -127,9 +131,8 @@ test('Ctrl-C saves a usable model and a checkpoint; resuming finishes the run', 
   assert.ok(weights(out).equals(weights(reference)), 'resumed weights differ from the uninterrupted run');
 });
 
-test('a time budget sizes the schedule from the measured step time and stops within it', () => {
+test('a time budget plans the schedule from the measured speed and the run follows it', () => {
   const out = path.join(root, 'timed');
-  const started = Date.now();
   run([
     'train',
     '--workspace',
@@ -148,27 +151,32 @@ test('a time budget sizes the schedule from the measured step time and stops wit
     '1',
   ]);
   const card = readModelCard(out)!;
-  const seconds = (Date.now() - started) / 1000;
   assert.ok(card.training!.steps > 3, `only ${card.training!.steps} steps`);
-  assert.ok(
-    card.training!.elapsedSeconds <= 3 * 1.25,
-    `training took ${card.training!.elapsedSeconds}s of a 3s budget`,
-  );
   assert.ok(Number(card.hyperparameters.totalSteps) >= card.training!.steps, 'the schedule covers the run');
-  assert.ok(seconds < 60);
+  assert.equal(card.training?.finished, true);
 });
 
 test('eval --json reports the documented fields on held-out files only', () => {
   const result = run(['eval', reference, '--workspace', workspace, '--samples', '5', '--json']);
   const metrics = JSON.parse(result.stdout);
   assert.deepEqual(Object.keys(metrics).sort(), [
+    'baseline',
+    'bitsPerByte',
     'editSimilarity',
     'exactMatch',
+    'filesDescription',
+    'filesDigest',
+    'heldOutFiles',
     'latencyMs',
+    'lossBytes',
+    'lossFiles',
+    'model',
     'perplexity',
     'samples',
     'valLoss',
   ]);
+  const heldOut = readModelCard(reference)!.data!.files.filter((f) => f.split === 'validation').length;
+  assert.equal(metrics.heldOutFiles, heldOut, 'on its own workspace a model is evaluated on its held-out files');
   assert.ok(
     metrics.valLoss > 0 && Math.abs(metrics.perplexity - Math.exp(metrics.valLoss)) < 1e-6 * metrics.perplexity,
   );
@@ -178,7 +186,7 @@ test('eval --json reports the documented fields on held-out files only', () => {
   assert.equal(evaluation.valLoss, metrics.valLoss, 'the evaluation is recorded in the model card');
 });
 
-test('complete --json returns prompt and generated ids, and cuts a long prompt from the left', () => {
+test('complete --json reports the completion and its token counts, and cuts a long prompt from the left', () => {
   const result = run([
     'complete',
     '--model',
@@ -190,15 +198,15 @@ test('complete --json returns prompt and generated ids, and cuts a long prompt f
     '5',
     '--json',
   ]);
-  const { text, tokenIds } = JSON.parse(result.stdout);
-  assert.equal(typeof text, 'string');
-  assert.ok(tokenIds.length > 5 && tokenIds.length <= 5 + 10);
+  const completion = JSON.parse(result.stdout);
+  assert.equal(typeof completion.text, 'string');
+  assert.ok(completion.generatedTokens >= 1 && completion.generatedTokens <= 5);
   const long = 'const value = 1;\n'.repeat(200);
   const cut = JSON.parse(
     run(['complete', '--model', reference, '--prompt', long, '--greedy', '--max-tokens', '4', '--json']).stdout,
   );
   const context = JSON.parse(fs.readFileSync(path.join(reference, 'config.json'), 'utf8')).n_positions;
-  assert.ok(cut.tokenIds.length <= context, `${cut.tokenIds.length} ids exceed the context of ${context}`);
+  assert.ok(cut.promptTokens + 4 <= context, `${cut.promptTokens} prompt tokens exceed the context of ${context}`);
 });
 
 test.after(() => fs.rmSync(root, { recursive: true, force: true }));

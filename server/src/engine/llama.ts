@@ -3,6 +3,7 @@
 // everywhere, a plain gelu MLP, sliding-window attention) written as ONNX ops with the Graph builder, in Hugging
 // Face's parameter names, shapes ([out, in] linear weights) and conventions.
 import { type ActivationName, activate } from './activations';
+import { attend } from './causalAttention';
 import type { Graph, Value } from './graph';
 import type { LayerCacheValues } from './model';
 
@@ -224,8 +225,9 @@ function attention(
   const k = g.unsqueeze(keys, [2]);
   const v = g.unsqueeze(values, [2]);
   const scaled = g.mul(grouped, g.scalar(1 / Math.sqrt(c.headDim)));
-  const scores = g.add(g.matmul(scaled, g.transpose(k, [0, 1, 2, 4, 3])), g.unsqueeze(bias, [1]));
-  const y = g.reshape(g.matmul(g.softmax(scores), v), [0, c.heads, -1, c.headDim]); // [batch, heads, time, headDim]
+  // Without a cache (training) the bias is causal, so the attention may skip the scores it hides.
+  const attended = attend(g, scaled, k, v, g.unsqueeze(bias, [1]), !cache);
+  const y = g.reshape(attended, [0, c.heads, -1, c.headDim]); // [batch, heads, time, headDim]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.heads * c.headDim]);
   return linear(g, merged, p('self_attn.o_proj.weight'), c.outputBias ? p('self_attn.o_proj.bias') : undefined);
 }

@@ -9,7 +9,7 @@ import { backward } from './autodiff';
 import { Graph, type Value } from './graph';
 import { type LoraSettings, attachLora, loraParameterShapes } from './lora';
 import { type GptConfig, causalBias, isDecayed } from './model';
-import type { ModelDescription } from './onnx';
+import { type ModelDescription, int } from './onnx';
 import { type AdamWSettings, appendAdamW } from './optimizer';
 
 /** What a training graph trains: an architecture, fully, or through a LoRA adapter. */
@@ -122,21 +122,68 @@ function lossGraph(t: Trainable, shape: BatchShape, name: string) {
   const bias = g.constant(causalBias(time), architecture.family === 'gpt2' ? [time, time] : [1, 1, time, time]);
   const logits = forwardOf(g, architecture, weights, tokens, positions, bias);
   const vocabSize = architecture.config.vocabSize;
-  const { loss } = g.crossEntropy(g.reshape(logits, [batch * time, vocabSize]), g.reshape(targets, [batch * time]));
-  return { g, slots, total, flat, weights: trained, logits, loss };
+  const rowsOfLogits = g.reshape(logits, [batch * time, vocabSize]);
+  const labels = g.reshape(targets, [batch * time, 1]);
+  const { loss, logProb } = crossEntropy(g, rowsOfLogits, labels);
+  // Built only by the graphs that differentiate (the evaluation graph has no use for it).
+  const seed = () => ({ value: rowsOfLogits, gradient: logitsGradient(g, logProb, labels) });
+  return { g, slots, total, flat, weights: trained, logits, loss, seed };
 }
 
-/** The graph of one optimizer step. */
-export function buildTrainingStep(t: Trainable, shape: BatchShape, adamw: AdamWSettings): ModelDescription {
-  const { g, slots, total, flat, weights, loss } = lossGraph(t, shape, 'modelwright_train_step');
+/** The mean cross-entropy of logits [N, V] against labels [N, 1], from log-probabilities over the last axis. */
+function crossEntropy(g: Graph, logits: Value, labels: Value): { loss: Value; logProb: Value } {
+  const [rowCount, vocabSize] = logits.shape as number[];
+  const logProb = g.node('LogSoftmax', [logits], [[[rowCount, vocabSize], 'float32']], { axis: int(-1) })[0];
+  const picked = g.node('GatherElements', [logProb, labels], [[[rowCount, 1], 'float32']], { axis: int(1) })[0];
+  const meanPicked = g.node('ReduceMean', [picked], [[[], 'float32']], { keepdims: int(0) })[0];
+  return { loss: g.neg(meanPicked), logProb };
+}
+
+/**
+ * N times the mean loss's gradient with respect to the logits, softmax − onehot: the backward pass starts there
+ * (and is scaled by 1/N at the end, on the gradients), so at [N, V] there are only the forward's log-probabilities
+ * (over the last axis, onnxruntime's fast path), one Exp and one scatter-add of −1 at the labels; nothing of that
+ * size is multiplied elementwise.
+ */
+function logitsGradient(g: Graph, logProb: Value, labels: Value): Value {
+  const [rowCount, vocabSize] = logProb.shape as number[];
+  const minusOne = g.constant(new Float32Array(rowCount).fill(-1), [rowCount, 1]);
+  return g.node('ScatterElements', [g.exp(logProb), labels, minusOne], [[[rowCount, vocabSize], 'float32']], {
+    axis: int(1),
+    reduction: { kind: 'string', value: 'add' },
+  })[0];
+}
+
+/** Per-position gradients from `seed` (N times the mean loss's), scaled back to the mean loss's. */
+function gradientsOf(g: Graph, built: ReturnType<typeof lossGraph>, shape: BatchShape): Map<string, Value> {
+  const { slots, weights, loss, seed } = built;
   const grads = backward(
     g,
     loss,
     slots.map((s) => weights[s.name]),
+    seed(),
   );
-  const flatGradient = g.concat(
-    slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
-    0,
+  const scale = g.scalar(1 / (shape.batch * shape.time));
+  return new Map(slots.map((s) => [s.name, g.mul(grads.get(weights[s.name].name)!, scale)]));
+}
+
+/** The graph of one optimizer step. */
+export function buildTrainingStep(t: Trainable, shape: BatchShape, adamw: AdamWSettings): ModelDescription {
+  const built = lossGraph(t, shape, 'modelwright_train_step');
+  const { g, slots, total, flat, weights, loss, seed } = built;
+  const grads = backward(
+    g,
+    loss,
+    slots.map((s) => weights[s.name]),
+    seed(),
+  );
+  // One multiply by 1/N on the flat gradient turns the seed's scale into the mean loss's.
+  const flatGradient = g.mul(
+    g.concat(
+      slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
+      0,
+    ),
+    g.scalar(1 / (shape.batch * shape.time)),
   );
   const decayMask = new Float32Array(total);
   for (const s of slots) if (isDecayed(s.shape)) decayMask.fill(1, s.offset, s.offset + s.size);
@@ -173,13 +220,9 @@ export function buildEvaluation(t: Trainable, shape: BatchShape, options: { logi
 
 /** Loss and every weight's raw gradient (`grad/NAME`, no optimizer), for checking the engine against a reference. */
 export function buildGradients(t: Trainable, shape: BatchShape): ModelDescription {
-  const { g, slots, weights, loss } = lossGraph(t, shape, 'modelwright_gradients');
-  const grads = backward(
-    g,
-    loss,
-    slots.map((s) => weights[s.name]),
-  );
-  g.output(loss, names.loss);
-  for (const s of slots) g.output(grads.get(weights[s.name].name)!, names.gradient(s.name));
-  return g.toModel();
+  const built = lossGraph(t, shape, 'modelwright_gradients');
+  const grads = gradientsOf(built.g, built, shape);
+  built.g.output(built.loss, names.loss);
+  for (const s of built.slots) built.g.output(grads.get(s.name)!, names.gradient(s.name));
+  return built.g.toModel();
 }

@@ -27,12 +27,23 @@ export interface CurvePoint {
 
 export type { Evaluation, ModelKind };
 
+/** The base model a fine-tuned model started from: its hub origin when pulled, and the hashes of its weights. */
+export interface BaseRecord {
+  folder: string;
+  repo?: string;
+  revision?: string;
+  commit?: string;
+  weights: { path: string; sha256: string }[];
+}
+
 export interface ModelCard {
   name: string;
   kind: ModelKind;
   createdAt: string;
   deployedAt?: Record<string, string>;
   parent?: string;
+  /** Fine-tuned models: where the base came from. */
+  base?: BaseRecord;
   preset?: string;
   parameters: number;
   hyperparameters: Record<string, number | string | boolean>;

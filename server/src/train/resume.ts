@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GptConfig } from '../engine/model';
 import type { AdamWSettings, Schedule } from '../engine/optimizer';
+import type { Trainable } from '../engine/trainingGraph';
 import type { CurvePoint, DataSnapshot } from '../modelFolder/modelCard';
 import { type Tensors, decodeSafetensors, encodeSafetensors } from '../modelFolder/safetensors';
 import { writeFileAtomic } from '../util/atomicFile';
@@ -24,7 +25,7 @@ export interface RunState {
   parent?: string;
 }
 
-/** A checkpoint read back: the run state, and the trainer state as tensors in Hugging Face GPT-2 names. */
+/** A checkpoint read back: the run state, and the trained parameters' state as tensors in Hugging Face names. */
 export interface Checkpoint {
   run: RunState;
   tensors: Tensors;
@@ -48,9 +49,13 @@ export function resumeRun(requested: TrainOptions): { options: TrainOptions; che
   return { options, checkpoint: { run, tensors: saved.tensors } };
 }
 
-/** Replaces the checkpoint atomically, so that a run killed at any moment leaves the previous one intact. */
-export function writeCheckpoint(out: string, config: GptConfig, state: TrainerState, run: RunState): void {
-  const tensors = stateToTensors(config, state);
+/**
+ * Replaces the checkpoint atomically, so that a run killed at any moment leaves the previous one intact. It holds
+ * the trained parameters and their AdamW moments (a LoRA run's adapter, not the frozen base); seeds, step and
+ * schedule are in the run state.
+ */
+export function writeCheckpoint(out: string, trained: Trainable, state: TrainerState, run: RunState): void {
+  const tensors = stateToTensors(trained, state);
   writeFileAtomic(checkpointFile(out), encodeSafetensors(tensors, { run: JSON.stringify(run) }));
 }
 

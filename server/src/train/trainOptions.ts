@@ -12,6 +12,8 @@ export interface TrainOptions {
   minutes?: number;
   steps?: number;
   resume?: boolean;
+  /** Replace an existing output folder (without it, a run refuses to start in a folder that holds files). */
+  force?: boolean;
   seed?: number;
   batchSize?: number;
   /** Training window; defaults to the model's context length. */
@@ -21,4 +23,18 @@ export interface TrainOptions {
   evalEvery?: number;
   checkpointSeconds?: number;
   threads?: number;
+  /** Share of training files turned into fill-in-the-middle examples (default 0.5; 0 trains left to right only). */
+  fimRate?: number;
+  /** Gitignore-style patterns of files to train on even when a heuristic (secret name, minified…) excludes them. */
+  allow?: string[];
+  /** Fine-tuning a Llama-family base: 'lora' (default) trains an adapter, 'full' every weight. */
+  method?: 'lora' | 'full';
+  loraRank?: number;
+  /** The adapter's scale is alpha / rank (default alpha: twice the rank). */
+  loraAlpha?: number;
+  loraDropout?: number;
+  /** The adapted layers: q, k, v, o (default), gate, up, down. */
+  loraTargets?: string[];
+  /** q8 also writes onnx/model_quantized.onnx (int8 weights) beside the float32 graph. */
+  dtype?: 'fp32' | 'q8';
 }

@@ -1,11 +1,12 @@
 // Runs training steps and validation on onnxruntime sessions built from the engine's graphs. The flat parameter
 // vector and AdamW moments live in two preallocated buffer sets used in turn: a step reads set A and writes set B
-// in place, the next step reads B and writes A, so no state tensor is allocated or copied per step.
-import type { GptConfig } from '../engine/model';
+// in place, the next step reads B and writes A, so no state tensor is allocated or copied per step. A LoRA run's
+// frozen base weights are tensors made once over the base's arrays and fed unchanged to every step.
 import { encodeModel } from '../engine/onnx';
 import { type AdamWSettings, stepScalarValues } from '../engine/optimizer';
 import {
   type BatchShape,
+  type Trainable,
   buildEvaluation,
   buildTrainingStep,
   names,
@@ -35,31 +36,46 @@ export interface TrainerState {
 
 const stateInputs = [names.parameters, names.moments, names.variances] as const;
 
+/** Inputs fed unchanged to every run: a LoRA run's frozen base weights, by input name. */
+export type FrozenInputs = Map<string, { data: Float32Array; shape: number[] }>;
+
+export interface StepOptions {
+  /** The frozen weights the graphs take as inputs (LoRA). */
+  frozen?: FrozenInputs;
+  /** The seed of a step's dropout masks (LoRA dropout), from the step number. */
+  dropoutSeed?: (step: number) => bigint;
+}
+
 export class StepRunner {
   private buffers: [Feeds, Feeds] = [{}, {}];
   private current = 0;
+  private readonly frozenFeeds: Feeds = {};
 
   private constructor(
-    readonly config: GptConfig,
+    readonly spec: Trainable,
     readonly shape: BatchShape,
     readonly adamw: AdamWSettings,
     private readonly trainSession: Session,
     private readonly evalSession: Session,
-  ) {}
+    private readonly options: StepOptions,
+  ) {
+    for (const [name, { data, shape }] of options.frozen ?? []) this.frozenFeeds[name] = floatTensor(data, shape);
+  }
 
   static async create(
-    config: GptConfig,
+    spec: Trainable,
     shape: BatchShape,
     adamw: AdamWSettings,
     state: TrainerState,
     settings: SessionSettings = {},
+    options: StepOptions = {},
   ) {
-    const trainSession = await createSession(encodeModel(buildTrainingStep(config, shape, adamw)), settings);
-    const evalSession = await createSession(encodeModel(buildEvaluation(config, shape)), {
+    const trainSession = await createSession(encodeModel(buildTrainingStep(spec, shape, adamw)), settings);
+    const evalSession = await createSession(encodeModel(buildEvaluation(spec, shape)), {
       intraOpThreads: settings.intraOpThreads,
     });
-    const runner = new StepRunner(config, shape, adamw, trainSession, evalSession);
-    const { total } = parameterLayout(config);
+    const runner = new StepRunner(spec, shape, adamw, trainSession, evalSession, options);
+    const { total } = parameterLayout(spec);
     const sources = {
       [names.parameters]: state.parameters,
       [names.moments]: state.moments,
@@ -85,12 +101,15 @@ export class StepRunner {
     const from = this.buffers[this.current];
     const to = this.buffers[1 - this.current];
     const feeds: Feeds = {
+      ...this.frozenFeeds,
       ...from,
       ...this.batchFeeds(batch),
       [names.learningRate]: scalarTensor(scalars.learningRate),
       [names.momentScale]: scalarTensor(scalars.momentScale),
       [names.varianceScale]: scalarTensor(scalars.varianceScale),
     };
+    if (this.trainSession.inputNames.includes(names.dropoutSeed))
+      feeds[names.dropoutSeed] = int64Tensor(BigInt64Array.of(this.options.dropoutSeed?.(step) ?? BigInt(step)), []);
     const fetches: Record<string, Tensor | null> = { [names.loss]: null, [names.gradNorm]: null };
     for (const input of stateInputs) fetches[names.next(input)] = to[input];
     const out = await this.trainSession.run(feeds, fetches);
@@ -102,6 +121,7 @@ export class StepRunner {
     let sum = 0;
     for (const batch of batches) {
       const feeds: Feeds = {
+        ...this.frozenFeeds,
         ...this.batchFeeds(batch),
         [names.parameters]: this.buffers[this.current][names.parameters],
       };
@@ -119,7 +139,7 @@ export class StepRunner {
 
   /** Named weights (views into the current parameter vector). */
   parameters(): Map<string, Float32Array> {
-    return unpackParameters(this.config, this.state().parameters);
+    return unpackParameters(this.spec, this.state().parameters);
   }
 
   async dispose(): Promise<void> {
@@ -128,8 +148,11 @@ export class StepRunner {
   }
 }
 
-/** Checkpoint tensors in Hugging Face GPT-2 names: `NAME`, `adam_m/NAME`, `adam_v/NAME` (views, no copy). */
-export function stateToTensors(config: GptConfig, state: TrainerState): Tensors {
+/**
+ * Checkpoint tensors of the trained parameters only, in Hugging Face names (PEFT's for a LoRA adapter): `NAME`,
+ * `adam_m/NAME`, `adam_v/NAME` (views, no copy).
+ */
+export function stateToTensors(config: Trainable, state: TrainerState): Tensors {
   const out: Tensors = new Map();
   const { slots } = parameterLayout(config);
   for (const [prefix, flat] of [
@@ -143,7 +166,7 @@ export function stateToTensors(config: GptConfig, state: TrainerState): Tensors 
   return out;
 }
 
-export function stateFromTensors(config: GptConfig, tensors: Tensors): TrainerState {
+export function stateFromTensors(config: Trainable, tensors: Tensors): TrainerState {
   const pack = (prefix: string) =>
     packParameters(
       config,
@@ -158,7 +181,7 @@ export function stateFromTensors(config: GptConfig, tensors: Tensors): TrainerSt
   return { parameters: pack(''), moments: pack('adam_m/'), variances: pack('adam_v/') };
 }
 
-export function freshState(config: GptConfig, weights: Map<string, Float32Array>): TrainerState {
+export function freshState(config: Trainable, weights: Map<string, Float32Array>): TrainerState {
   const parameters = packParameters(config, weights);
   return { parameters, moments: new Float32Array(parameters.length), variances: new Float32Array(parameters.length) };
 }

@@ -1,6 +1,7 @@
 // Data preparation: the workspace's files split by file into training and validation, the tokenizer (trained on
 // the training files, copied from the base model, or kept from the run being resumed), both splits as token
-// streams, and the snapshot of what was trained on that goes into the model card.
+// streams (half the training files as fill-in-the-middle examples by default), and the snapshot of what was trained
+// on that goes into the model card.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type GptConfig, type PresetName, presets } from '../engine/model';
@@ -9,9 +10,18 @@ import type { DataSnapshot } from '../modelFolder/modelCard';
 import { loadTokenizer } from '../runtime/tokenizer';
 import { specialTokens } from '../tokenizer/specialTokens';
 import { writeTokenizerFiles } from '../tokenizer/tokenizerFiles';
-import { type CorpusFile, type ExcludedFile, collectCorpus, splitByFile } from '../workspace/corpus';
+import {
+  type CorpusFile,
+  collectCorpus,
+  describeCorpus,
+  type ExcludedFile,
+  requireCode,
+  splitByFile,
+} from '../workspace/corpus';
+import { findFimTokens } from '../tokenizer/fimFormats';
 import { trainBpe } from './bpeTrainer';
 import { concatenateDocuments } from './dataset';
+import { DEFAULT_FIM_RATE, encodeWithFim } from './fim';
 import type { TrainOptions } from './trainOptions';
 
 export interface TrainingData {
@@ -20,6 +30,9 @@ export interface TrainingData {
   endOfTextId: number;
   trainTokens: Int32Array;
   validationTokens: Int32Array;
+  /** The held-out files, for the final held-out loss. */
+  validationFiles: CorpusFile[];
+  /** What was trained on, fill-in-the-middle examples included (`fim`). */
   snapshot: DataSnapshot;
 }
 
@@ -38,8 +51,9 @@ export async function prepareData(
   progress: (message: string) => void,
 ): Promise<TrainingData> {
   progress('reading the workspace');
-  const corpus = await collectCorpus(options.workspace);
-  if (corpus.files.length === 0) throw new Error(`no source files to train on in ${options.workspace}`);
+  const corpus = await collectCorpus(options.workspace, { allow: options.allow });
+  requireCode(corpus);
+  progress(describeCorpus(corpus));
   const split = splitByFile(corpus.files, { seed: choices.seed });
 
   fs.mkdirSync(options.out, { recursive: true });
@@ -49,15 +63,30 @@ export async function prepareData(
   const tokenizer = await loadTokenizer(options.out);
   try {
     const endOfTextId = tokenizer.eosTokenId ?? specialTokens.endOfText;
-    const tokens = (files: CorpusFile[]) =>
-      concatenateDocuments(
-        files.map((file) => tokenizer.encode(file.text)),
-        endOfTextId,
-      );
-    const trainTokens = tokens(split.train);
-    const validationTokens = tokens(split.validation);
-    const snapshot = dataSnapshot(options.workspace, split, corpus.excluded, trainTokens, validationTokens);
-    return { config, endOfTextId, trainTokens, validationTokens, snapshot };
+    const encode = (text: string) => tokenizer.encode(text);
+    const fimRate = options.fimRate ?? DEFAULT_FIM_RATE;
+    const fimTokens = fimRate > 0 ? findFimTokens((token) => tokenizer.tokenId(token)) : undefined;
+    if (fimRate > 0 && !fimTokens)
+      progress('the tokenizer has no fill-in-the-middle tokens: training left to right only');
+    // Validation stays left to right, so its loss is the held-out loss `eval` reports.
+    const trained = fimTokens
+      ? encodeWithFim(
+          split.train.map((file) => file.text),
+          encode,
+          fimTokens,
+          { rate: fimRate, spmRate: 0.5, seed: choices.seed },
+        )
+      : { documents: split.train.map((file) => encode(file.text)), fimDocuments: 0 };
+    if (fimTokens)
+      progress(`${trained.fimDocuments} of ${split.train.length} training files as fill-in-the-middle examples`);
+    const trainTokens = concatenateDocuments(trained.documents, endOfTextId);
+    const validationTokens = concatenateDocuments(
+      split.validation.map((file) => encode(file.text)),
+      endOfTextId,
+    );
+    const fim = { rate: fimTokens ? fimRate : 0, format: fimTokens?.format.family, documents: trained.fimDocuments };
+    const snapshot = { ...dataSnapshot(options.workspace, split, corpus.excluded, trainTokens, validationTokens), fim };
+    return { config, endOfTextId, trainTokens, validationTokens, validationFiles: split.validation, snapshot };
   } finally {
     tokenizer.dispose();
   }
