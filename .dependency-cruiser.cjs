@@ -6,16 +6,16 @@ const layers = [
   ['modelFolder'],
   ['runtime'],
   ['train', 'convert'],
-  ['eval'],
+  ['eval', 'classify'],
   ['registry', 'hub'],
-  ['completion', 'explanation', 'serve', 'deploy', 'workers'],
+  ['completion', 'context', 'explanation', 'serve', 'deploy', 'workers'],
   ['features', 'cli'],
   ['server'],
   ['main'],
 ];
 /** Same-layer imports that are part of the design. */
 /** @type {Record<string, string[]>} */
-const neighbours = { deploy: ['serve'] };
+const neighbours = { deploy: ['serve'], completion: ['context'], context: ['explanation'] };
 
 const folderPattern = (name) =>
   ({ protocol: 'protocol\\.ts$', server: 'server\\.ts$', main: 'cli\\.ts$' })[name] ?? `${name}/`;

@@ -12,7 +12,7 @@ import {
 } from 'vscode-languageserver-protocol';
 
 export type ModelRole = 'completion' | 'explanation';
-export type ModelKind = 'causal-lm';
+export type ModelKind = 'causal-lm' | 'text-classification';
 
 /** One evaluation of a model on a workspace, as recorded in its model card. */
 export interface Evaluation {
@@ -24,6 +24,11 @@ export interface Evaluation {
   editSimilarity: number;
   latencyMs: { p50: number; p95: number };
   samples: number;
+  /** Cross-entropy in bits per byte of the held-out text: comparable across tokenizers. */
+  bitsPerByte?: number;
+  /** How many files the evaluation used, and a digest of their paths and contents. */
+  files?: number;
+  filesDigest?: string;
 }
 
 /** The figures a training run reports as it goes. */
@@ -38,6 +43,10 @@ export interface TrainProgress {
   tokensPerSecond?: number;
   elapsedSeconds: number;
   etaSeconds?: number;
+  /** How far the run is, 0 to 1 (a time-budgeted run counts the clock too). */
+  fraction?: number;
+  /** False while a time-budgeted run is still planning its number of steps. */
+  totalStepsFinal?: boolean;
 }
 
 /** A duration as both sides show it (elapsed and ETA of a training): "45s", "3m 05s", "1h 02m". */
@@ -56,7 +65,11 @@ export interface TrainResult {
   steps: number;
   finished: boolean;
   loss: number;
+  /** The held-out loss as `eval` measures it, with the exported model. */
   valLoss: number;
+  /** The same measurement in bits per byte of the held-out text. */
+  bitsPerByte?: number;
+  heldOutFiles?: number;
   tokensPerSecond: number;
   elapsedSeconds: number;
 }
@@ -79,6 +92,8 @@ export interface InitializationOptions {
    * absent: none (HF_TOKEN of the server's environment still applies). Later changes come as SetHubToken.
    */
   hubToken?: string;
+  /** The API keys of the roles' remote endpoints, from SecretStorage; later changes come as SetRemoteKey. */
+  remoteKeys?: Partial<Record<ModelRole, string>>;
 }
 
 /** Model names are folder names, in the models folder, in URLs and in the HTTP service's model list. */
@@ -101,9 +116,32 @@ export const numericSettings = {
   'completion.maxLines': { default: 6, minimum: 1, maximum: 100, integer: true },
   'completion.debounceMs': { default: 75, minimum: 0, maximum: 2000, integer: true },
   'completion.confidenceThreshold': { default: 0.2, minimum: 0, maximum: 1, integer: false },
+  'completion.contextTokens': { default: 256, minimum: 0, maximum: 8192, integer: true },
+  'completion.suffixTokens': { default: 128, minimum: 0, maximum: 8192, integer: true },
+  'completion.maxSuggestions': { default: 3, minimum: 1, maximum: 5, integer: true },
+  'completion.indexMegabytes': { default: 16, minimum: 1, maximum: 1024, integer: true },
   'explanation.maxTokens': { default: 160, minimum: 1, maximum: 2048, integer: true },
   'training.minutes': { default: 5, minimum: 1, maximum: 1440, integer: false },
+  /** How much worse than the serving model a deploy may be (rates: 0.02 = two points; losses: bits per byte). */
+  'deploy.threshold': { default: 0, minimum: 0, maximum: 1, integer: false },
+  /** Per HTTP call to a role's remote endpoint: past it the role falls back to the local model. */
+  'remote.completion.timeoutMs': { default: 5000, minimum: 100, maximum: 600000, integer: true },
+  'remote.explanation.timeoutMs': { default: 60000, minimum: 100, maximum: 600000, integer: true },
 } as const;
+
+/**
+ * A role's remote endpoint as the settings `modelwright.remote.<role>.*` give it; `url` '' means the local model
+ * serves the role. The API key is not a setting: it stays in the extension's SecretStorage (see SetRemoteKey).
+ */
+export interface RemoteRoleSettings {
+  url: string;
+  protocol: 'openai' | 'oip';
+  /** The model's name on the server. */
+  model: string;
+  /** For oip: the local model folder (or a model name of the Models list) with the served model's tokenizer. */
+  modelDir: string;
+  timeoutMs: number;
+}
 
 /** The `modelwright` section of workspace/configuration, fetched per resource. */
 export interface Settings {
@@ -116,8 +154,19 @@ export interface Settings {
     debounceMs: number;
     /** Mean token probability below which no suggestion is shown (0 = always show). */
     confidenceThreshold: number;
+    /** Put workspace context (definitions, recent edits, similar code) in the prompt. */
+    workspaceContext: boolean;
+    /** Most prompt tokens of workspace context (never more than 40% of the model's prompt room; 0 = none). */
+    contextTokens: number;
+    /** Most prompt tokens of the text after the cursor, for fill-in-the-middle models. */
+    suffixTokens: number;
+    /** Suggestions offered when the model is unsure of its first (1 = only ever one). */
+    maxSuggestions: number;
+    /** Most megabytes of workspace text the completion index holds. */
+    indexMegabytes: number;
   };
   explanation: { hover: boolean; maxTokens: number };
+  remote: Record<ModelRole, RemoteRoleSettings>;
 }
 
 export const defaultSettings: Settings = {
@@ -129,8 +178,29 @@ export const defaultSettings: Settings = {
     maxLines: numericSettings['completion.maxLines'].default,
     debounceMs: numericSettings['completion.debounceMs'].default,
     confidenceThreshold: numericSettings['completion.confidenceThreshold'].default,
+    workspaceContext: true,
+    contextTokens: numericSettings['completion.contextTokens'].default,
+    suffixTokens: numericSettings['completion.suffixTokens'].default,
+    maxSuggestions: numericSettings['completion.maxSuggestions'].default,
+    indexMegabytes: numericSettings['completion.indexMegabytes'].default,
   },
   explanation: { hover: false, maxTokens: numericSettings['explanation.maxTokens'].default },
+  remote: {
+    completion: {
+      url: '',
+      protocol: 'openai',
+      model: '',
+      modelDir: '',
+      timeoutMs: numericSettings['remote.completion.timeoutMs'].default,
+    },
+    explanation: {
+      url: '',
+      protocol: 'openai',
+      model: '',
+      modelDir: '',
+      timeoutMs: numericSettings['remote.explanation.timeoutMs'].default,
+    },
+  },
 };
 
 export type NumericSetting = keyof typeof numericSettings;
@@ -159,6 +229,20 @@ export function settingsFrom(get: (key: string) => unknown): Settings {
     models[role] = typeof v === 'string' ? v.trim() : d.models[role];
   }
   const disabled = get('completion.disabledLanguages');
+  const text = (key: string) => {
+    const v = get(key);
+    return typeof v === 'string' ? v.trim() : '';
+  };
+  const remote = {} as Record<ModelRole, RemoteRoleSettings>;
+  for (const role of modelRoles) {
+    remote[role] = {
+      url: text(`remote.${role}.url`),
+      protocol: get(`remote.${role}.protocol`) === 'oip' ? 'oip' : 'openai',
+      model: text(`remote.${role}.model`),
+      modelDir: text(`remote.${role}.modelDir`),
+      timeoutMs: clampSetting(`remote.${role}.timeoutMs`, get(`remote.${role}.timeoutMs`)),
+    };
+  }
   return {
     models,
     completion: {
@@ -170,11 +254,17 @@ export function settingsFrom(get: (key: string) => unknown): Settings {
       maxLines: clampSetting('completion.maxLines', get('completion.maxLines')),
       debounceMs: clampSetting('completion.debounceMs', get('completion.debounceMs')),
       confidenceThreshold: clampSetting('completion.confidenceThreshold', get('completion.confidenceThreshold')),
+      workspaceContext: bool('completion.workspaceContext', d.completion.workspaceContext),
+      contextTokens: clampSetting('completion.contextTokens', get('completion.contextTokens')),
+      suffixTokens: clampSetting('completion.suffixTokens', get('completion.suffixTokens')),
+      maxSuggestions: clampSetting('completion.maxSuggestions', get('completion.maxSuggestions')),
+      indexMegabytes: clampSetting('completion.indexMegabytes', get('completion.indexMegabytes')),
     },
     explanation: {
       hover: bool('explanation.hover', d.explanation.hover),
       maxTokens: clampSetting('explanation.maxTokens', get('explanation.maxTokens')),
     },
+    remote,
   };
 }
 
@@ -209,6 +299,8 @@ export interface ModelSummary {
   license?: string;
   /** Where a downloaded model came from (its `.pull.json`). */
   origin?: ModelOrigin;
+  /** A text classifier's labels and its latest evaluation (validation rows after training). */
+  classification?: ClassifierMetrics;
 }
 
 /** The precision of a model's weights (fp16 only from folders made elsewhere: pulls offer fp32, q8 and q4). */
@@ -222,7 +314,14 @@ export interface ModelOrigin {
 }
 
 /** The figures of a running training, as the trainer reports them, for one named model. */
-export type TrainingFigures = Omit<TrainProgress, 'phase'> & { name: string; phase: TrainProgress['phase'] | 'failed' };
+export type TrainingFigures = Omit<TrainProgress, 'phase'> & {
+  name: string;
+  phase: TrainProgress['phase'] | 'failed';
+  /** At the end of a fine-tuning run: the new model against its base. */
+  comparison?: TrainingComparison;
+  /** What the steps count: optimizer steps, or a text classifier's epochs. */
+  unit?: 'step' | 'epoch';
+};
 
 /** client → server: the models the server can serve and which is active per role. */
 export namespace ListModels {
@@ -260,8 +359,93 @@ export namespace TrainModel {
     minutes?: number;
     steps?: number;
     resume?: boolean;
+    /** Fine-tuning a Llama-family base: a LoRA adapter (its default) or every weight; GPT-2 bases train fully. */
+    method?: 'lora' | 'full';
+    /**
+     * After fine-tuning, evaluate the base and the new model on the same held-out files (default true with a
+     * base); the figures come back as `comparison`. This many next-line completions each (default 30).
+     */
+    compare?: boolean;
+    compareSamples?: number;
+    /** Train a text classifier on a labelled CSV/JSONL file of the folder instead of a language model. */
+    classifier?: { data: string; text: string; label: string };
   }
-  export type Result = Omit<TrainResult, 'modelDir'> & { name: string; path: string };
+  export type Result = Omit<TrainResult, 'modelDir'> & {
+    name: string;
+    path: string;
+    comparison?: TrainingComparison;
+    /** A text classifier's validation metrics (its steps count epochs). */
+    classification?: ClassifierMetrics;
+  };
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** One model's held-out figures in a comparison. */
+export interface HeldOutFigures {
+  name: string;
+  valLoss: number;
+  bitsPerByte?: number;
+  exactMatch: number;
+  editSimilarity: number;
+}
+
+/** A fine-tuned model against its base, on the same held-out files of the training workspace. */
+export interface TrainingComparison {
+  base: HeldOutFigures;
+  trained: HeldOutFigures;
+  files: number;
+  filesDescription: string;
+  /** Next-line completions per model. */
+  samples: number;
+}
+
+/**
+ * client → server: what one epoch over a workspace costs with a training configuration, before it starts: the
+ * training files' tokens (the base's tokenizer; from scratch, the shipped model's as an approximation) and the
+ * seconds per optimizer step, `measured` by timing probe steps of that configuration in the worker or
+ * `estimated` from the parameter count when a probe step would be too slow.
+ */
+export namespace EstimateTraining {
+  export const method = 'modelwright/estimateTraining' as const;
+  export interface Params {
+    workspaceFolder: string;
+    preset?: string;
+    base?: string;
+    method?: 'lora' | 'full';
+  }
+  export interface Result {
+    trainFiles: number;
+    trainBytes: number;
+    trainTokens: number;
+    /** Whose tokenizer counted the tokens: the base's, or the shipped model's for a run from scratch. */
+    tokenizer: 'base' | 'approximate';
+    parameters: number;
+    trainedParameters: number;
+    batchSize: number;
+    contextLength: number;
+    secondsPerStep: number;
+    source: 'measured' | 'estimated';
+    /** A measurement: steps timed, and the sequences per probe step (scaled to batchSize). */
+    probeSteps?: number;
+    probeBatch?: number;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: the columns of a labelled CSV/JSONL file of a workspace folder, from its first rows. */
+export namespace PreviewLabelledData {
+  export const method = 'modelwright/previewLabelledData' as const;
+  export interface Params {
+    workspaceFolder: string;
+    /** Absolute, or relative to the folder (it must be inside it). */
+    file: string;
+  }
+  export interface Result {
+    file: string;
+    format: 'csv' | 'jsonl';
+    rows: number;
+    columns: { name: string; samples: string[]; distinct: number; meanLength: number }[];
+  }
   export const type = new RequestType<Params, Result, void>(method);
 }
 
@@ -304,6 +488,8 @@ export namespace DeleteModel {
   export const method = 'modelwright/deleteModel' as const;
   export interface Params {
     name: string;
+    /** Delete even though deployment versions name the model (otherwise refused with a message saying which). */
+    confirm?: boolean;
   }
   export type Result = Record<string, never>;
   export const type = new RequestType<Params, Result, void>(method);
@@ -355,6 +541,20 @@ export interface ServerStatus {
   active: Partial<Record<ModelRole, string>>;
   lastCompletionMs?: number;
   training?: TrainingFigures;
+  /** The roles that have a remote endpoint, and whether it answers. */
+  remote?: Partial<Record<ModelRole, RemoteRoleStatus>>;
+}
+
+/** A role's remote endpoint as the status reports it. */
+export interface RemoteRoleStatus {
+  url: string;
+  model: string;
+  /** unknown: not called yet; down: the role falls back to the local model until a retry succeeds. */
+  state: 'unknown' | 'up' | 'down';
+  /** Why it is down (refused, timed out, an HTTP status, a setting that is wrong). */
+  error?: string;
+  /** When it is tried again (ISO time); absent when only a settings change can help. */
+  retryAt?: string;
 }
 
 /** server → client: health, active models, the last completion's latency and training state, sent on every change. */
@@ -526,6 +726,19 @@ export namespace PullModel {
   export const type = new RequestType<Params, Result, ErrorData>(method);
 }
 
+/**
+ * client → server: the API key of a role's remote endpoint changed (stored in the extension's SecretStorage); sent
+ * as `Authorization: Bearer KEY` to that endpoint only, never logged. `key` '' or absent: none.
+ */
+export namespace SetRemoteKey {
+  export const method = 'modelwright/setRemoteKey' as const;
+  export interface Params {
+    role: ModelRole;
+    key?: string;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
 /** client → server: the Hugging Face token changed (stored in the extension's SecretStorage); '' or absent: none. */
 export namespace SetHubToken {
   export const method = 'modelwright/setHubToken' as const;
@@ -533,4 +746,213 @@ export namespace SetHubToken {
     token?: string;
   }
   export const type = new NotificationType<Params>(method);
+}
+
+/** Where a deploy puts a model: the editor's two roles, or the HTTP service (where text classifiers serve). */
+export type DeploymentRole = ModelRole | 'service';
+export const deploymentRoles: readonly DeploymentRole[] = ['completion', 'explanation', 'service'];
+
+/** One deployed version of a role, as recorded in `<models>/.deployments/<role>.json`. */
+export interface DeploymentVersion {
+  /** 1, 2, 3… per role; a rollback is a new version that serves an older one's files again. */
+  version: number;
+  model: string;
+  /** sha256 of the model's onnx/model.onnx when it was deployed (the snapshot keeps exactly those bytes). */
+  sha256: string;
+  /** The gate's figures for the candidate (e.g. macroF1, valLoss, exactMatch). */
+  metrics: Record<string, number>;
+  at: string;
+  /** Why the gate was overridden ("--force", "panel", …); absent when the gate passed. */
+  forcedBy?: string;
+  /** The version this one restored, for rollbacks. */
+  rollbackOf?: number;
+}
+
+export interface DeploymentHistory {
+  role: DeploymentRole;
+  /** The version serving now; undefined before the first deploy. */
+  current?: number;
+  versions: DeploymentVersion[];
+}
+
+/** One metric of the deploy gate, side by side: the candidate against the model serving the role now. */
+export interface GateRow {
+  metric: string;
+  /** higher: larger is better (exact match, macro-F1); lower: smaller is better (validation loss). */
+  better: 'higher' | 'lower';
+  candidate: number;
+  serving?: number;
+  /** True when the candidate is not worse than serving by more than the threshold. */
+  pass: boolean;
+}
+
+export interface GateReport {
+  role: DeploymentRole;
+  candidate: string;
+  /** The model serving the role now; undefined when nothing serves it (the gate then passes). */
+  serving?: string;
+  threshold: number;
+  /** What both were evaluated on (held-out files of a workspace, or the validation rows of a data file). */
+  data: string;
+  rows: GateRow[];
+  pass: boolean;
+}
+
+/** client → server: evaluate a candidate against the model serving a role, without deploying (the Deploy table). */
+export namespace CheckDeploy {
+  export const method = 'modelwright/checkDeploy' as const;
+  export interface Params extends WorkDoneProgressParams {
+    name: string;
+    role: DeploymentRole;
+    /** Evaluate on this workspace folder instead of the candidate's held-out data. */
+    evalWorkspace?: string;
+    /** Tolerated loss of quality (default: the `deploy.threshold` setting, 0). */
+    threshold?: number;
+  }
+  export type Result = GateReport;
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * client → server: an evaluation-gated deploy: refuses (RequestFailed with `data.gate`) unless the candidate is not
+ * worse than the serving model by more than the threshold, or `force` says why to deploy anyway (recorded).
+ */
+export namespace GatedDeploy {
+  export const method = 'modelwright/gatedDeploy' as const;
+  export interface Params extends CheckDeploy.Params {
+    force?: string;
+  }
+  export interface Result {
+    gate: GateReport;
+    version: DeploymentVersion;
+  }
+  export interface ErrorData {
+    gate: GateReport;
+  }
+  export const type = new RequestType<Params, Result, ErrorData>(method);
+}
+
+/** client → server: the versions of every role, newest last. */
+export namespace ListDeployments {
+  export const method = 'modelwright/listDeployments' as const;
+  export type Params = Record<string, never>;
+  export interface Result {
+    histories: DeploymentHistory[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** client → server: serve a role's previous version again (its exact files), in one step. */
+export namespace RollbackDeployment {
+  export const method = 'modelwright/rollback' as const;
+  export interface Params {
+    role: DeploymentRole;
+    /** The version to return to; default the one before the current. */
+    version?: number;
+  }
+  export interface Result {
+    version: DeploymentVersion;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** A text classifier's evaluation: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix. */
+export interface ClassifierMetrics {
+  accuracy: number;
+  macroF1: number;
+  /** Accuracy of always answering the most frequent class, for comparison. */
+  majorityAccuracy: number;
+  labels: string[];
+  perClass: { label: string; precision: number; recall: number; f1: number; support: number }[];
+  /** confusion[true][predicted], in `labels` order. */
+  confusion: number[][];
+  samples: number;
+}
+
+/** client → server: evaluate a text classifier on a CSV/JSONL file's rows (all of them, or the validation split). */
+export namespace EvaluateClassifier {
+  export const method = 'modelwright/evaluateClassifier' as const;
+  export interface Params extends WorkDoneProgressParams {
+    name: string;
+    data: string;
+    text: string;
+    label: string;
+  }
+  export type Result = ClassifierMetrics;
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** One turn of a conversation with a chat model (the roles of chat templates). */
+export interface ChatTurn {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** The bounds of modelwright/chat: how many turns and characters a conversation may have. */
+export const chatLimits = { maxTurns: 200, maxCharacters: 400_000 } as const;
+
+/**
+ * client → server: the next assistant turn of a conversation, from a chat model (a folder with a chat template;
+ * the VS Code model picker lists them). `model` absent: the explanation role's model. The reply streams as
+ * partial results (one Chunk each, when the client sends a partialResultToken) and the result has the whole text.
+ * A model without a chat template is refused with InvalidParams; cancelling ($/cancelRequest or the work-done
+ * progress) ends the reply early with RequestCancelled.
+ */
+export namespace Chat {
+  export const method = 'modelwright/chat' as const;
+  export interface Params extends WorkDoneProgressParams, PartialResultParams {
+    model?: string;
+    messages: ChatTurn[];
+    /** The most tokens of the reply; default and bounds: the `explanation.maxTokens` setting's. */
+    maxTokens?: number;
+  }
+  export interface Result {
+    text: string;
+    model: string;
+  }
+  export interface Chunk {
+    text: string;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+  export const chunkType = new ProgressType<Chunk>();
+}
+
+/** How often one model's inline suggestions were taken, as the local acceptance record counts them. */
+export interface AcceptanceFigures {
+  /** Completion answers with at least one suggestion (the client showed them, or could have). */
+  shown: number;
+  /** Suggestions taken whole (the item's command ran). */
+  accepted: number;
+  /** Suggestions of which only a start was taken (word by word, line by line), never fully. */
+  partiallyAccepted: number;
+  /** accepted / shown, 0 when nothing was shown. */
+  acceptanceRate: number;
+}
+
+/**
+ * The command every inline suggestion carries (its `command`, announced in executeCommandProvider): the client
+ * runs it when the user accepts the suggestion whole, and the server records the acceptance. Nothing leaves the
+ * machine.
+ */
+export namespace CompletionAcceptedCommand {
+  export const command = 'modelwright.completionAccepted' as const;
+  /** The id the server gave the answer, and which of its suggestions was taken (0 = the first). */
+  export type Arguments = [answerId: string, suggestion: number];
+}
+
+/** server → client: the acceptance record per model name, sent when it changes (throttled), for the panel. */
+export namespace AcceptanceRates {
+  export const method = 'modelwright/acceptanceRates' as const;
+  export interface Params {
+    models: Record<string, AcceptanceFigures>;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** client → server: the acceptance record per model name now (for a panel that opens later). */
+export namespace GetAcceptanceRates {
+  export const method = 'modelwright/getAcceptanceRates' as const;
+  export type Params = Record<string, never>;
+  export type Result = AcceptanceRates.Params;
+  export const type = new RequestType<Params, Result, void>(method);
 }

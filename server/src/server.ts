@@ -14,6 +14,7 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CompletionPipeline } from './completion/completionPipeline';
 import { WorkspaceFiles, filePath } from './explanation/workspaceFiles';
+import { ChatFeature } from './features/chat';
 import { CodeActionFeature } from './features/codeAction';
 import { ExplainFeature } from './features/explain';
 import type { Feature } from './features/feature';
@@ -21,17 +22,26 @@ import { HoverFeature } from './features/hover';
 import { InlineCompletionFeature } from './features/inlineCompletion';
 import { ModelsFeature } from './features/models';
 import { PullModelFeature } from './features/pullModel';
+import { RemoteRoles } from './features/remoteRoles';
 import type { Logger, ServerContext } from './features/serverContext';
 import { ServiceFeature } from './features/service';
 import { SettingsFeature } from './features/settings';
 import { StatusFeature } from './features/status';
 import { TrainingFeature } from './features/training';
 import { WorkDoneProgressFeature } from './features/workDoneProgress';
-import type { InitializationOptions, ServerStatus } from './protocol';
+import { type InitializationOptions, type ServerStatus, modelRoles } from './protocol';
 import { DEFAULT_MODEL } from './registry/activeModels';
 import { ModelRegistry } from './registry/modelRegistry';
+import { guardLspFraming } from './util/lspFraming';
 
-const connection = createConnection(ProposedFeatures.all);
+// Over stdio, broken framing is dropped before the JSON-RPC reader sees it (a bad Content-Length would stall it).
+const connection = process.argv.includes('--stdio')
+  ? createConnection(
+      ProposedFeatures.all,
+      process.stdin.pipe(guardLspFraming((reason) => process.stderr.write(`dropped ${reason}\n`))),
+      process.stdout,
+    )
+  : createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
 
 const log: Logger = {
@@ -72,16 +82,19 @@ connection.onInitialize((params): InitializeResult => {
     log,
   };
   const pipeline = new CompletionPipeline({ reuseKvCache: process.env.MODELWRIGHT_KV_REUSE !== '0' });
-  const explain = new ExplainFeature(context);
+  const remoteRoles = new RemoteRoles(context);
+  const explain = new ExplainFeature(context, remoteRoles);
   const training = new TrainingFeature(context);
   features = [
     settings,
     status,
     progress,
-    new InlineCompletionFeature(context, pipeline),
+    remoteRoles,
+    new InlineCompletionFeature(context, pipeline, roots, remoteRoles),
     new HoverFeature(context, explain),
     new CodeActionFeature(context),
     explain,
+    new ChatFeature(context),
     new ModelsFeature(context, training),
     training,
     new ServiceFeature(context),
@@ -152,6 +165,11 @@ function initializationOptions(raw: unknown): InitializationOptions {
     trusted: given.trusted !== false,
   };
   if (typeof given.hubToken === 'string' && given.hubToken.trim()) options.hubToken = given.hubToken.trim();
+  const keys = given.remoteKeys as Record<string, unknown> | undefined;
+  for (const role of modelRoles) {
+    const key = keys && typeof keys === 'object' ? keys[role] : undefined;
+    if (typeof key === 'string' && key.trim()) options.remoteKeys = { ...options.remoteKeys, [role]: key.trim() };
+  }
   if (raw !== undefined && (typeof raw !== 'object' || raw === null))
     log.warn('initializationOptions is not an object; using defaults');
   return options;
