@@ -84,7 +84,7 @@ describe('model registry', { timeout: 180_000 }, () => {
     const oldModel = old!.model.languageModel;
     await oldModel.run([0], oldModel.newCache());
     old!.release();
-    await assert.rejects(oldModel.run([0], oldModel.newCache()), /disposed/);
+    await assert.rejects(async () => oldModel.run([0], oldModel.newCache()), /disposed/);
     // Persisted: a new registry starts with it.
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dirs.models, 'active.json'), 'utf8')), {
       completion: 'xray',
