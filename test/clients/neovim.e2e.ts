@@ -47,7 +47,7 @@ describe('Neovim as a real LSP client', { timeout: 180_000 }, () => {
     fs.mkdirSync(models);
     await makeTrainedModel(path.join(bundled, 'default'));
     const lines = fs.readFileSync(realFile, 'utf8').split('\n');
-    const line = lines.findIndex((l) => l.startsWith('    let text = '));
+    const line = lines.findIndex((l) => l.startsWith('    const context = completionContext('));
     const hoverLine = lines.findIndex((l) => l.startsWith('export class CompletionPipeline'));
     assert.ok(line > 0 && hoverLine > 0, 'landmarks in the real file');
     const output = path.join(root, 'results.jsonl');
@@ -99,9 +99,14 @@ describe('Neovim as a real LSP client', { timeout: 180_000 }, () => {
     assert.equal(error ?? null, null);
     assert.equal(response.err ?? null, null, JSON.stringify(response.err));
     const items = response.result.items;
-    assert.equal(items.length, 1, JSON.stringify(response.result));
-    assert.ok(typeof items[0].insertText === 'string' && items[0].insertText.trim().length > 0);
-    assert.deepEqual(items[0].range.start, items[0].range.end);
+    // One suggestion, or up to three alternatives when the model is unsure (completion.maxSuggestions).
+    assert.ok(items.length >= 1 && items.length <= 3, JSON.stringify(response.result));
+    for (const item of items) {
+      assert.ok(typeof item.insertText === 'string' && item.insertText.trim().length > 0);
+      assert.deepEqual(item.range.start, item.range.end);
+      assert.equal(item.command?.command, 'modelwright.completionAccepted', 'acceptance is recorded locally');
+    }
+    assert.equal(new Set(items.map((item: { insertText: string }) => item.insertText)).size, items.length);
     t.diagnostic(`suggestion ${JSON.stringify(items[0].insertText)} in ${ms.toFixed(1)} ms (round trip in Neovim)`);
   });
 
