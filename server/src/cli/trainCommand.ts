@@ -35,6 +35,7 @@ interface TrainFlags {
   loraDropout?: number;
   loraTargets?: string;
   dtype?: string;
+  fimRate?: number;
   data?: string;
   text?: string;
   label?: string;
@@ -98,6 +99,12 @@ export function addTrainCommand(program: Command): void {
     .option('--lora-dropout <x>', 'dropout on the adapter input (default: 0)', nonNegativeNumber)
     .option('--lora-targets <list>', 'adapted layers among q,k,v,o,gate,up,down (default: q,k,v,o)')
     .option('--dtype <fp32|q8>', 'q8 also writes onnx/model_quantized.onnx with int8 weights (default: fp32)')
+    .option(
+      '--fim-rate <x>',
+      'share of training files made fill-in-the-middle examples, so completions can see the text after the cursor ' +
+        '(0 to 1; default: 0.5; 0 trains left to right only)',
+      fraction,
+    )
     .option('--data <file>', 'classify: the labelled CSV or JSONL file')
     .option('--text <column>', 'classify: the column (CSV header or JSON key) holding the text')
     .option('--label <column>', 'classify: the column holding the label')
@@ -119,6 +126,12 @@ export function addTrainCommand(program: Command): void {
     )
     .option('--max-length <n>', 'classify: most tokens of a text (default: 128)', positiveInteger)
     .action(async (flags: TrainFlags) => runTrain(flags));
+}
+
+function fraction(value: string): number {
+  const x = Number(value);
+  if (!(value.trim() !== '' && x >= 0 && x <= 1)) throw new InvalidArgumentError('give a number from 0 to 1');
+  return x;
 }
 
 function task(value: string): TrainFlags['task'] {
@@ -174,6 +187,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
       loraDropout: flags.loraDropout,
       loraTargets: flags.loraTargets?.split(',').map((target) => target.trim()),
       dtype: flags.dtype as 'fp32' | 'q8' | undefined,
+      fimRate: flags.fimRate,
     },
     { signal: controller.signal, onProgress: (p) => showProgress(bar, p) },
   );

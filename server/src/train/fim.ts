@@ -42,10 +42,11 @@ export function fimSplit(text: string, index: number, options: FimOptions): FimS
   if (random() >= options.rate) return undefined;
   const boundaries = lineBoundaries(text);
   if (boundaries.length < 3) return undefined; // one line: there is no middle to take out
-  // Two boundaries drawn uniformly and sorted, as the paper draws its two positions (the middle may be empty:
-  // then the model learns to insert nothing).
-  const pick = () => boundaries[Math.floor(random() * boundaries.length)];
-  const [start, end] = [pick(), pick()].sort((a, b) => a - b);
+  // Two different boundaries drawn uniformly and sorted, so the middle is at least one line: with empty middles
+  // a briefly trained model learns to end right after the middle token and suggests nothing.
+  const first = Math.floor(random() * boundaries.length);
+  const second = (first + 1 + Math.floor(random() * (boundaries.length - 1))) % boundaries.length;
+  const [start, end] = [boundaries[first], boundaries[second]].sort((a, b) => a - b);
   const order: FimOrder = random() < options.spmRate ? 'spm' : 'psm';
   return { order, prefix: text.slice(0, start), middle: text.slice(start, end), suffix: text.slice(end) };
 }
