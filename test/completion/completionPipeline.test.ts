@@ -1,7 +1,6 @@
-// Tests for the completion pipeline on real (tiny) models: a suggestion end to end, a final space left to the
-// model, the cache and the typed-ahead remainder without running the model, KV-cache reuse across requests (and
-// without it), cancellation that stops decoding mid-way, debounce of automatic triggers, and the confidence
-// threshold.
+// Tests for the completion pipeline on real (tiny) models: a suggestion end to end, the cache and the typed-ahead
+// remainder without running the model, KV-cache reuse across requests (and without it), cancellation that stops
+// decoding mid-way, debounce of automatic triggers, and the confidence threshold.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -74,22 +73,6 @@ describe('completion pipeline', () => {
     assert.equal(outcome.text, 'x'.repeat(10));
     assert.equal(outcome.generatedTokens, 10);
     assert.ok(outcome.meanProbability! > 0.99);
-  });
-
-  test("the prefix's final space is left for the model: the prompt is the one without it", async () => {
-    const pipeline = new CompletionPipeline();
-    const withSpace = await pipeline.complete(model(random, 'random#space'), request('let total = '));
-    const without = await pipeline.complete(model(random, 'random#nospace'), request('let total ='));
-    assert.equal(withSpace.promptTokens, without.promptTokens);
-    assert.ok(!withSpace.text.startsWith(' '), 'the space the editor has is not written again');
-    const tabbed = await pipeline.complete(model(random, 'random#tab'), request('let total =\t'));
-    assert.equal(
-      tabbed.promptTokens,
-      random.tokenizer.encode('let total =\t').length +
-        withSpace.promptTokens! -
-        random.tokenizer.encode('let total =').length,
-      'a tab is kept',
-    );
   });
 
   test('serves the same position and the typed-ahead remainder from the cache', async () => {

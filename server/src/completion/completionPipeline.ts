@@ -5,7 +5,6 @@
 import { type RenderedContext, renderContext } from '../context/renderContext';
 import type { ContextSnippet } from '../context/workspaceContext';
 import { type Settings, defaultSettings } from '../protocol';
-import { withoutLastSpace } from '../runtime/completionText';
 import { generate } from '../runtime/generate';
 import type { KvCache, LanguageModel } from '../runtime/languageModel';
 import { logSumExp } from '../runtime/sampling';
@@ -133,11 +132,7 @@ export class CompletionPipeline {
     const previous = this.kvCaches.get(request.uri, model.key);
     const budget = contextLength - maxTokens;
     const rendered = this.renderedContext(model, request, context, budget);
-    // The prefix's final space is left for the model to write (runtime/completionText.ts withoutLastSpace) and
-    // dropped from what it writes, since the editor already has it.
-    const promptPrefix = withoutLastSpace(context.prefix);
-    const healed = promptPrefix !== context.prefix;
-    const prompt = buildPrompt(languageModel.tokenizer, promptPrefix, context.suffix, {
+    const prompt = buildPrompt(languageModel.tokenizer, context.prefix, context.suffix, {
       budget,
       anchor: previous?.anchor,
       documentStartId: eosTokenId,
@@ -147,7 +142,7 @@ export class CompletionPipeline {
     });
 
     const rules = {
-      linePrefix: healed ? context.linePrefix.slice(0, -1) : context.linePrefix,
+      linePrefix: context.linePrefix,
       nextLine: context.nextLine,
       maxLines: request.settings.maxLines,
       singleLine: context.singleLine,
@@ -165,7 +160,6 @@ export class CompletionPipeline {
 
     const finish = (text: string, finishedStop: Stop | undefined, finishReason: string) => {
       let kept = finishedStop ? text.slice(0, finishedStop.at) : text;
-      if (healed && kept.startsWith(' ')) kept = kept.slice(1);
       if (!finishedStop && finishReason === 'length' && !context.singleLine && kept.includes('\n')) {
         kept = kept.slice(0, kept.lastIndexOf('\n')); // the last line was cut by the token limit
       }
@@ -177,12 +171,7 @@ export class CompletionPipeline {
       });
     };
     const suggestion = finish(generated, stop, result.finishReason);
-    const dropped = healed && generated.startsWith(' ') ? 1 : 0;
-    const probabilities = keptTokenProbabilities(
-      tokenEnds,
-      result.tokenProbabilities,
-      Math.max(1, dropped + suggestion.length),
-    );
+    const probabilities = keptTokenProbabilities(tokenEnds, result.tokenProbabilities, Math.max(1, suggestion.length));
     const mean = meanProbability(probabilities);
     const outcome: CompletionOutcome = {
       text: suggestion,

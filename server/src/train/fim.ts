@@ -1,6 +1,6 @@
-// Fill-in-the-middle training examples (Bavarian et al. 2022): a document is cut at two line boundaries into
-// prefix, middle and suffix and rearranged with the tokenizer's FIM tokens, so the model learns to write the middle
-// from both sides, exactly as the completion prompt (completion/prompt.ts, PSM order) will ask it to.
+// Fill-in-the-middle training examples (Bavarian et al. 2022): a document is cut into prefix, middle (from any
+// character to a line boundary) and suffix and rearranged with the tokenizer's FIM tokens, so the model learns to
+// write the middle from both sides, exactly as the completion prompt (completion/prompt.ts, PSM order) asks it to.
 import { mixSeed, uniform } from '../engine/random';
 import type { FimTokenIds } from '../tokenizer/fimFormats';
 
@@ -42,11 +42,12 @@ export function fimSplit(text: string, index: number, options: FimOptions): FimS
   if (random() >= options.rate) return undefined;
   const boundaries = lineBoundaries(text);
   if (boundaries.length < 3) return undefined; // one line: there is no middle to take out
-  // Two different boundaries drawn uniformly and sorted, so the middle is at least one line: with empty middles
-  // a briefly trained model learns to end right after the middle token and suggests nothing.
-  const first = Math.floor(random() * boundaries.length);
-  const second = (first + 1 + Math.floor(random() * (boundaries.length - 1))) % boundaries.length;
-  const [start, end] = [boundaries[first], boundaries[second]].sort((a, b) => a - b);
+  // The middle starts at any character, as an editor's cursor stands anywhere in a line, and ends at a line
+  // boundary after it (the end of its line or of a later one), so it is never empty and the model learns to finish
+  // the line it is in rather than to start a new one.
+  const start = Math.floor(random() * (text.length - 1));
+  const after = boundaries.filter((b) => b > start);
+  const end = after[Math.floor(random() * after.length)];
   const order: FimOrder = random() < options.spmRate ? 'spm' : 'psm';
   return { order, prefix: text.slice(0, start), middle: text.slice(start, end), suffix: text.slice(end) };
 }
