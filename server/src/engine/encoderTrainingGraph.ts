@@ -1,61 +1,41 @@
 // The graphs a classifier needs: one training step (forward with dropout, softmax cross-entropy, gradients,
 // clipping and AdamW with weight decay in one graph), the evaluation graph (loss and logits, no dropout) and the
 // inference graph exported as onnx/model.onnx (input_ids, attention_mask, token_type_ids → logits, HF weight names).
-// Trained weights travel as one flat vector, as in trainingGraph.ts.
+// Trained weights travel as one flat vector (engine/flatParameters.ts), as in trainingGraph.ts.
 import { backward } from './autodiff';
 import { type EncoderConfig, encoderForward, encoderParameterShapes } from './encoder';
 import { Graph, type Value } from './graph';
 import type { ModelDescription } from './onnx';
-import { type AdamWSettings, appendAdamW } from './optimizer';
+import {
+  type FlatLayout,
+  appendFlatAdamW,
+  flatLayout,
+  packFlat,
+  sliceWeights,
+  stepNames,
+  unpackFlat,
+} from './flatParameters';
+import type { AdamWSettings } from './optimizer';
 
 export const encoderNames = {
+  ...stepNames,
   inputIds: 'input_ids',
   attentionMask: 'attention_mask',
   tokenTypeIds: 'token_type_ids',
   labels: 'labels',
-  loss: 'loss',
   logits: 'logits',
-  gradNorm: 'grad_norm',
-  learningRate: 'learning_rate',
-  momentScale: 'moment_scale',
-  varianceScale: 'variance_scale',
-  parameters: 'parameters',
-  moments: 'adam_m',
-  variances: 'adam_v',
-  next: (input: string) => `next/${input}`,
 };
 
-export interface EncoderSlot {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-}
-
-export function encoderLayout(c: EncoderConfig): { slots: EncoderSlot[]; total: number } {
-  let offset = 0;
-  const slots = encoderParameterShapes(c).map(([name, shape]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const slot = { name, shape, offset, size };
-    offset += size;
-    return slot;
-  });
-  return { slots, total: offset };
+export function encoderLayout(c: EncoderConfig): FlatLayout {
+  return flatLayout(encoderParameterShapes(c));
 }
 
 export function packEncoder(c: EncoderConfig, weights: Map<string, Float32Array>): Float32Array {
-  const { slots, total } = encoderLayout(c);
-  const flat = new Float32Array(total);
-  for (const s of slots) {
-    const w = weights.get(s.name);
-    if (!w || w.length !== s.size) throw new Error(`weight ${s.name}: expected ${s.size} values, got ${w?.length}`);
-    flat.set(w, s.offset);
-  }
-  return flat;
+  return packFlat(encoderLayout(c), weights);
 }
 
 export function unpackEncoder(c: EncoderConfig, flat: Float32Array): Map<string, Float32Array> {
-  return new Map(encoderLayout(c).slots.map((s) => [s.name, flat.subarray(s.offset, s.offset + s.size)]));
+  return unpackFlat(encoderLayout(c), flat);
 }
 
 /** Decayed (L2-regularised) weights: matrices and embeddings; biases and LayerNorm are not, as in BERT. */
@@ -63,17 +43,17 @@ const isDecayed = (name: string, shape: number[]) => shape.length >= 2 && !name.
 
 function lossGraph(c: EncoderConfig, batch: number, time: number, name: string, dropoutSeed?: number) {
   const g = new Graph(name);
-  const { slots, total } = encoderLayout(c);
+  const layout = encoderLayout(c);
+  const { slots } = layout;
   const inputIds = g.input(encoderNames.inputIds, [batch, time], 'int64');
   const attentionMask = g.input(encoderNames.attentionMask, [batch, time], 'int64');
   const labels = g.input(encoderNames.labels, [batch], 'int64');
-  const flat = g.input(encoderNames.parameters, [total]);
-  const weights: Record<string, Value> = {};
-  for (const s of slots) weights[s.name] = g.reshape(g.slice1d(flat, s.offset, s.offset + s.size), s.shape);
+  const flat = g.input(encoderNames.parameters, [layout.total]);
+  const weights = sliceWeights(g, flat, slots);
   const tokenTypeIds = g.constant(new BigInt64Array(batch * time), [batch, time]);
   const logits = encoderForward(g, c, weights, { inputIds, attentionMask, tokenTypeIds }, { dropoutSeed });
   const { loss } = g.crossEntropy(logits, labels);
-  return { g, slots, total, flat, weights, logits, loss };
+  return { g, layout, slots, flat, weights, logits, loss };
 }
 
 /** One optimizer step on a [batch, time] batch. */
@@ -84,36 +64,17 @@ export function buildEncoderTrainingStep(
   adamw: AdamWSettings,
   seed: number,
 ): ModelDescription {
-  const { g, slots, total, flat, weights, loss } = lossGraph(c, batch, time, 'modelwright_classifier_step', seed);
+  const { g, layout, slots, flat, weights, loss } = lossGraph(c, batch, time, 'modelwright_classifier_step', seed);
   const grads = backward(
     g,
     loss,
     slots.map((s) => weights[s.name]),
   );
-  const flatGradient = g.concat(
+  const gradient = g.concat(
     slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
     0,
   );
-  const decayMask = new Float32Array(total);
-  for (const s of slots) if (isDecayed(s.name, s.shape)) decayMask.fill(1, s.offset, s.offset + s.size);
-  const scalars = {
-    learningRate: g.input(encoderNames.learningRate, []),
-    momentScale: g.input(encoderNames.momentScale, []),
-    varianceScale: g.input(encoderNames.varianceScale, []),
-  };
-  const moment = g.input(encoderNames.moments, [total]);
-  const variance = g.input(encoderNames.variances, [total]);
-  const step = appendAdamW(
-    g,
-    { value: flat, gradient: flatGradient, moment, variance, decayMask: g.constant(decayMask) },
-    adamw,
-    scalars,
-  );
-  g.output(loss, encoderNames.loss);
-  g.output(step.gradNorm, encoderNames.gradNorm);
-  g.output(step.nextValue, encoderNames.next(encoderNames.parameters));
-  g.output(step.nextMoment, encoderNames.next(encoderNames.moments));
-  g.output(step.nextVariance, encoderNames.next(encoderNames.variances));
+  appendFlatAdamW(g, layout, { flat, gradient, loss }, (s) => isDecayed(s.name, s.shape), adamw);
   return g.toModel();
 }
 

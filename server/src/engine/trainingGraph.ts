@@ -10,7 +10,16 @@ import { Graph, type Value } from './graph';
 import { type LoraSettings, attachLora, loraParameterShapes } from './lora';
 import { type GptConfig, causalBias, isDecayed } from './model';
 import { type ModelDescription, int } from './onnx';
-import { type AdamWSettings, appendAdamW } from './optimizer';
+import {
+  type FlatLayout,
+  appendFlatAdamW,
+  flatLayout,
+  packFlat,
+  sliceWeights,
+  stepNames,
+  unpackFlat,
+} from './flatParameters';
+import type { AdamWSettings } from './optimizer';
 
 /** What a training graph trains: an architecture, fully, or through a LoRA adapter. */
 export interface TrainingSpec {
@@ -45,68 +54,40 @@ export interface BatchShape {
 }
 
 export const names = {
+  ...stepNames,
   inputIds: 'input_ids',
   targets: 'targets',
-  loss: 'loss',
-  gradNorm: 'grad_norm',
-  learningRate: 'learning_rate',
-  momentScale: 'moment_scale',
-  varianceScale: 'variance_scale',
-  parameters: 'parameters',
-  moments: 'adam_m',
-  variances: 'adam_v',
-  next: (input: string) => `next/${input}`,
   gradient: (parameter: string) => `grad/${parameter}`,
   /** int64 scalar, fed per step when LoRA dropout is on (resuming with the same seeds redraws the same masks). */
   dropoutSeed: 'dropout_seed',
   logits: 'logits',
 };
 
-/** Where each named weight lives in the flat parameter vector. */
-export interface ParameterSlot {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-}
+export type { ParameterSlot } from './flatParameters';
 
-export function parameterLayout(t: Trainable): { slots: ParameterSlot[]; total: number } {
-  let offset = 0;
-  const slots = trainedParameterShapes(t).map(([name, shape]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const slot = { name, shape, offset, size };
-    offset += size;
-    return slot;
-  });
-  return { slots, total: offset };
+export function parameterLayout(t: Trainable): FlatLayout {
+  return flatLayout(trainedParameterShapes(t));
 }
 
 export function packParameters(t: Trainable, weights: Map<string, Float32Array>): Float32Array {
-  const { slots, total } = parameterLayout(t);
-  const flat = new Float32Array(total);
-  for (const s of slots) {
-    const w = weights.get(s.name);
-    if (!w || w.length !== s.size) throw new Error(`weight ${s.name}: expected ${s.size} values, got ${w?.length}`);
-    flat.set(w, s.offset);
-  }
-  return flat;
+  return packFlat(parameterLayout(t), weights);
 }
 
 /** Named views into a flat vector (no copy). */
 export function unpackParameters(t: Trainable, flat: Float32Array): Map<string, Float32Array> {
-  return new Map(parameterLayout(t).slots.map((s) => [s.name, flat.subarray(s.offset, s.offset + s.size)]));
+  return unpackFlat(parameterLayout(t), flat);
 }
 
 function lossGraph(t: Trainable, shape: BatchShape, name: string) {
   const { architecture, lora } = trainingSpec(t);
   const g = new Graph(name);
   const { batch, time } = shape;
-  const { slots, total } = parameterLayout(t);
+  const layout = parameterLayout(t);
+  const { slots } = layout;
   const tokens = g.input(names.inputIds, [batch, time], 'int64');
   const targets = g.input(names.targets, [batch, time], 'int64');
-  const flat = g.input(names.parameters, [total]);
-  const trained: Record<string, Value> = {};
-  for (const s of slots) trained[s.name] = g.reshape(g.slice1d(flat, s.offset, s.offset + s.size), s.shape);
+  const flat = g.input(names.parameters, [layout.total]);
+  const trained = sliceWeights(g, flat, slots);
   let weights = trained;
   if (lora && architecture.family === 'llama') {
     const frozen: Record<string, Value> = {};
@@ -127,7 +108,7 @@ function lossGraph(t: Trainable, shape: BatchShape, name: string) {
   const { loss, logProb } = crossEntropy(g, rowsOfLogits, labels);
   // Built only by the graphs that differentiate (the evaluation graph has no use for it).
   const seed = () => ({ value: rowsOfLogits, gradient: logitsGradient(g, logProb, labels) });
-  return { g, slots, total, flat, weights: trained, logits, loss, seed };
+  return { g, layout, slots, flat, weights: trained, logits, loss, seed };
 }
 
 /** The mean cross-entropy of logits [N, V] against labels [N, 1], from log-probabilities over the last axis. */
@@ -170,7 +151,7 @@ function gradientsOf(g: Graph, built: ReturnType<typeof lossGraph>, shape: Batch
 /** The graph of one optimizer step. */
 export function buildTrainingStep(t: Trainable, shape: BatchShape, adamw: AdamWSettings): ModelDescription {
   const built = lossGraph(t, shape, 'modelwright_train_step');
-  const { g, slots, total, flat, weights, loss, seed } = built;
+  const { g, layout, slots, flat, weights, loss, seed } = built;
   const grads = backward(
     g,
     loss,
@@ -178,33 +159,14 @@ export function buildTrainingStep(t: Trainable, shape: BatchShape, adamw: AdamWS
     seed(),
   );
   // One multiply by 1/N on the flat gradient turns the seed's scale into the mean loss's.
-  const flatGradient = g.mul(
+  const gradient = g.mul(
     g.concat(
       slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
       0,
     ),
     g.scalar(1 / (shape.batch * shape.time)),
   );
-  const decayMask = new Float32Array(total);
-  for (const s of slots) if (isDecayed(s.shape)) decayMask.fill(1, s.offset, s.offset + s.size);
-  const scalars = {
-    learningRate: g.input(names.learningRate, []),
-    momentScale: g.input(names.momentScale, []),
-    varianceScale: g.input(names.varianceScale, []),
-  };
-  const moment = g.input(names.moments, [total]);
-  const variance = g.input(names.variances, [total]);
-  const step = appendAdamW(
-    g,
-    { value: flat, gradient: flatGradient, moment, variance, decayMask: g.constant(decayMask) },
-    adamw,
-    scalars,
-  );
-  g.output(loss, names.loss);
-  g.output(step.gradNorm, names.gradNorm);
-  g.output(step.nextValue, names.next(names.parameters));
-  g.output(step.nextMoment, names.next(names.moments));
-  g.output(step.nextVariance, names.next(names.variances));
+  appendFlatAdamW(g, layout, { flat, gradient, loss }, (s) => isDecayed(s.shape), adamw);
   return g.toModel();
 }
 
