@@ -13,6 +13,7 @@ import { loadLanguageModel } from '../runtime/languageModel';
 import { findFimTokens } from '../tokenizer/fimFormats';
 import { percentile } from '../util/statistics';
 import { collectCorpus, isCodeFile } from '../workspace/corpus';
+import { languageIdOf } from '../workspace/languageIds';
 import { CharacterNgramModel } from '../context/characterNgram';
 import { WorkspaceContext } from '../context/workspaceContext';
 import { WorkspaceIndex } from '../context/workspaceIndex';
@@ -161,23 +162,4 @@ export async function evaluateWithContext(
   } finally {
     await languageModel.dispose();
   }
-}
-
-const languageIds: Record<string, string> = {
-  ts: 'typescript',
-  tsx: 'typescriptreact',
-  js: 'javascript',
-  jsx: 'javascriptreact',
-  mjs: 'javascript',
-  cjs: 'javascript',
-  py: 'python',
-  rs: 'rust',
-  go: 'go',
-  java: 'java',
-  rb: 'ruby',
-  sh: 'shellscript',
-};
-
-function languageIdOf(file: string): string {
-  return languageIds[path.extname(file).slice(1).toLowerCase()] ?? 'plaintext';
 }

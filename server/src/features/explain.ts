@@ -9,6 +9,7 @@ import { LruMap } from '../util/lruMap';
 import { type ExplanationWriter, explain } from '../explanation/explainer';
 import { type LineStatistics, lineSurprisal } from '../explanation/surprisal';
 import { filePath } from '../explanation/workspaceFiles';
+import { languageIdOf } from '../workspace/languageIds';
 import { Explain, type Settings } from '../protocol';
 import type { Lease } from '../registry/modelRegistry';
 import { RegistryError } from '../registry/registryError';
@@ -184,30 +185,4 @@ export class ExplainFeature implements Feature {
     }
     return statistics;
   }
-}
-
-const extensions: Record<string, string> = {
-  ts: 'typescript',
-  tsx: 'typescriptreact',
-  js: 'javascript',
-  jsx: 'javascriptreact',
-  mjs: 'javascript',
-  cjs: 'javascript',
-  py: 'python',
-  rs: 'rust',
-  go: 'go',
-  java: 'java',
-  c: 'c',
-  h: 'c',
-  cpp: 'cpp',
-  cs: 'csharp',
-  rb: 'ruby',
-  sh: 'shellscript',
-  lua: 'lua',
-  md: 'markdown',
-  json: 'json',
-};
-
-function languageIdOf(file: string): string {
-  return extensions[file.slice(file.lastIndexOf('.') + 1).toLowerCase()] ?? 'plaintext';
 }
