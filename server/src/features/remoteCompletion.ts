@@ -2,7 +2,7 @@
 // fill-in-the-middle `suffix`) as the prompt, streamed so that the local stop rules can end it early, then the same
 // post-processing filters as local suggestions. The completion pipeline's cache and debounce apply as well.
 import { completionContext } from '../completion/completionContext';
-import type { CompletionPipeline, CompletionSettings } from '../completion/completionPipeline';
+import type { CompletionPipeline, EditorCompletionRequest } from '../completion/completionPipeline';
 import { postprocess } from '../completion/postprocess';
 import { type Stop, findStop } from '../completion/stopRules';
 import { type RemoteClient, isUnsupported } from '../serve/remoteClient';
@@ -11,15 +11,8 @@ import { type RemoteClient, isUnsupported } from '../serve/remoteClient';
 export const PROMPT_CHARACTERS = 8000;
 export const SUFFIX_CHARACTERS = 2000;
 
-export interface RemoteCompletionRequest {
-  uri: string;
-  text: string;
-  offset: number;
-  languageId: string;
-  invoked: boolean;
-  settings: CompletionSettings;
-  signal: AbortSignal;
-}
+/** An editor's request as the local pipeline takes it, without the workspace context a remote server can't use. */
+export type RemoteCompletionRequest = Omit<EditorCompletionRequest, 'workspaceContext'>;
 
 export interface RemoteSuggestion {
   text: string;
