@@ -18,8 +18,7 @@ import { generate } from '../../server/src/runtime/generate';
 import { loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { type FamilyModel, PYTHON, makeFamilyModel } from '../helpers/familyModels';
 import { makeModelFolder } from '../helpers/makeModelFolder';
-
-type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
+import { transformersGreedy } from '../convert/convertHarness';
 
 const cli = path.resolve(__dirname, '../../bin/modelwright.js');
 const checkScript = path.resolve(__dirname, '../../scripts/checkFineTunedExport.py');
@@ -280,26 +279,9 @@ test('the LoRA export generates the same greedy tokens in our runtime and in tra
   } finally {
     await model.dispose();
   }
-  const transformers: Transformers = await import('@huggingface/transformers');
-  transformers.env.allowRemoteModels = false;
-  const theirsModel = await transformers.AutoModelForCausalLM.from_pretrained(loraOut, {
-    local_files_only: true,
-    dtype: 'fp32',
-  });
-  try {
-    const { Tensor } = transformers;
-    const output = (await theirsModel.generate({
-      input_ids: new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
-      attention_mask: new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
-      do_sample: false,
-      max_new_tokens: maxTokens,
-    })) as InstanceType<typeof Tensor>;
-    const theirs = (output.tolist() as bigint[][])[0].map(Number).slice(ids.length);
-    assert.deepEqual(ours, theirs);
-    assert.ok(ours.length > 0);
-  } finally {
-    await theirsModel.dispose();
-  }
+  const theirs = await transformersGreedy(loraOut, 'fp32', ids, maxTokens);
+  assert.deepEqual(ours, theirs);
+  assert.ok(ours.length > 0);
 });
 
 /** Starts a training run and resolves once its checkpoint has reached `step`. */
