@@ -201,9 +201,10 @@ export class TrainingFeature implements Feature, TrainingState {
           // With a comparison to come, the trainer's end is not the run's: it measures the base next.
           const comparing = p.phase === 'done' && compare !== undefined && !run.signal.aborted;
           const next = toFigures(run.name, p);
+          // A step with a validation measurement always goes out: the throttle may drop only plain steps.
           run.update(
             comparing ? { ...next, phase: 'saving', message: 'comparing with the base' } : next,
-            p.phase !== 'training',
+            p.phase !== 'training' || p.valLoss !== undefined,
           );
           const percentage = p.totalSteps ? (100 * p.step) / p.totalSteps : undefined;
           run.report(progressMessage(p), percentage);
