@@ -253,6 +253,16 @@ export class ServerHarness {
   }
 }
 
+/** The LSP error (code and message) a request failed with, or code 0 when it succeeded. */
+export async function failure(promise: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await promise;
+    return { code: 0, message: '' };
+  } catch (e) {
+    return e as { code: number; message: string };
+  }
+}
+
 /**
  * Waits until `condition` returns a value other than undefined, null or false, and resolves with it; rejects after
  * `timeoutMs` naming `what` was awaited. The one way these tests wait for something that has no event of its

@@ -9,17 +9,8 @@ import * as path from 'node:path';
 import { EstimateTraining, ListModels, PreviewLabelledData, TrainModel } from '../../server/src/protocol';
 import { makeFamilyModel } from '../helpers/familyModels';
 import { commitMessages, writeCommitCsv } from '../classify/syntheticData';
-import { ServerHarness, modelDirectories } from './serverHarness';
+import { ServerHarness, failure, modelDirectories } from './serverHarness';
 import { makeParrotModel, writeSourcesWorkspace } from './testModels';
-
-const failure = async (promise: Promise<unknown>) => {
-  try {
-    await promise;
-    return { code: 0, message: '' };
-  } catch (e) {
-    return e as { code: number; message: string };
-  }
-};
 
 describe('Train Model… choices through the server', { timeout: 300_000 }, () => {
   let dirs: ReturnType<typeof modelDirectories>;

@@ -7,17 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, LSPErrorCodes, WorkDoneProgressCancelNotification } from 'vscode-languageserver-protocol';
 import { DeployModel, EvaluateModel, ListModels, TrainModel } from '../../server/src/protocol';
-import { ServerHarness, modelDirectories, waitFor } from './serverHarness';
+import { ServerHarness, failure, modelDirectories, waitFor } from './serverHarness';
 import { makeParrotModel, writeSourcesWorkspace } from './testModels';
-
-const failure = async (promise: Promise<unknown>) => {
-  try {
-    await promise;
-    return { code: 0, message: '' };
-  } catch (e) {
-    return e as { code: number; message: string };
-  }
-};
 
 describe('training and evaluation', { timeout: 180_000 }, () => {
   let dirs: ReturnType<typeof modelDirectories>;
