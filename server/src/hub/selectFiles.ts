@@ -1,6 +1,7 @@
 // Which files of a hub repository a model needs for one dtype: its config and tokenizer files, README/LICENSE,
 // and either the transformers.js ONNX export for that dtype (with its external data files) or, when there is
 // none, the safetensors weights (one file, or the shards an index lists) to be converted to fp32 or q8.
+import { METADATA_FILES } from '../modelFolder/config';
 
 export type Dtype = 'fp32' | 'q8' | 'q4';
 export const DTYPES: readonly Dtype[] = ['fp32', 'q8', 'q4'];
@@ -19,18 +20,6 @@ export const CONFIG_FILE = 'config.json';
 export const SAFETENSORS_FILE = 'model.safetensors';
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
 
-/** Files taken whenever the repository has them: the config and everything a tokenizer may need. */
-const METADATA_FILES = [
-  CONFIG_FILE,
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'vocab.json',
-  'merges.txt',
-  'tokenizer.model',
-  'chat_template.jinja',
-];
 const DOCUMENT_FILE = /^(readme|licen[cs]e|notice)(\.(md|txt|rst))?$/i;
 
 export interface FileSelection {
@@ -80,6 +69,7 @@ export function selectFiles(
 ): FileSelection | SelectionFailure {
   const present = new Set(paths);
   if (!present.has(CONFIG_FILE)) return { missing: 'config' };
+  // Taken whenever the repository has them: the config and everything a tokenizer may need.
   const metadata = METADATA_FILES.filter((p) => present.has(p));
   const documents = paths.filter((p) => DOCUMENT_FILE.test(p)).sort();
   const take = (weights: string[], rest: Partial<FileSelection> & Pick<FileSelection, 'weights'>) => ({

@@ -11,6 +11,19 @@ import { writeFileAtomic } from '../util/atomicFile';
 
 export const ONNX_FILE = path.join('onnx', 'model.onnx');
 
+/** A model folder's config and every file a tokenizer or chat template may need, besides the weights. */
+export const METADATA_FILES = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  'chat_template.jinja',
+] as const;
+
 export interface FolderConfig extends GptConfig {
   /** config.json's model_type: gpt2, llama, qwen2, mistral, starcoder2, gpt_bigcode… */
   modelType: string;

@@ -19,7 +19,7 @@ import { writeModelFile } from '../engine/onnxFile';
 import { quantizeModel } from '../engine/quantize';
 import { type GptConfig, initialParameters } from '../engine/model';
 import { type Trainable, type TrainingSpec, frozenInputShapes, trainedParameterShapes } from '../engine/trainingGraph';
-import { ONNX_FILE } from '../modelFolder/config';
+import { METADATA_FILES, ONNX_FILE } from '../modelFolder/config';
 import { type ModelCard, writeModelCard } from '../modelFolder/modelCard';
 import { type Tensors, encodeSafetensors } from '../modelFolder/safetensors';
 import { SAFETENSORS_FILE } from '../modelFolder/weights';
@@ -151,18 +151,6 @@ export function exportedWeights(
   return mergeLora(llamaConfigOf(spec), spec.lora, baseWeights, trained);
 }
 
-/** Files copied from the base as they are (those present). */
-const copiedFiles = [
-  'config.json',
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'vocab.json',
-  'merges.txt',
-  'chat_template.jinja',
-];
-
 export interface FineTunedExport {
   finishedRun: FinishedRun;
   base: BaseModel;
@@ -178,7 +166,7 @@ export interface FineTunedExport {
 export function exportFineTuned({ finishedRun, base, baseWeights, spec, dtype, card }: FineTunedExport): void {
   const out = finishedRun.runState().options.out;
   const weights = exportedWeights(spec, baseWeights, finishedRun.parameters);
-  for (const file of copiedFiles) {
+  for (const file of METADATA_FILES) {
     const from = path.join(base.dir, file);
     if (fs.existsSync(from)) writeFileAtomic(path.join(out, file), fs.readFileSync(from));
   }
