@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { CompletionOutcome, GeneratedToken } from './batchScheduler';
-import { asHttpError, badRequest, errorBody } from './errors';
+import { asHttpError, badRequest } from './errors';
 import { chatLogprobs } from './logprobs';
 import type { ServedModel } from './modelSet';
 import { EventStream, batchRequests, checkSamplingForModel, modelFor, usageOf } from './openaiShared';
@@ -100,24 +100,17 @@ export function registerChatRoutes(app: FastifyInstance, context: RouteContext):
     stream = new EventStream(reply);
     for (const { index } of choices) chunk(index, { role: 'assistant', content: '' }, null, []);
     const outcomes: CompletionOutcome[] = [];
-    Promise.all(
+    const streamed = Promise.all(
       pending.map((promise, index) =>
         promise.then((outcome) => {
           outcomes[index] = outcome;
           chunk(index, {}, outcome.finishReason, keptTokens(model, outcome));
         }),
       ),
-    )
-      .then(() => {
-        if (params.includeUsage) stream.send({ ...chunkHeader, choices: [], usage: usageOf(outcomes) });
-      })
-      .catch((e: unknown) => {
-        if (!stream.clientGone) stream.send(errorBody('/v1', asHttpError(e)));
-      })
-      .finally(() => {
-        abort.dispose();
-        stream.end();
-      });
+    ).then(() => {
+      if (params.includeUsage) stream.send({ ...chunkHeader, choices: [], usage: usageOf(outcomes) });
+    });
+    stream.endAfter(streamed, abort);
     return reply;
   });
 }

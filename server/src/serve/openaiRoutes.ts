@@ -8,7 +8,7 @@ import { fitPrompt } from '../runtime/promptWindow';
 import { findFimTokens } from '../tokenizer/fimFormats';
 import type { CompletionOutcome, GeneratedToken } from './batchScheduler';
 import { registerChatRoutes } from './chatRoutes';
-import { asHttpError, badRequest, errorBody } from './errors';
+import { asHttpError, badRequest } from './errors';
 import { type LegacyLogprobs, LegacyLogprobsBuilder, type ScoredToken, concatLegacy } from './logprobs';
 import type { ServedModel } from './modelSet';
 import { EventStream, batchRequests, checkSamplingForModel, checkTokenIds, modelFor, usageOf } from './openaiShared';
@@ -163,7 +163,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
         chunk(choice.index, prompts[choice.prompt].text, null, echoed);
       }
     }
-    (async () => {
+    const streamed = (async () => {
       if (maxTokens === 0) {
         for (const choice of choices) {
           outcomes[choice.index] = {
@@ -184,14 +184,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: RouteContext
         ),
       );
       if (params.includeUsage) stream.send({ ...header, choices: [], usage: usageOf(outcomes) });
-    })()
-      .catch((e: unknown) => {
-        if (!stream.clientGone) stream.send(errorBody('/v1', asHttpError(e)));
-      })
-      .finally(() => {
-        abort.dispose();
-        stream.end();
-      });
+    })();
+    stream.endAfter(streamed, abort);
     return reply;
   });
 

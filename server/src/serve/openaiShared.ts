@@ -4,7 +4,7 @@
 import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { BatchRequest, CompletionOutcome, GeneratedToken } from './batchScheduler';
-import { badRequest, notFound } from './errors';
+import { asHttpError, badRequest, errorBody, notFound } from './errors';
 import type { ServedModel } from './modelSet';
 import type { SamplingParams } from './requestParams';
 import type { RouteContext } from './routeContext';
@@ -87,5 +87,20 @@ export class EventStream {
 
   end(): void {
     this.stream.end('data: [DONE]\n\n');
+  }
+
+  /**
+   * Ends the stream once `work` (which sends the events) settles: a failure becomes an error event while the client
+   * is still there, then the request's abort handle is released and `[DONE]` is sent.
+   */
+  endAfter(work: Promise<unknown>, abort: { dispose(): void }): void {
+    work
+      .catch((e: unknown) => {
+        if (!this.clientGone) this.send(errorBody('/v1', asHttpError(e)));
+      })
+      .finally(() => {
+        abort.dispose();
+        this.end();
+      });
   }
 }
