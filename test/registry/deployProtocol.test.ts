@@ -1,7 +1,8 @@
 // Tests of deploy gates, versions and rollback through the spawned language server: modelwright/checkDeploy shows
 // the table, modelwright/gatedDeploy refuses a worse model with the table in the error's data, every deploy is a
 // version (modelwright/listDeployments), modelwright/rollback serves the previous one, and deleting a model that
-// a version names needs confirm; a text classifier is listed with its kind and validation metrics.
+// a version names needs confirm; a text classifier is listed with its kind and validation metrics; the HTTP
+// service follows the service role with the deployment's version numbers in its OIP routes.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,6 +16,8 @@ import {
   ListDeployments,
   ListModels,
   RollbackDeployment,
+  StartService,
+  StopService,
 } from '../../server/src/protocol';
 import { commitMessages, writeCommitCsv } from '../classify/syntheticData';
 import { makeModelFolder } from '../helpers/makeModelFolder';
@@ -93,5 +96,28 @@ describe('deploy gate over LSP', { timeout: 300_000 }, () => {
     assert.equal(classifier.kind, 'text-classification');
     assert.ok(classifier.classification!.macroF1 > 0.8, `macro-F1 ${classifier.classification?.macroF1}`);
     assert.equal(classifier.classification!.confusion.length, 4);
+  });
+
+  test('the HTTP service numbers its OIP versions after the service role and follows its deploys', async () => {
+    const c = server.connection;
+    const deploy = () => c.sendRequest(GatedDeploy.type, { name: 'commits', role: 'service', force: 'test' });
+    assert.equal((await deploy()).version.version, 1);
+    assert.equal((await deploy()).version.version, 2);
+    const { url } = await c.sendRequest(StartService.type, { models: ['commits'] });
+    try {
+      const versions = async () => ((await (await fetch(`${url}/v2/models/commits`)).json()) as any).versions;
+      const waitFor = async (expected: string[]) => {
+        for (let i = 0; i < 200 && JSON.stringify(await versions()) !== JSON.stringify(expected); i++)
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(await versions(), expected);
+      };
+      assert.deepEqual(await versions(), ['2'], "the service starts on the role's current version number");
+      assert.equal((await deploy()).version.version, 3);
+      await waitFor(['3']);
+      await c.sendRequest(RollbackDeployment.type, { role: 'service' });
+      await waitFor(['4']);
+    } finally {
+      await c.sendRequest(StopService.type, {});
+    }
   });
 });

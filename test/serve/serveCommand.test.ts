@@ -1,12 +1,17 @@
 // Tests for `modelwright serve` as a process: it prints its URL, serves, and on SIGTERM finishes the stream in
-// flight before exiting 0; it refuses a non-loopback host without --api-key-file and accepts one with it.
+// flight before exiting 0; it refuses a non-loopback host without --api-key-file and accepts one with it; with
+// --role it serves a deployment role and follows deploys and rollbacks made by another process, the OIP version
+// routes numbering the deployment's versions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { gatedDeployCommand } from '../../server/src/cli/gatedDeploy';
+import { writeModelCard } from '../../server/src/modelFolder/modelCard';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { writeSourcesWorkspace } from '../server/testModels';
 import { request, sseData } from './harness';
 
 const CLI = path.resolve(__dirname, '../../server/src/cli.ts');
@@ -113,6 +118,58 @@ describe('modelwright serve', () => {
   test('usage errors exit 2', async () => {
     const missing = serve([]);
     assert.equal(await missing.exit, 2);
-    assert.match(missing.stderr(), /serve needs at least one --model|required option '--model/);
+    assert.match(missing.stderr(), /serve needs --model MODELDIR or --role ROLE/);
+  });
+
+  test('--role serves the deployed version and follows deploys and rollbacks', async () => {
+    const models = path.join(scratch, 'models');
+    const workspace = writeSourcesWorkspace(path.join(scratch, 'role-workspace'));
+    for (const [name, seed] of [
+      ['first', 3],
+      ['second', 4],
+    ] as const) {
+      const made = await makeModelFolder({ seed, config: { contextLength: 64, embedding: 32 }, parentDir: scratch });
+      fs.mkdirSync(models, { recursive: true });
+      fs.renameSync(made.dir, path.join(models, name));
+      const card = { name, kind: 'causal-lm' as const, createdAt: new Date().toISOString(), parameters: 0 };
+      writeModelCard(path.join(models, name), { ...card, hyperparameters: {}, curve: [], evaluations: [] });
+    }
+    const silent = { stdout: { write: () => true }, stderr: { write: () => true } };
+    const deploy = (options: Record<string, unknown>) =>
+      gatedDeployCommand({ role: 'service', models, evalWorkspace: workspace, force: true, ...options }, silent);
+
+    const nothing = serve(['--role', 'service', '--models', models, '--port', '0']);
+    assert.equal(await nothing.exit, 1);
+    assert.match(nothing.stderr(), /nothing is deployed as service/);
+
+    assert.equal(await deploy({ model: path.join(models, 'first') }), 0);
+    const server = serve(['--role', 'service', '--models', models, '--port', '0']);
+    try {
+      const url = await server.url;
+      const versions = async () => (await request(`${url}/v2/models/service`)).body.versions;
+      const waitFor = async (expected: string[]) => {
+        for (let i = 0; i < 200 && JSON.stringify(await versions()) !== JSON.stringify(expected); i++)
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(await versions(), expected, server.stderr());
+      };
+      assert.deepEqual(await versions(), ['1']);
+
+      assert.equal(await deploy({ model: path.join(models, 'second') }), 0);
+      await waitFor(['2']);
+      assert.equal((await request(`${url}/v2/models/service/versions/2`)).status, 200);
+      assert.equal((await request(`${url}/v2/models/service/versions/1`)).status, 404);
+      assert.match(server.stderr(), /service version 2 \("second"\) now serves/);
+
+      assert.equal(await deploy({ rollback: true }), 0);
+      await waitFor(['3']);
+      assert.match(server.stderr(), /service version 3 \("first"\) now serves/);
+      const completion = await request(`${url}/v1/completions`, {
+        body: { model: 'service', prompt: 'a', max_tokens: 2 },
+      });
+      assert.equal(completion.status, 200);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exit;
+    }
   });
 });

@@ -4,6 +4,7 @@
 // service role reloads that model in the running service (in-flight requests finish on the old version).
 import type { ServerCapabilities } from 'vscode-languageserver';
 import { StartService, StopService, isValidModelName } from '../protocol';
+import type { ServiceVersion } from '../registry/modelRegistry';
 import type { RunningServer } from '../serve/httpServer';
 import { answering, invalidParams, requestFailed } from './errors';
 import type { Feature } from './feature';
@@ -37,8 +38,13 @@ export class ServiceFeature implements Feature {
     try {
       // Loaded on first use: completions should not pay for the HTTP framework.
       const { startServer } = await import('../serve/httpServer.js');
+      const deployed = registry.deployedVersion('service');
       this.running = await startServer({
-        models: entries.map((e) => ({ name: e.name, dir: e.dir })),
+        models: entries.map((e) => ({
+          name: e.name,
+          dir: e.dir,
+          version: e.name === deployed?.name ? deployed.version : undefined,
+        })),
         host: params.host,
         port: params.port,
         apiKey: params.apiKey,
@@ -53,11 +59,11 @@ export class ServiceFeature implements Feature {
   }
 
   /** Serves a new version of the service role when the running service serves that model's name. */
-  private async follow(model: { name: string; dir: string }): Promise<void> {
+  private async follow(model: ServiceVersion): Promise<void> {
     const running = this.running;
     if (!running || !this.servedNames.has(model.name)) return;
     try {
-      const { version } = await running.reload(model.name, model.dir);
+      const { version } = await running.reload(model.name, model.dir, model.version);
       this.context.log.info(`[service] ${model.name} now serves as version ${version}`);
     } catch (e) {
       this.context.log.warn(`[service] could not reload ${model.name}: ${e instanceof Error ? e.message : String(e)}`);

@@ -11,7 +11,7 @@ import {
   modelRoles,
 } from '../protocol';
 import { type GateOptions, runGate } from './deployGate';
-import { readHistories, versionsUsing } from './deployments';
+import { currentVersion, readHistories, readHistory, versionsUsing } from './deployments';
 import { rollback, servingModel, versionedDeploy } from './versionedDeploy';
 import { hasChatTemplate } from '../runtime/chatModel';
 import { updateModelCard } from '../modelFolder/modelCard';
@@ -59,6 +59,13 @@ interface Slot {
   leases: number;
   lastUsed: number;
   retired: boolean;
+}
+
+/** A version of the service role: the model's folder and its deployment version number. */
+export interface ServiceVersion {
+  name: string;
+  dir: string;
+  version?: number;
 }
 
 export class ModelRegistry {
@@ -291,22 +298,30 @@ export class ModelRegistry {
     return this.options.trusted ? versionsUsing(this.options.modelsDirectory, name) : [];
   }
 
+  /** The model and version number serving a role's current deployment (none before its first deploy). */
+  deployedVersion(role: DeploymentRole): { name: string; version: number } | undefined {
+    if (!this.options.trusted) return undefined;
+    const current = currentVersion(readHistory(this.options.modelsDirectory, role));
+    return current && { name: current.model, version: current.version };
+  }
+
   /** Called when a version of the service role changes (the HTTP service swaps its models). */
-  onDidChangeService(listener: (model: { name: string; dir: string }) => void): { dispose(): void } {
+  onDidChangeService(listener: (model: ServiceVersion) => void): { dispose(): void } {
     this.serviceListeners.add(listener);
     return { dispose: () => this.serviceListeners.delete(listener) };
   }
 
-  private readonly serviceListeners = new Set<(model: { name: string; dir: string }) => void>();
+  private readonly serviceListeners = new Set<(model: ServiceVersion) => void>();
 
   private activateVersion(entry: ModelEntry, role: DeploymentRole): void {
     if (isEditorRole(role)) {
       this.swapIn(entry, role);
       return;
     }
+    const version = this.deployedVersion(role)?.version;
     for (const listener of this.serviceListeners) {
       try {
-        listener({ name: entry.name, dir: entry.dir });
+        listener({ name: entry.name, dir: entry.dir, version });
       } catch (e) {
         this.options.log?.(`service listener failed: ${e instanceof Error ? e.message : String(e)}`);
       }

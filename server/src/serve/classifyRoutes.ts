@@ -36,12 +36,12 @@ export class ClassifierSet {
     return [...this.current.values()];
   }
 
-  /** Loads `dir` as the next version of `name` (or its first) and switches to it; the old version is released
+  /** Loads `dir` as `version` of `name` (default: the next, or 1) and switches to it; the old version is released
    * once its requests finish. */
-  async reload(name: string, dir: string): Promise<ServedClassifier> {
+  async reload(name: string, dir: string, version?: number): Promise<ServedClassifier> {
     const old = this.current.get(name);
     const classifier = await loadClassifier(dir, { threads: this.threads });
-    const served: ServedClassifier = { name, version: (old?.version ?? 0) + 1, dir, classifier, active: 0 };
+    const served: ServedClassifier = { name, version: version ?? (old?.version ?? 0) + 1, dir, classifier, active: 0 };
     this.current.set(name, served);
     if (old) this.retire(old);
     return served;

@@ -14,8 +14,11 @@ import { checkModelName, nameForFolder, resolveModelDir } from './modelNames';
 import { registerOpenAiRoutes } from './openaiRoutes';
 import { RouteContext } from './routeContext';
 
-/** A model to serve: a folder (named after it), a name and a folder, or a name inside `modelsDirectory`. */
-export type ModelSource = string | { name?: string; dir: string };
+/**
+ * A model to serve: a folder (named after it), a name and a folder (with the deployment version it is, for the
+ * OIP version routes), or a name inside `modelsDirectory`.
+ */
+export type ModelSource = string | { name?: string; dir: string; version?: number };
 
 export interface ServeOptions {
   models: readonly ModelSource[];
@@ -56,10 +59,10 @@ export interface RunningServer {
   readonly host: string;
   readonly port: number;
   /**
-   * Serves `dir` (or the folder of that name in modelsDirectory) as the next version of `name`; in-flight requests
-   * finish on the old one.
+   * Serves `dir` (or the folder of that name in modelsDirectory) as `version` of `name` (default: the next one);
+   * in-flight requests finish on the old one.
    */
-  reload(name: string, dir?: string): Promise<{ name: string; version: number }>;
+  reload(name: string, dir?: string, version?: number): Promise<{ name: string; version: number }>;
   /** Stops accepting, lets requests in flight finish (up to shutdownTimeoutMs), releases the models. */
   close(): Promise<void>;
   /** The served models and how many old versions are still finishing. */
@@ -100,9 +103,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   const classifiers = new ClassifierSet(options.intraOpThreads ?? 1);
 
-  const resolveSource = (source: ModelSource): { name: string; dir: string } => {
-    if (typeof source !== 'string')
-      return { name: checkModelName(source.name ?? nameForFolder(source.dir)), dir: path.resolve(source.dir) };
+  const resolveSource = (source: ModelSource): { name: string; dir: string; version?: number } => {
+    if (typeof source !== 'string') {
+      const name = checkModelName(source.name ?? nameForFolder(source.dir));
+      return { name, dir: path.resolve(source.dir), version: source.version };
+    }
     if (options.modelsDirectory && !source.includes('/') && !source.includes(path.sep)) {
       return { name: checkModelName(source), dir: resolveModelDir(options.modelsDirectory, source) };
     }
@@ -116,13 +121,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (names.has(name)) throw new Error(`two models are named ${name}; name them with NAME=DIR`);
       names.add(name);
     }
-    for (const { name, dir } of sources) {
+    for (const { name, dir, version } of sources) {
       if (isClassifierFolder(dir)) {
-        await classifiers.reload(name, dir);
+        await classifiers.reload(name, dir, version);
         log(`loaded classifier ${name} from ${dir}`);
         continue;
       }
-      await models.add(name, dir);
+      await models.add(name, dir, version);
       log(`loaded ${name} from ${dir}`);
     }
   } catch (e) {
@@ -269,7 +274,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     host,
     port,
     close,
-    async reload(name, dir) {
+    async reload(name, dir, version) {
       if (closing) throw new Error('the server is shutting down');
       checkModelName(name);
       const folder =
@@ -280,10 +285,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
             : undefined;
       if (!folder) throw new Error(`reload ${name}: give the model folder`);
       if (classifiers.has(name) || isClassifierFolder(folder)) {
-        const served = await classifiers.reload(name, folder);
+        const served = await classifiers.reload(name, folder, version);
         return { name: served.name, version: served.version };
       }
-      const model = await models.reload(name, folder);
+      const model = await models.reload(name, folder, version);
       return { name: model.name, version: model.version };
     },
     status() {

@@ -22,7 +22,7 @@ export interface ModelSetOptions {
 export class ServedModel {
   private constructor(
     readonly name: string,
-    /** 1 for the first load, +1 per reload. */
+    /** The deployment version it serves when one was given, else 1 for the first load and +1 per reload. */
     readonly version: number,
     readonly dir: string,
     readonly decoder: BatchedDecoder,
@@ -84,11 +84,11 @@ export class ModelSet {
 
   constructor(private readonly options: ModelSetOptions) {}
 
-  /** Loads a model under a new name. */
-  async add(name: string, dir: string): Promise<ServedModel> {
+  /** Loads a model under a new name, as `version` (default 1). */
+  async add(name: string, dir: string, version = 1): Promise<ServedModel> {
     checkModelName(name);
     if (this.current.has(name)) throw new Error(`model ${name} is already served`);
-    const model = await ServedModel.load(name, 1, dir, this.options);
+    const model = await ServedModel.load(name, version, dir, this.options);
     if (this.current.has(name)) {
       await model.retire();
       throw new Error(`model ${name} is already served`);
@@ -98,16 +98,16 @@ export class ModelSet {
   }
 
   /**
-   * Loads `dir` as the next version of `name` (or its first, when the name is new) and switches to it. Reloads of
-   * one name run one after another.
+   * Loads `dir` as `version` of `name` (default: the next, or 1 when the name is new) and switches to it. Reloads
+   * of one name run one after another.
    */
-  async reload(name: string, dir: string): Promise<ServedModel> {
+  async reload(name: string, dir: string, version?: number): Promise<ServedModel> {
     checkModelName(name);
     const previousReload = this.reloading.get(name);
     const next = (async () => {
       if (previousReload) await previousReload.catch(() => undefined);
       const old = this.current.get(name);
-      const model = await ServedModel.load(name, (old?.version ?? 0) + 1, dir, this.options);
+      const model = await ServedModel.load(name, version ?? (old?.version ?? 0) + 1, dir, this.options);
       this.current.set(name, model);
       if (old) {
         this.options.log?.(
