@@ -2,13 +2,15 @@
 // the table, modelwright/gatedDeploy refuses a worse model with the table in the error's data, every deploy is a
 // version (modelwright/listDeployments), modelwright/rollback serves the previous one, and deleting a model that
 // a version names needs confirm; a text classifier is listed with its kind and validation metrics; the HTTP
-// service follows the service role with the deployment's version numbers in its OIP routes.
+// service follows the service role with the deployment's version numbers in its OIP routes; a deploy made by
+// another process (`modelwright deploy` in a terminal) serves in the running server too.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LSPErrorCodes } from 'vscode-languageserver-protocol';
 import { trainClassifier } from '../../server/src/classify/trainClassifier';
+import { gatedDeployCommand } from '../../server/src/cli/gatedDeploy';
 import {
   CheckDeploy,
   DeleteModel,
@@ -119,5 +121,26 @@ describe('deploy gate over LSP', { timeout: 300_000 }, () => {
     } finally {
       await c.sendRequest(StopService.type, {});
     }
+  });
+
+  test('a deploy by another process serves in the running server', async () => {
+    const silent = { stdout: { write: () => true }, stderr: { write: () => true } };
+    const code = await gatedDeployCommand(
+      {
+        model: path.join(dirs.models, 'untrained'),
+        role: 'completion',
+        models: dirs.models,
+        force: 'terminal',
+        samples: 2,
+      },
+      silent,
+    );
+    assert.equal(code, 0);
+    let active: string | undefined;
+    for (let i = 0; i < 200 && active !== 'untrained'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      active = (await server.connection.sendRequest(ListModels.type, {})).active.completion;
+    }
+    assert.equal(active, 'untrained', 'the running server swapped in the version committed elsewhere');
   });
 });

@@ -1,6 +1,8 @@
 // The models the language server serves, with hot swaps: a lease per request on the model active for a role, deploys
 // that load the new model first and keep the previous one serving if that fails, reloads of retrained folders, and
-// unloading of a model only once no request holds it (plus a few idle ones kept, most recently used first).
+// unloading of a model only once no request holds it (plus a few idle ones kept, most recently used first), and
+// deploys made by other processes followed through the deployment histories.
+import * as fs from 'node:fs';
 import {
   type DeploymentHistory,
   type DeploymentRole,
@@ -8,10 +10,11 @@ import {
   type GateReport,
   type ModelRole,
   type ModelSummary,
+  deploymentRoles,
   modelRoles,
 } from '../protocol';
 import { type GateOptions, runGate } from './deployGate';
-import { currentVersion, readHistories, readHistory, versionsUsing } from './deployments';
+import { currentVersion, historyFile, readHistories, readHistory, versionsUsing } from './deployments';
 import { rollback, servingModel, versionedDeploy } from './versionedDeploy';
 import { hasChatTemplate } from '../runtime/chatModel';
 import { updateModelCard } from '../modelFolder/modelCard';
@@ -138,9 +141,13 @@ export class ModelRegistry {
     return slot?.model?.key;
   }
 
-  /** Reads active.json (or falls back to the bundled default) and loads the completion model. */
+  /**
+   * Reads active.json (or falls back to the bundled default), loads the completion model and, in a trusted
+   * workspace, starts following deploys and rollbacks made by other processes.
+   */
   async start(): Promise<void> {
     this.active = readActiveModels(this.options, (name) => this.find(name) !== undefined);
+    if (this.options.trusted) this.followDeployments();
     const name = this.active.completion;
     if (name) {
       try {
@@ -313,7 +320,50 @@ export class ModelRegistry {
 
   private readonly serviceListeners = new Set<(model: ServiceVersion) => void>();
 
+  /** The version of each role this registry serves, so that a change of the history by another process shows. */
+  private readonly servedVersions = new Map<DeploymentRole, number | undefined>();
+  private readonly stopFollowing: (() => void)[] = [];
+
+  /**
+   * Watches each role's history file: a version committed by another process (`modelwright deploy` or a rollback
+   * in a terminal) is loaded and swapped in here too, as if it had been deployed through this server.
+   */
+  private followDeployments(intervalMs = 1000): void {
+    for (const role of deploymentRoles) {
+      this.servedVersions.set(role, this.deployedVersion(role)?.version);
+      const file = historyFile(this.options.modelsDirectory, role);
+      const check = () => void this.adoptDeployedVersion(role);
+      fs.watchFile(file, { interval: intervalMs, persistent: false }, check);
+      this.stopFollowing.push(() => fs.unwatchFile(file, check));
+    }
+  }
+
+  private adoptDeployedVersion(role: DeploymentRole): Promise<void> {
+    return this.serialized(async () => {
+      const deployed = this.deployedVersion(role);
+      if (this.disposed || !deployed || deployed.version === this.servedVersions.get(role)) return;
+      const serving = servingModel(this.options.modelsDirectory, role);
+      const entry = serving && this.find(deployed.name);
+      if (!serving || !entry) return;
+      try {
+        if (isEditorRole(role)) {
+          // The folder may have been restored from a snapshot: load its files afresh.
+          for (const old of [...this.slots.values()]) if (old.entry.name === entry.name) this.retire(old);
+          await this.load(entry, role);
+        }
+        this.activateVersion(entry, role);
+        this.options.log?.(`${role} version ${deployed.version} ("${entry.name}"), deployed elsewhere, now serves`);
+      } catch (e) {
+        this.servedVersions.set(role, deployed.version); // not retried until the next version
+        this.options.log?.(
+          `${role} version ${deployed.version} could not be loaded: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+    });
+  }
+
   private activateVersion(entry: ModelEntry, role: DeploymentRole): void {
+    this.servedVersions.set(role, this.deployedVersion(role)?.version);
     if (isEditorRole(role)) {
       this.swapIn(entry, role);
       return;
@@ -417,6 +467,7 @@ export class ModelRegistry {
 
   async dispose(): Promise<void> {
     this.disposed = true;
+    for (const stop of this.stopFollowing.splice(0)) stop();
     const slots = [...this.slots.values()];
     this.slots.clear();
     await Promise.all(slots.map((s) => s.model && disposeModel(s.model)));
