@@ -130,7 +130,7 @@ describe('deploy gate over LSP', { timeout: 300_000 }, () => {
         model: path.join(dirs.models, 'untrained'),
         role: 'completion',
         models: dirs.models,
-        force: 'terminal',
+        force: true,
         samples: 2,
       },
       silent,
