@@ -1,13 +1,14 @@
 // Tests of text classifiers trained from a labelled file: on generated commit messages the classifier reaches
 // macro-F1 ≥ 0.85 on its validation rows (the majority class alone scores about 0.13), transformers.js's
 // text-classification pipeline loads the folder and returns our labels and scores, and `modelwright eval` reports
-// the same confusion matrix as JSON.
+// the same confusion matrix as JSON; balanced class weights are scikit-learn's and train a classifier as good.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadClassifier } from '../../server/src/classify/classifier';
+import { balancedClassWeights } from '../../server/src/classify/trainClassifier';
 import { evalClassifierCommand, trainClassifierCommand } from '../../server/src/cli/classifyCommands';
 import type { ClassifierMetrics } from '../../server/src/protocol';
 import { commitLabels, commitMessages, writeCommitCsv, writeCommitJsonl } from './syntheticData';
@@ -95,5 +96,17 @@ describe('text classifier', () => {
     assert.equal(total, metrics.samples);
     assert.equal(metrics.perClass.length, 4);
     assert.ok(metrics.macroF1 > 0.75, `macro-F1 ${metrics.macroF1}`);
+  });
+
+  test('balanced class weights n/(k·n_c) weigh the loss and train a classifier as good', async () => {
+    assert.deepEqual(balancedClassWeights([0, 0, 0, 1], 3), Float32Array.of(4 / 6, 2, 0));
+    const dir = path.join(root, 'balanced');
+    const { out, io: streams } = io();
+    const options = { data: csv, text: 'message', label: 'label', out: dir, seed: 1, classWeights: 'balanced' };
+    assert.equal(await trainClassifierCommand(options, streams), 0, out.stderr);
+    const card = JSON.parse(fs.readFileSync(path.join(dir, 'modelwright.json'), 'utf8'));
+    assert.equal(card.hyperparameters.classWeights, 'balanced');
+    const metrics: ClassifierMetrics = card.classification.validation;
+    assert.ok(metrics.macroF1 >= 0.85, `macro-F1 ${metrics.macroF1}`);
   });
 });

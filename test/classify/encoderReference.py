@@ -1,6 +1,6 @@
 # The PyTorch reference of the engine's classifier encoder: Hugging Face BertForSequenceClassification's math
 # (post-LayerNorm blocks, eps 1e-12, gelu_new, additive attention mask, tanh pooler over the first token) written
-# out with the same parameter names. Reads {config, params, input_ids, attention_mask, labels} as JSON on stdin and
+# out with the same parameter names. Reads {config, params, input_ids, attention_mask, labels, class_weights?} as JSON on stdin and
 # prints {logits, loss, grads} as JSON. Run with Debian's /usr/bin/python3 (torch 1.13).
 import json
 import math
@@ -51,7 +51,10 @@ for i in range(c["num_hidden_layers"]):
     x = layer_norm(linear(h, p + "output.dense") + x, p + "output.LayerNorm")
 pooled = torch.tanh(linear(x[:, 0], "bert.pooler.dense"))
 logits = linear(pooled, "classifier")
-loss = torch.nn.functional.cross_entropy(logits, labels)
+weight = spec.get("class_weights")
+loss = torch.nn.functional.cross_entropy(
+    logits, labels, weight=None if weight is None else torch.tensor(weight, dtype=torch.float64)
+)
 loss.backward()
 json.dump(
     {

@@ -1,6 +1,6 @@
 // Trains a text classifier on a labelled CSV/JSONL file: reads and checks the data, splits it (stratified, by a
 // hash of the text), trains or inherits a tokenizer, runs the encoder's training step (softmax cross-entropy, AdamW
-// with weight decay, dropout; optional balanced class weights as class-balanced sampling) with early stopping on
+// with weight decay, dropout; optional balanced class weights n/(k·n_c) in the loss) with early stopping on
 // validation loss, and writes the best weights as a transformers.js text-classification folder — all in a staging
 // folder renamed into place at the end, so a failure leaves nothing half-written.
 import * as crypto from 'node:crypto';
@@ -62,7 +62,7 @@ export interface TrainClassifierOptions {
   /** AdamW's decoupled weight decay (L2 regularisation of the matrices). Default 0.01. */
   weightDecay?: number;
   dropout?: number;
-  /** 'balanced': every class is drawn equally often, as class weights n/(k·n_c) would weigh the loss. */
+  /** 'balanced': the loss weighs each class by n/(k·n_c), so that every class counts as much in total. */
   classWeights?: 'none' | 'balanced';
   vocabSize?: number;
   maxLength?: number;
@@ -159,8 +159,15 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
       maxGradNorm: 1,
     };
     const threads = options.threads ?? 1;
+    const classWeights =
+      options.classWeights === 'balanced'
+        ? balancedClassWeights(
+            trainSet.map((r) => r.label),
+            labels.length,
+          )
+        : undefined;
     const trainSession = await createSession(
-      encodeModel(buildEncoderTrainingStep(config, batchSize, time, adamw, seed)),
+      encodeModel(buildEncoderTrainingStep(config, batchSize, time, adamw, seed, classWeights)),
       {
         intraOpThreads: threads,
       },
@@ -169,7 +176,9 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     const evalSession = async (batch: number) => {
       let s = evalSessions.get(batch);
       if (!s) {
-        s = await createSession(encodeModel(buildEncoderEvaluation(config, batch, time)), { intraOpThreads: threads });
+        s = await createSession(encodeModel(buildEncoderEvaluation(config, batch, time, classWeights)), {
+          intraOpThreads: threads,
+        });
         evalSessions.set(batch, s);
       }
       return s;
@@ -189,12 +198,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
         minLearningRateRatio: 0.1,
       };
       const random = uniform(seed);
-      const draw = batchSampler(
-        trainSet.map((r) => r.label),
-        labels.length,
-        options.classWeights ?? 'none',
-        random,
-      );
+      const draw = batchSampler(trainSet.length, random);
       const deadline = options.minutes ? started + options.minutes * 60_000 : Number.POSITIVE_INFINITY;
       const curve: CurvePoint[] = [];
       let best = { valLoss: Number.POSITIVE_INFINITY, epoch: 0, parameters, predicted: [] as number[] };
@@ -388,37 +392,24 @@ async function validate(
   return { loss: lossSum / rows.length, predicted };
 }
 
-/** Batches of row indices: a fresh permutation per epoch, or class-balanced draws with replacement. */
-function batchSampler(
-  labelOf: number[],
-  classes: number,
-  weights: 'none' | 'balanced',
-  random: () => number,
-): (steps: number, size: number) => number[][] {
-  const byClass = Array.from({ length: classes }, () => [] as number[]);
-  labelOf.forEach((label, i) => byClass[label].push(i));
-  const present = byClass.filter((rows) => rows.length > 0);
+/** Batches of row indices: a fresh permutation per epoch. */
+function batchSampler(rows: number, random: () => number): (steps: number, size: number) => number[][] {
   return (steps, size) => {
-    const batches: number[][] = [];
-    if (weights === 'balanced') {
-      for (let s = 0; s < steps; s++) {
-        batches.push(
-          Array.from({ length: size }, () => {
-            const rows = present[Math.floor(random() * present.length)];
-            return rows[Math.floor(random() * rows.length)];
-          }),
-        );
-      }
-      return batches;
-    }
-    const order = labelOf.map((_, i) => i);
+    const order = Array.from({ length: rows }, (_, i) => i);
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [order[i], order[j]] = [order[j], order[i]];
     }
-    for (let s = 0; s < steps; s++) batches.push(order.slice(s * size, (s + 1) * size));
-    return batches;
+    return Array.from({ length: steps }, (_, s) => order.slice(s * size, (s + 1) * size));
   };
+}
+
+/** scikit-learn's 'balanced' weights n/(k·n_c) over the k classes present (0 for a class with no rows). */
+export function balancedClassWeights(labelOf: number[], classes: number): Float32Array {
+  const counts = new Float32Array(classes);
+  for (const label of labelOf) counts[label]++;
+  const present = counts.filter((n) => n > 0).length;
+  return counts.map((n) => (n > 0 ? labelOf.length / (present * n) : 0));
 }
 
 /**

@@ -235,8 +235,9 @@ const rules: Record<string, GradientRule> = {
     return [dx, dScale, dBias];
   },
   SoftmaxCrossEntropyLoss: (g, n, [dLoss]) => {
-    // d(mean loss)/d logits = (softmax − onehot(label)) / N; the −1 at each label is one scatter-add.
-    const [logits, labels] = n.inputs;
+    // d(mean loss)/d logits = (softmax − onehot(label)) / N; the −1 at each label is one scatter-add. With class
+    // weights the mean is Σ w[yᵢ]·lossᵢ / Σ w[yᵢ], so row i is scaled by w[yᵢ] / Σ w[yⱼ] instead of 1/N.
+    const [logits, labels, classWeights] = n.inputs;
     const [rowCount] = concreteShape(logits);
     const logProb = n.outputs[1];
     const minusOne = g.constant(new Float32Array(rowCount).fill(-1), [rowCount, 1]);
@@ -249,7 +250,11 @@ const rules: Record<string, GradientRule> = {
         reduction: { kind: 'string', value: 'add' },
       },
     );
-    return [g.mul(dLogits, g.mul(dLoss!, g.scalar(1 / rowCount))), undefined];
+    if (!classWeights) return [g.mul(dLogits, g.mul(dLoss!, g.scalar(1 / rowCount))), undefined];
+    const rowWeights = g.gather(classWeights, labels);
+    const total = g.reduceSum(rowWeights, [0], false);
+    const scale = g.div(g.unsqueeze(rowWeights, [1]), total);
+    return [g.mul(dLogits, g.mul(dLoss!, scale)), undefined, undefined];
   },
 };
 

@@ -41,7 +41,20 @@ export function unpackEncoder(c: EncoderConfig, flat: Float32Array): Map<string,
 /** Decayed (L2-regularised) weights: matrices and embeddings; biases and LayerNorm are not, as in BERT. */
 const isDecayed = (name: string, shape: number[]) => shape.length >= 2 && !name.includes('LayerNorm');
 
-function lossGraph(c: EncoderConfig, batch: number, time: number, name: string, dropoutSeed?: number) {
+/**
+ * The graph up to the loss: softmax cross-entropy, weighted per class when `classWeights` [labels] is given
+ * (the weighted mean Σ w[y]·loss / Σ w[y]).
+ */
+function lossGraph(
+  c: EncoderConfig,
+  batch: number,
+  time: number,
+  name: string,
+  options: { dropoutSeed?: number; classWeights?: Float32Array } = {},
+) {
+  const { dropoutSeed, classWeights } = options;
+  if (classWeights && classWeights.length !== c.labels)
+    throw new Error(`${classWeights.length} class weights for ${c.labels} labels`);
   const g = new Graph(name);
   const layout = encoderLayout(c);
   const { slots } = layout;
@@ -52,7 +65,8 @@ function lossGraph(c: EncoderConfig, batch: number, time: number, name: string, 
   const weights = sliceWeights(g, flat, slots);
   const tokenTypeIds = g.constant(new BigInt64Array(batch * time), [batch, time]);
   const logits = encoderForward(g, c, weights, { inputIds, attentionMask, tokenTypeIds }, { dropoutSeed });
-  const { loss } = g.crossEntropy(logits, labels);
+  const weightValues = classWeights && g.constant(classWeights, [c.labels]);
+  const { loss } = g.crossEntropy(logits, labels, weightValues);
   return { g, layout, slots, flat, weights, logits, loss };
 }
 
@@ -63,8 +77,12 @@ export function buildEncoderTrainingStep(
   time: number,
   adamw: AdamWSettings,
   seed: number,
+  classWeights?: Float32Array,
 ): ModelDescription {
-  const { g, layout, slots, flat, weights, loss } = lossGraph(c, batch, time, 'modelwright_classifier_step', seed);
+  const { g, layout, slots, flat, weights, loss } = lossGraph(c, batch, time, 'modelwright_classifier_step', {
+    dropoutSeed: seed,
+    classWeights,
+  });
   const grads = backward(
     g,
     loss,
@@ -78,9 +96,14 @@ export function buildEncoderTrainingStep(
   return g.toModel();
 }
 
-/** Loss and logits without dropout, for validation. */
-export function buildEncoderEvaluation(c: EncoderConfig, batch: number, time: number): ModelDescription {
-  const { g, loss, logits } = lossGraph(c, batch, time, 'modelwright_classifier_evaluate');
+/** Loss (weighted as in training) and logits without dropout, for validation. */
+export function buildEncoderEvaluation(
+  c: EncoderConfig,
+  batch: number,
+  time: number,
+  classWeights?: Float32Array,
+): ModelDescription {
+  const { g, loss, logits } = lossGraph(c, batch, time, 'modelwright_classifier_evaluate', { classWeights });
   g.output(loss, encoderNames.loss);
   g.output(logits, encoderNames.logits);
   return g.toModel();
@@ -104,8 +127,15 @@ export function buildEncoderInference(c: EncoderConfig, weights: Map<string, Flo
 }
 
 /** Loss and every weight's raw gradient (`grad/NAME`), without dropout, for checking against a reference. */
-export function buildEncoderGradients(c: EncoderConfig, batch: number, time: number): ModelDescription {
-  const { g, slots, weights, loss, logits } = lossGraph(c, batch, time, 'modelwright_classifier_gradients');
+export function buildEncoderGradients(
+  c: EncoderConfig,
+  batch: number,
+  time: number,
+  classWeights?: Float32Array,
+): ModelDescription {
+  const { g, slots, weights, loss, logits } = lossGraph(c, batch, time, 'modelwright_classifier_gradients', {
+    classWeights,
+  });
   const grads = backward(
     g,
     loss,

@@ -267,10 +267,14 @@ export class Graph {
   }
 
   /** Mean token cross-entropy of logits [N, V] against labels [N]; also returns log-probabilities. */
-  crossEntropy(logits: Value, labels: Value): { loss: Value; logProb: Value } {
+  /**
+   * Softmax cross-entropy averaged over the rows; with `classWeights` [classes], ONNX's weighted mean
+   * Σ w[yᵢ]·lossᵢ / Σ w[yᵢ] (PyTorch's cross_entropy with `weight`).
+   */
+  crossEntropy(logits: Value, labels: Value, classWeights?: Value): { loss: Value; logProb: Value } {
     const [loss, logProb] = this.node(
       'SoftmaxCrossEntropyLoss',
-      [logits, labels],
+      classWeights ? [logits, labels, classWeights] : [logits, labels],
       [
         [[], 'float32'],
         [logits.shape, 'float32'],
