@@ -3,15 +3,18 @@
 // fill-in-the-middle, chat, license) as children and in the tooltip, and context values that the manifest's
 // menus match (deploy, evaluate, train further, reveal the model card, delete). Below the models, Deployments:
 // each role with its versions (the serving one marked; rollback from the role's menu), and for a classifier its
-// macro-F1, accuracy and confusion matrix.
+// macro-F1, accuracy and confusion matrix; for a completion model, how often its suggestions were accepted here.
 import * as vscode from 'vscode';
 import {
+  type AcceptanceFigures,
   type DeploymentHistory,
+  GetAcceptanceRates,
   type DeploymentVersion,
   ListDeployments,
   type ModelRole,
   type ModelSummary,
 } from '../../server/src/protocol';
+import { acceptanceText } from './acceptanceText';
 import { confusionMarkdown, describeVersion, versionMetrics } from './deploymentFormat';
 import { commandIds } from './commandIds';
 import { describeModel, formatTimestamp, metricRows, modelFacts, modelTooltip } from './format';
@@ -36,13 +39,22 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
   private models: ModelSummary[] = [];
   private active: Partial<Record<ModelRole, string>> = {};
   private histories: DeploymentHistory[] = [];
+  private acceptance: Record<string, AcceptanceFigures> = {};
+  private readonly subscriptions: vscode.Disposable[] = [];
   private loading: Promise<void> | undefined;
   private loaded = false;
 
   constructor(
     private readonly server: ServerClient,
     private readonly log: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    this.subscriptions.push(
+      server.onAcceptanceRates((models) => {
+        this.acceptance = models;
+        this.changed.fire(undefined);
+      }),
+    );
+  }
 
   /** The models as last listed by the server. */
   get current(): readonly ModelSummary[] {
@@ -64,15 +76,23 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
             a.name.localeCompare(b.name),
         );
         this.active = result.active;
-        // Servers without versions answer "method not found": the tree then has no Deployments.
-        return this.server.request(ListDeployments, {}).then(
-          (deployments) => {
-            this.histories = deployments.histories;
-          },
-          () => {
-            this.histories = [];
-          },
-        );
+        // Servers without versions (or an acceptance record) answer "method not found": those rows stay out.
+        return Promise.all([
+          this.server.request(ListDeployments, {}).then(
+            (deployments) => {
+              this.histories = deployments.histories;
+            },
+            () => {
+              this.histories = [];
+            },
+          ),
+          this.server.request(GetAcceptanceRates, {}).then(
+            (rates) => {
+              this.acceptance = rates.models;
+            },
+            () => undefined,
+          ),
+        ]).then(() => undefined);
       })
       .catch((error: unknown) =>
         this.log.warn(`Listing models failed: ${error instanceof Error ? error.message : String(error)}`),
@@ -204,6 +224,8 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
         arguments: [node],
       });
     for (const [label, value] of modelFacts(m)) detail(label, value);
+    if (m.kind !== 'text-classification' && (this.acceptance[m.name] || m.roles.includes('completion')))
+      detail('suggestions', acceptanceText(this.acceptance[m.name]));
     if (m.parent) detail('fine-tuned from', m.parent);
     if (m.createdAt) detail('created', formatTimestamp(m.createdAt));
     return details;
@@ -217,6 +239,7 @@ export class ModelsTreeProvider implements vscode.TreeDataProvider<ModelsTreeNod
   }
 
   dispose(): void {
+    for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
 }

@@ -18,6 +18,8 @@ import {
   WorkDoneProgressCancelNotification,
 } from 'vscode-languageclient/node';
 import {
+  type AcceptanceFigures,
+  AcceptanceRates,
   Chat,
   DeleteModel,
   DeployModel,
@@ -54,6 +56,7 @@ export class ServerClient implements vscode.Disposable {
   private readonly stateEmitter = new vscode.EventEmitter<ConnectionState>();
   private readonly statusEmitter = new vscode.EventEmitter<ServerStatus | undefined>();
   private readonly trainingEmitter = new vscode.EventEmitter<TrainingFigures>();
+  private readonly acceptanceEmitter = new vscode.EventEmitter<Record<string, AcceptanceFigures>>();
   private connectionState: ConnectionState = 'starting';
   private restartCount = 0;
   private status: ServerStatus | undefined;
@@ -66,6 +69,8 @@ export class ServerClient implements vscode.Disposable {
   readonly onDidChangeStatus = this.statusEmitter.event;
   /** A training step's figures (all trainings, including ones started elsewhere). */
   readonly onTrainingProgress = this.trainingEmitter.event;
+  /** The local acceptance record of inline suggestions changed (figures per model name). */
+  readonly onAcceptanceRates = this.acceptanceEmitter.event;
 
   constructor(
     serverModule: string,
@@ -127,6 +132,7 @@ export class ServerClient implements vscode.Disposable {
       this.statusEmitter.fire(status);
     });
     this.client.onNotification(TrainingProgress.type, (figures) => this.trainingEmitter.fire(figures));
+    this.client.onNotification(AcceptanceRates.type, ({ models }) => this.acceptanceEmitter.fire(models));
   }
 
   get connection(): ConnectionState {
@@ -375,6 +381,7 @@ export class ServerClient implements vscode.Disposable {
     this.stateEmitter.dispose();
     this.statusEmitter.dispose();
     this.trainingEmitter.dispose();
+    this.acceptanceEmitter.dispose();
   }
 }
 
