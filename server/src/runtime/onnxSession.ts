@@ -17,7 +17,8 @@ export interface SessionSettings {
   /**
    * Whether idle pool threads spin-wait for the next op (onnxruntime's session.intra_op.allow_spinning). Spinning
    * saves a wake-up per op on an idle machine (about 12% of a training step here) but halves the speed when other
-   * work wants the cores. 'auto' (the default) spins only when the load average leaves a core for every thread.
+   * work wants the cores. 'auto' (the default, or MODELWRIGHT_SPINNING=on|off|auto) spins only when the load
+   * average leaves a core for every thread when the session is made.
    */
   spinning?: 'auto' | 'on' | 'off';
 }
@@ -29,7 +30,8 @@ export function shouldSpin(
   load = os.loadavg()[0],
   cores = os.availableParallelism(),
 ): boolean {
-  if (setting === 'on' || setting === 'off') return setting === 'on';
+  const chosen = setting ?? process.env.MODELWRIGHT_SPINNING;
+  if (chosen === 'on' || chosen === 'off') return chosen === 'on';
   const used = threads > 0 ? threads : cores;
   return used > 1 && load + used <= cores + 0.5;
 }
