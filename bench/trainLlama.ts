@@ -207,7 +207,7 @@ export async function llamaLoraBench(options: {
       intraOpThreads: threads,
       profileFilePrefix: options.profile ? path.join(work, 'profile') : undefined,
     });
-    const flat = packParameters(spec, initialLoraParameters(smolLm2, lora, 1));
+    const flat = packParameters(spec, initialLoraParameters(spec.architecture, lora, 1));
     let state: Record<'p' | 'm' | 'v', Float32Array> = {
       p: flat,
       m: new Float32Array(flat.length),

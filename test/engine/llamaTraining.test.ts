@@ -4,14 +4,12 @@
 // reproducible dropout and the chunked causal attention of long windows.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Architecture } from '../../server/src/engine/architecture';
 import type { LlamaConfig } from '../../server/src/engine/llama';
 import {
-  type LoraSettings,
   initialLoraParameters,
   loraModules,
   loraParameterShapes,
@@ -22,10 +20,8 @@ import { backward } from '../../server/src/engine/autodiff';
 import { CAUSAL_CHUNK, attend } from '../../server/src/engine/causalAttention';
 import { Graph } from '../../server/src/engine/graph';
 import { causalBias } from '../../server/src/engine/model';
-import { type AdamWSettings, stepScalarValues } from '../../server/src/engine/optimizer';
 import {
   type TrainingSpec,
-  buildEvaluation,
   buildGradients,
   buildTrainingStep,
   frozenInputShapes,
@@ -33,175 +29,25 @@ import {
   packParameters,
   unpackParameters,
 } from '../../server/src/engine/trainingGraph';
-import { readArchitecture } from '../../server/src/modelFolder/config';
 import type { Feeds } from '../../server/src/runtime/onnxSession';
-import { checkPython, PYTHON } from '../helpers/familyModels';
+import { checkPython } from '../helpers/familyModels';
 import { f32, i64, maxAbs, maxAbsDiff, open, run, size, uniform } from '../helpers/engineHarness';
-
-const SCRIPT = path.resolve(__dirname, '..', '..', 'scripts', 'makeTrainingReference.py');
-
-interface Entry {
-  name: string;
-  shape: number[];
-  data: number[];
-}
-
-interface Method {
-  logits: { shape: number[]; data: number[] };
-  loss: number;
-  grads: Entry[];
-  grad_norm: number;
-  adamw: { lr: number; beta1: number; beta2: number; eps: number; weight_decay: number; max_grad_norm: number };
-  updated: Entry[];
-}
-
-interface Reference {
-  batch: number;
-  seq: number;
-  input_ids: number[][];
-  targets: number[][];
-  params: Entry[];
-  full: Method;
-  lora: Method & {
-    settings: { r: number; lora_alpha: number; lora_dropout: number; target_modules: string[] };
-    adapter: Entry[];
-    base_unchanged: boolean;
-  };
-}
-
-// Tolerances: float32 engine vs float32 PyTorch on the same numbers; differences are round-off of different
-// summation orders. Logits and loss absolute; gradients relative to each tensor's largest |g|.
-const LOGITS_TOLERANCE = 1e-4;
-const LOSS_TOLERANCE = 1e-5;
-const GRADIENT_TOLERANCE = 1e-4;
-const GRAD_NORM_TOLERANCE = 1e-5; // relative
-const STEP_TOLERANCE = 1e-6; // absolute, on parameters after one step of lr 1e-3
-
-const weightsOf = (list: Entry[]) => new Map(list.map((e) => [e.name, Float32Array.from(e.data)]));
-
-interface Case {
-  reference: Reference;
-  architecture: Architecture & { family: 'llama' };
-  full: TrainingSpec;
-  lora: TrainingSpec & { lora: LoraSettings };
-  shape: { batch: number; time: number };
-  base: Map<string, Float32Array>;
-  batchFeeds: Feeds;
-}
-
-function makeCase(family: 'llama' | 'qwen2', targets: string[], dir: string): Case {
-  const out = path.join(dir, family);
-  execFileSync(PYTHON, [SCRIPT, '--family', family, '--out', out, '--targets', targets.join(',')], {
-    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', PYTHONDONTWRITEBYTECODE: '1' },
-  });
-  const reference = JSON.parse(fs.readFileSync(path.join(out, 'trainingReference.json'), 'utf8')) as Reference;
-  const architecture = readArchitecture(out);
-  assert.equal(architecture.family, 'llama');
-  const s = reference.lora.settings;
-  const lora: LoraSettings = {
-    rank: s.r,
-    alpha: s.lora_alpha,
-    dropout: s.lora_dropout,
-    targetModules: s.target_modules,
-  };
-  const shape = { batch: reference.batch, time: reference.seq };
-  return {
-    reference,
-    architecture: architecture as Case['architecture'],
-    full: { architecture },
-    lora: { architecture, lora },
-    shape,
-    base: weightsOf(reference.params),
-    batchFeeds: {
-      [names.inputIds]: i64(reference.input_ids.flat(), [shape.batch, shape.time]),
-      [names.targets]: i64(reference.targets.flat(), [shape.batch, shape.time]),
-    },
-  };
-}
-
-function adamwOf(m: Method): AdamWSettings {
-  const a = m.adamw;
-  return { beta1: a.beta1, beta2: a.beta2, epsilon: a.eps, weightDecay: a.weight_decay, maxGradNorm: a.max_grad_norm };
-}
-
-/** The frozen base weights as the LoRA graphs' inputs. */
-function frozenFeeds(c: Case, base = c.base): Feeds {
-  const feeds: Feeds = {};
-  for (const [name, shape] of frozenInputShapes(c.lora)) feeds[name] = f32(base.get(name)!, shape);
-  return feeds;
-}
-
-function flatFeed(flat: Float32Array): Feeds {
-  return { [names.parameters]: f32(flat, [flat.length]) };
-}
-
-function compare(label: string, reference: Entry[], actual: (name: string) => Float32Array | undefined, tol: number) {
-  const failures: string[] = [];
-  for (const e of reference) {
-    const a = actual(e.name);
-    if (!a) {
-      failures.push(`${e.name}: missing`);
-      continue;
-    }
-    const limit = tol * Math.max(maxAbs(e.data), 1e-12);
-    const { diff, index } = maxAbsDiff(a, e.data);
-    if (diff > limit) failures.push(`${e.name}[${index}]: engine ${a[index]} vs ${e.data[index]} (limit ${limit})`);
-  }
-  assert.deepEqual(failures, [], `${label} disagree with PyTorch`);
-}
-
-/** Parameters after one step: within STEP_TOLERANCE, except where ĝ is zero up to round-off (see reference.test). */
-function compareStep(label: string, m: Method, before: Map<string, Float32Array>, after: Map<string, Float32Array>) {
-  const clip = Math.min(1, m.adamw.max_grad_norm / (m.grad_norm + 1e-6));
-  const grads = new Map(m.grads.map((e) => [e.name, e]));
-  const failures: string[] = [];
-  let moved = 0;
-  for (const e of m.updated) {
-    const a = after.get(e.name)!;
-    const g = grads.get(e.name)!.data;
-    const delta = 1e-5 * clip * maxAbs(g);
-    for (let i = 0; i < a.length; i++) {
-      const sensitivity = Math.min(2, (m.adamw.eps * delta) / (Math.abs(clip * g[i]) + m.adamw.eps) ** 2);
-      const limit = STEP_TOLERANCE + m.adamw.lr * sensitivity;
-      if (Math.abs(a[i] - e.data[i]) > limit) {
-        failures.push(`${e.name}[${i}]: engine ${a[i]} vs ${e.data[i]}`);
-        break;
-      }
-      if (a[i] !== before.get(e.name)![i]) moved++;
-    }
-  }
-  assert.deepEqual(failures, [], `${label} disagree with PyTorch`);
-  assert.ok(moved > 0, `${label}: nothing moved`);
-}
-
-async function evaluate(spec: TrainingSpec, c: Case, feeds: Feeds) {
-  const session = await open(buildEvaluation(spec, c.shape, { logits: true }));
-  try {
-    return await run(session, { ...c.batchFeeds, ...feeds });
-  } finally {
-    await session.release();
-  }
-}
-
-async function oneStep(spec: TrainingSpec, c: Case, m: Method, flat: Float32Array, extra: Feeds) {
-  const adamw = adamwOf(m);
-  const session = await open(buildTrainingStep(spec, c.shape, adamw));
-  try {
-    const s = stepScalarValues(adamw, 1, m.adamw.lr);
-    return await run(session, {
-      ...c.batchFeeds,
-      ...extra,
-      ...flatFeed(flat),
-      [names.moments]: f32(new Float32Array(flat.length), [flat.length]),
-      [names.variances]: f32(new Float32Array(flat.length), [flat.length]),
-      [names.learningRate]: f32([s.learningRate], []),
-      [names.momentScale]: f32([s.momentScale], []),
-      [names.varianceScale]: f32([s.varianceScale], []),
-    });
-  } finally {
-    await session.release();
-  }
-}
+import {
+  type Case,
+  GRAD_NORM_TOLERANCE,
+  GRADIENT_TOLERANCE,
+  LOGITS_TOLERANCE,
+  LOSS_TOLERANCE,
+  adamwOf,
+  compare,
+  compareStep,
+  evaluate,
+  flatFeed,
+  frozenFeeds,
+  makeCase,
+  oneStep,
+  weightsOf,
+} from '../helpers/trainingReference';
 
 const families: ['llama' | 'qwen2', string[]][] = [
   ['llama', ['q_proj', 'k_proj', 'v_proj', 'o_proj']],
@@ -248,7 +94,7 @@ for (const [family, targets] of families) {
 
     test('LoRA: the adapter in PEFT names and shapes', () => {
       assert.deepEqual(
-        loraParameterShapes(c.architecture.config, c.lora.lora).map(([n, s]) => `${n} [${s}]`),
+        loraParameterShapes(c.architecture, c.lora.lora).map(([n, s]) => `${n} [${s}]`),
         c.reference.lora.adapter.map((e) => `${e.name} [${e.shape}]`),
       );
     });
@@ -290,8 +136,8 @@ for (const [family, targets] of families) {
 
     test('LoRA: merged weights give the adapted model’s logits', async () => {
       const m = c.reference.lora;
-      const merged = mergeLora(c.architecture.config, c.lora.lora, c.base, weightsOf(m.adapter));
-      const changed = loraModules(c.architecture.config, c.lora.lora).map((l) => `${l.module}.weight`);
+      const merged = mergeLora(c.architecture, c.lora.lora, c.base, weightsOf(m.adapter));
+      const changed = loraModules(c.architecture, c.lora.lora).map((l) => `${l.module}.weight`);
       for (const n of changed) assert.notDeepEqual(merged.get(n), c.base.get(n), `${n} was not merged`);
       const out = await evaluate(c.full, c, flatFeed(packParameters(c.full, merged)));
       const { diff, index } = maxAbsDiff(out[names.logits], m.logits.data);
@@ -299,9 +145,8 @@ for (const [family, targets] of families) {
     });
 
     test('LoRA: PEFT initialization leaves the base model unchanged', async () => {
-      const config: LlamaConfig = c.architecture.config;
-      const adapter = initialLoraParameters(config, c.lora.lora, 5);
-      for (const { module, inFeatures } of loraModules(config, c.lora.lora)) {
+      const adapter = initialLoraParameters(c.architecture, c.lora.lora, 5);
+      for (const { module, inFeatures } of loraModules(c.architecture, c.lora.lora)) {
         const a = adapter.get(`base_model.model.${module}.lora_A.weight`)!;
         assert.ok(maxAbs(a) <= 1 / Math.sqrt(inFeatures) && maxAbs(a) > 0.5 / Math.sqrt(inFeatures));
         assert.equal(maxAbs(adapter.get(`base_model.model.${module}.lora_B.weight`)!), 0);
@@ -356,7 +201,7 @@ test('LoRA dropout: the same seed draws the same mask, another seed another, at 
   const adapter = packParameters(
     spec,
     new Map(
-      loraParameterShapes(config, spec.lora!).map(([n, s]) => [
+      loraParameterShapes(architecture, spec.lora!).map(([n, s]) => [
         n,
         random(
           s.reduce((a, b) => a * b, 1),

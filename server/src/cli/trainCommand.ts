@@ -93,11 +93,18 @@ export function addTrainCommand(program: Command): void {
       'gitignore-style pattern of files to keep although a heuristic excludes them (repeatable)',
       collect,
     )
-    .option('--method <lora|full>', 'fine-tuning a Llama-family --base: a LoRA adapter or every weight (default: lora)')
+    .option(
+      '--method <lora|full>',
+      'fine-tuning a --base: a LoRA adapter or every weight (default: lora for Llama-family bases, full for GPT-2)',
+    )
     .option('--lora-rank <n>', 'LoRA rank r (default: 8)', positiveInteger)
     .option('--lora-alpha <x>', 'LoRA alpha: the adapter is scaled by alpha / r (default: 2 × rank)', positiveNumber)
     .option('--lora-dropout <x>', 'dropout on the adapter input (default: 0)', nonNegativeNumber)
-    .option('--lora-targets <list>', 'adapted layers among q,k,v,o,gate,up,down (default: q,k,v,o)')
+    .option(
+      '--lora-targets <list>',
+      'adapted layers: q,k,v,o,gate,up,down of a Llama-family base (default: q,k,v,o); c_attn,c_proj,c_fc of GPT-2 ' +
+        '(default: c_attn; c_proj is the attention and MLP outputs)',
+    )
     .option('--dtype <fp32|q8>', 'q8 also writes onnx/model_quantized.onnx with int8 weights (default: fp32)')
     .option(
       '--fim-rate <x>',

@@ -5,7 +5,7 @@
 import { type ActivationName, activate } from './activations';
 import { attend } from './causalAttention';
 import type { Graph, Value } from './graph';
-import type { LayerCacheValues } from './model';
+import { type LayerCacheValues, linear } from './model';
 
 export interface RopeScaling {
   /** 'linear' divides positions by factor; 'llama3' rescales the frequencies as Llama 3.1 does. */
@@ -52,7 +52,7 @@ export function llamaParameterShapes(c: LlamaConfig): [string, number[]][] {
   const q = c.heads * c.headDim;
   const kv = c.kvHeads * c.headDim;
   const shapes: [string, number[]][] = [['model.embed_tokens.weight', [c.vocabSize, d]]];
-  const linear = (name: string, out: number, inputs: number, bias: boolean | undefined) => {
+  const linearLayer = (name: string, out: number, inputs: number, bias: boolean | undefined) => {
     shapes.push([`${name}.weight`, [out, inputs]]);
     if (bias) shapes.push([`${name}.bias`, [out]]);
   };
@@ -63,18 +63,18 @@ export function llamaParameterShapes(c: LlamaConfig): [string, number[]][] {
   for (let i = 0; i < c.layers; i++) {
     const layer = `model.layers.${i}`;
     norm(`${layer}.input_layernorm`);
-    linear(`${layer}.self_attn.q_proj`, q, d, c.qkvBias);
-    linear(`${layer}.self_attn.k_proj`, kv, d, c.qkvBias);
-    linear(`${layer}.self_attn.v_proj`, kv, d, c.qkvBias);
-    linear(`${layer}.self_attn.o_proj`, d, q, c.outputBias);
+    linearLayer(`${layer}.self_attn.q_proj`, q, d, c.qkvBias);
+    linearLayer(`${layer}.self_attn.k_proj`, kv, d, c.qkvBias);
+    linearLayer(`${layer}.self_attn.v_proj`, kv, d, c.qkvBias);
+    linearLayer(`${layer}.self_attn.o_proj`, d, q, c.outputBias);
     norm(`${layer}.post_attention_layernorm`);
     if (c.mlp === 'plain') {
-      linear(`${layer}.mlp.c_fc`, c.intermediate, d, c.mlpBias);
-      linear(`${layer}.mlp.c_proj`, d, c.intermediate, c.mlpBias);
+      linearLayer(`${layer}.mlp.c_fc`, c.intermediate, d, c.mlpBias);
+      linearLayer(`${layer}.mlp.c_proj`, d, c.intermediate, c.mlpBias);
     } else {
-      linear(`${layer}.mlp.gate_proj`, c.intermediate, d, c.mlpBias);
-      linear(`${layer}.mlp.up_proj`, c.intermediate, d, c.mlpBias);
-      linear(`${layer}.mlp.down_proj`, d, c.intermediate, c.mlpBias);
+      linearLayer(`${layer}.mlp.gate_proj`, c.intermediate, d, c.mlpBias);
+      linearLayer(`${layer}.mlp.up_proj`, c.intermediate, d, c.mlpBias);
+      linearLayer(`${layer}.mlp.down_proj`, d, c.intermediate, c.mlpBias);
     }
   }
   norm('model.norm');
@@ -110,20 +110,7 @@ export function llamaForward(
     x = g.add(x, mlp(g, c, norm(g, c, x, w, `${layer}.post_attention_layernorm`), p));
   }
   x = norm(g, c, x, w, 'model.norm');
-  return linear(g, x, w[c.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight']);
-}
-
-/** A linear layer's weight that may carry an adapter: `adapt(x, y)` gives the layer's output from its input x and
- * base output y (LoRA adds its low-rank path there). */
-export interface AdaptedWeight extends Value {
-  adapt?: (x: Value, y: Value) => Value;
-}
-
-/** x · Wᵀ (+ b) for a Hugging Face nn.Linear weight W of shape [out, in], then W's adapter if it has one. */
-function linear(g: Graph, x: Value, weight: AdaptedWeight, bias?: Value): Value {
-  const y = g.matmul(x, g.transpose(weight, [1, 0]));
-  const biased = bias ? g.add(y, bias) : y;
-  return weight.adapt ? weight.adapt(x, biased) : biased;
+  return linear(g, 'outIn', x, w[c.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight']);
 }
 
 /** The family's normalization over the last axis: RMSNorm (a weight) or LayerNorm (a weight and a bias). */
@@ -211,7 +198,7 @@ function attention(
 ): Value {
   const heads = (t: Value, count: number) => g.transpose(g.reshape(t, [0, 0, count, c.headDim]), [0, 2, 1, 3]);
   const projection = (name: string) =>
-    linear(g, x, p(`self_attn.${name}.weight`), c.qkvBias ? p(`self_attn.${name}.bias`) : undefined);
+    linear(g, 'outIn', x, p(`self_attn.${name}.weight`), c.qkvBias ? p(`self_attn.${name}.bias`) : undefined);
   const q = rotate(g, heads(projection('q_proj'), c.heads), rotary); // [batch, heads, time, headDim]
   let keys = rotate(g, heads(projection('k_proj'), c.kvHeads), rotary); // [batch, kvHeads, time, headDim]
   let values = heads(projection('v_proj'), c.kvHeads);
@@ -229,14 +216,15 @@ function attention(
   const attended = attend(g, scaled, k, v, g.unsqueeze(bias, [1]), !cache);
   const y = g.reshape(attended, [0, c.heads, -1, c.headDim]); // [batch, heads, time, headDim]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.heads * c.headDim]);
-  return linear(g, merged, p('self_attn.o_proj.weight'), c.outputBias ? p('self_attn.o_proj.bias') : undefined);
+  const outputBias = c.outputBias ? p('self_attn.o_proj.bias') : undefined;
+  return linear(g, 'outIn', merged, p('self_attn.o_proj.weight'), outputBias);
 }
 
 /** SwiGLU, down(silu(gate(x)) · up(x)), or StarCoder2's plain c_proj(act(c_fc(x))). */
 function mlp(g: Graph, c: LlamaConfig, x: Value, p: (name: string) => Value): Value {
-  const project = (name: string, input: Value) =>
-    linear(g, input, p(`mlp.${name}.weight`), c.mlpBias ? p(`mlp.${name}.bias`) : undefined);
+  const layer = (name: string, input: Value) =>
+    linear(g, 'outIn', input, p(`mlp.${name}.weight`), c.mlpBias ? p(`mlp.${name}.bias`) : undefined);
   const act = (input: Value) => activate(g, input, c.activation ?? 'silu');
-  if (c.mlp === 'plain') return project('c_proj', act(project('c_fc', x)));
-  return project('down_proj', g.mul(act(project('gate_proj', x)), project('up_proj', x)));
+  if (c.mlp === 'plain') return layer('c_proj', act(layer('c_fc', x)));
+  return layer('down_proj', g.mul(act(layer('gate_proj', x)), layer('up_proj', x)));
 }

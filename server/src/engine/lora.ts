@@ -1,8 +1,10 @@
-// LoRA for the Llama family as PEFT defines it: y = x·Wᵀ + (alpha/r)·B·A·x on the target linear layers, with
-// PEFT's parameter names and shapes (lora_A [r, in] Kaiming-uniform, lora_B [out, r] zero), the adapter attached
-// to the forward pass through the layers' weights, and the merge W' = W + (alpha/r)·B·A for export.
+// LoRA as PEFT defines it, for the families whose linear layers it adapts (the Llama family's nn.Linear, GPT-2's
+// Conv1D): y = base(x) + (alpha/r)·B·A·x on the target layers, PEFT's names and shapes (lora_A [r, in] Kaiming-uniform,
+// lora_B [out, r] zero, whatever the base weight's layout), the adapter attached to the forward pass through the
+// layers' weights, and the merge W' = W + (alpha/r)·B·A for export (its transpose for GPT-2's [in, out] weights).
+import { type Architecture, parameterShapesOf } from './architecture';
 import type { Graph, Value } from './graph';
-import { type AdaptedWeight, type LlamaConfig, llamaParameterShapes } from './llama';
+import type { AdaptedWeight, WeightLayout } from './model';
 import { uniform } from './random';
 
 export interface LoraSettings {
@@ -17,6 +19,36 @@ export interface LoraSettings {
 export const attentionModules = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
 export const mlpModules = ['gate_proj', 'up_proj', 'down_proj'];
 
+/** The architectures LoRA adapts. */
+export type LoraArchitecture = Extract<Architecture, { family: 'gpt2' | 'llama' }>;
+
+/**
+ * What LoRA knows of a family: the linear layers it may adapt, by the last part of their name (PEFT matches
+ * target_modules as name suffixes), those adapted by default, and how the family stores their weights.
+ */
+export interface LoraFamily {
+  modules: readonly string[];
+  defaultTargets: readonly string[];
+  /** 'inOut' is PEFT's fan_in_fan_out: the merge adds (B·A)ᵀ (the forward pass is the same either way). */
+  layout: WeightLayout;
+}
+
+export const loraFamilies: Record<LoraArchitecture['family'], LoraFamily> = {
+  llama: { modules: [...attentionModules, ...mlpModules], defaultTargets: attentionModules, layout: 'outIn' },
+  // PEFT's default for gpt2 is c_attn; c_proj names both attn.c_proj and mlp.c_proj, as PEFT's suffix match does.
+  gpt2: { modules: ['c_attn', 'c_proj', 'c_fc'], defaultTargets: ['c_attn'], layout: 'inOut' },
+};
+
+export function isLoraArchitecture(a: Architecture): a is LoraArchitecture {
+  return a.family in loraFamilies;
+}
+
+export function loraFamilyOf(a: Architecture): LoraFamily {
+  if (!isLoraArchitecture(a)) throw new Error(`LoRA is not available for ${a.family} models`);
+  return loraFamilies[a.family];
+}
+
+/** The Llama family's defaults (GPT-2's targets are loraFamilies.gpt2.defaultTargets). */
 export const defaultLora: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targetModules: attentionModules };
 
 export const loraScale = (s: LoraSettings) => s.alpha / s.rank;
@@ -34,21 +66,25 @@ export const loraNames = {
 };
 
 /** The adapted layers, in the model's parameter order. */
-export function loraModules(c: LlamaConfig, s: LoraSettings): LoraModule[] {
-  const unknown = s.targetModules.filter((t) => ![...attentionModules, ...mlpModules].includes(t));
-  if (unknown.length) throw new Error(`LoRA target modules ${unknown.join(', ')} are not linear layers of the model`);
-  return llamaParameterShapes(c)
+export function loraModules(a: Architecture, s: LoraSettings): LoraModule[] {
+  const { modules, layout } = loraFamilyOf(a);
+  const unknown = s.targetModules.filter((t) => !modules.includes(t));
+  if (unknown.length)
+    throw new Error(
+      `LoRA target modules ${unknown.join(', ')} are not linear layers of ${a.family} models (${modules.join(', ')})`,
+    );
+  return parameterShapesOf(a)
     .filter(([name]) => s.targetModules.some((t) => name.endsWith(`.${t}.weight`)))
-    .map(([name, [outFeatures, inFeatures]]) => ({
+    .map(([name, [rows, columns]]) => ({
       module: name.slice(0, -'.weight'.length),
-      inFeatures,
-      outFeatures,
+      inFeatures: layout === 'outIn' ? columns : rows,
+      outFeatures: layout === 'outIn' ? rows : columns,
     }));
 }
 
 /** The adapter's parameters in PEFT's names: lora_A [r, in] then lora_B [out, r] for each adapted layer. */
-export function loraParameterShapes(c: LlamaConfig, s: LoraSettings): [string, number[]][] {
-  return loraModules(c, s).flatMap(({ module, inFeatures, outFeatures }): [string, number[]][] => [
+export function loraParameterShapes(a: Architecture, s: LoraSettings): [string, number[]][] {
+  return loraModules(a, s).flatMap(({ module, inFeatures, outFeatures }): [string, number[]][] => [
     [loraNames.a(module), [s.rank, inFeatures]],
     [loraNames.b(module), [outFeatures, s.rank]],
   ]);
@@ -58,10 +94,10 @@ export function loraParameterShapes(c: LlamaConfig, s: LoraSettings): [string, n
  * PEFT's initialization: lora_A by kaiming_uniform_(a=√5), i.e. uniform in ±1/√in, and lora_B zero, so that the
  * adapted model starts equal to the base.
  */
-export function initialLoraParameters(c: LlamaConfig, s: LoraSettings, seed: number): Map<string, Float32Array> {
+export function initialLoraParameters(a: Architecture, s: LoraSettings, seed: number): Map<string, Float32Array> {
   const random = uniform(seed);
   const out = new Map<string, Float32Array>();
-  for (const { module, inFeatures, outFeatures } of loraModules(c, s)) {
+  for (const { module, inFeatures, outFeatures } of loraModules(a, s)) {
     const bound = 1 / Math.sqrt(inFeatures);
     out.set(
       loraNames.a(module),
@@ -74,13 +110,14 @@ export function initialLoraParameters(c: LlamaConfig, s: LoraSettings, seed: num
 
 /**
  * The base weights with the adapter attached to each target layer's weight: the layer then adds
- * (alpha/r)·(dropout(x)·Aᵀ)·Bᵀ, two rank-r matmuls (B·A is never formed). `dropoutSeed` (an int64 scalar input)
- * is needed when s.dropout > 0: the keep-mask is a hash of the seed, the layer and the element's index, so a
- * run resumed with the same seeds draws the same masks.
+ * (alpha/r)·(dropout(x)·Aᵀ)·Bᵀ, two rank-r matmuls (B·A is never formed), whichever way the base weight is stored.
+ * `dropoutSeed` (an int64 scalar input) is needed when s.dropout > 0: the keep-mask is a hash of the seed, the layer
+ * (and how many times the graph already ran it: GPT-2 runs its blocks once per chunk of the batch) and the
+ * element's index, so a run resumed with the same seeds draws the same masks.
  */
 export function attachLora(
   g: Graph,
-  c: LlamaConfig,
+  architecture: Architecture,
   s: LoraSettings,
   base: Record<string, Value>,
   adapter: Record<string, Value>,
@@ -88,11 +125,14 @@ export function attachLora(
 ): Record<string, Value> {
   if (s.dropout > 0 && !dropoutSeed) throw new Error('LoRA dropout needs a seed input');
   const weights = { ...base };
-  loraModules(c, s).forEach(({ module }, layerIndex) => {
+  const modules = loraModules(architecture, s);
+  modules.forEach(({ module }, layerIndex) => {
     const a = adapter[loraNames.a(module)];
     const b = adapter[loraNames.b(module)];
+    let runs = 0;
     const adapt = (x: Value, y: Value) => {
-      const dropped = s.dropout > 0 ? seededDropout(g, x, s.dropout, dropoutSeed!, layerIndex) : x;
+      const stream = layerIndex + modules.length * runs++;
+      const dropped = s.dropout > 0 ? seededDropout(g, x, s.dropout, dropoutSeed!, stream) : x;
       const low = g.mul(g.matmul(dropped, g.transpose(a, [1, 0])), g.scalar(loraScale(s)));
       return g.add(y, g.matmul(low, g.transpose(b, [1, 0])));
     };
@@ -125,28 +165,33 @@ export function seededDropout(g: Graph, x: Value, rate: number, seed: Value, str
   return g.mul(x, mask);
 }
 
-/** W' = W + (alpha/r)·B·A for every adapted layer: the weights to export; other weights are shared, not copied. */
+/**
+ * W' = W + (alpha/r)·B·A for every adapted layer, or W + (alpha/r)·(B·A)ᵀ for a weight stored [in, out] (GPT-2):
+ * the weights to export; other weights are shared, not copied.
+ */
 export function mergeLora(
-  c: LlamaConfig,
+  architecture: Architecture,
   s: LoraSettings,
   base: Map<string, Float32Array>,
   adapter: Map<string, Float32Array>,
 ): Map<string, Float32Array> {
   const merged = new Map(base);
   const scale = loraScale(s);
-  for (const { module, inFeatures, outFeatures } of loraModules(c, s)) {
+  const { layout } = loraFamilyOf(architecture);
+  for (const { module, inFeatures, outFeatures } of loraModules(architecture, s)) {
     const w = base.get(`${module}.weight`);
     const a = adapter.get(loraNames.a(module));
     const b = adapter.get(loraNames.b(module));
     if (!w || !a || !b) throw new Error(`merging LoRA: ${module} lacks its weight or adapter`);
     const out = Float32Array.from(w);
+    // Where element [o, i] of B·A goes in the weight: row o of an [out, in] weight, column o of an [in, out] one.
+    const [outStride, inStride] = layout === 'outIn' ? [inFeatures, 1] : [1, outFeatures];
     for (let o = 0; o < outFeatures; o++) {
-      const row = out.subarray(o * inFeatures, (o + 1) * inFeatures);
       for (let k = 0; k < s.rank; k++) {
         const coefficient = scale * b[o * s.rank + k];
         if (coefficient === 0) continue;
         const aRow = a.subarray(k * inFeatures, (k + 1) * inFeatures);
-        for (let i = 0; i < inFeatures; i++) row[i] += coefficient * aRow[i];
+        for (let i = 0; i < inFeatures; i++) out[o * outStride + i * inStride] += coefficient * aRow[i];
       }
     }
     merged.set(`${module}.weight`, out);

@@ -1,6 +1,7 @@
 // The GPT model, defined once: GPT-2's architecture (pre-LayerNorm blocks, tanh GELU MLP, learned positions,
 // biases in every linear layer, LM head tied to the token embedding) as ONNX ops with the Graph builder. Training
 // graphs (blocks run on chunks of a few sequences) and KV-cache inference graphs are both built from `forward`.
+// Its `linear`, which runs a weight's LoRA adapter when it carries one, is the Llama family's too.
 import type { Graph, Value } from './graph';
 import { type DataType, type Dim, int } from './onnx';
 import { gaussian } from './random';
@@ -143,7 +144,7 @@ function attention(
   cache?: LayerCacheValues,
 ): Value {
   const headDim = c.embedding / c.heads;
-  const qkv = g.linear(x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
+  const qkv = linear(g, 'inOut', x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
   const [q, k, v] = g.split(qkv, 3).map((t) => g.transpose(g.reshape(t, [0, 0, c.heads, headDim]), [0, 2, 1, 3]));
   let keys = k;
   let values = v;
@@ -155,12 +156,28 @@ function attention(
   const scores = g.add(g.matmul(scaledQ, g.transpose(keys, [0, 1, 3, 2])), attentionBias);
   const y = g.matmul(g.softmax(scores), values); // [batch, heads, time, headDim]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.embedding]);
-  return g.linear(merged, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
+  return linear(g, 'inOut', merged, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
 }
 
 function mlp(g: Graph, x: Value, p: (name: string) => Value): Value {
-  const hidden = g.gelu(g.linear(x, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')));
-  return g.linear(hidden, p('mlp.c_proj.weight'), p('mlp.c_proj.bias'));
+  const hidden = g.gelu(linear(g, 'inOut', x, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')));
+  return linear(g, 'inOut', hidden, p('mlp.c_proj.weight'), p('mlp.c_proj.bias'));
+}
+
+/** How a family stores a linear layer's weight: GPT-2's Conv1D as [in, out] (y = x·W), nn.Linear as [out, in]. */
+export type WeightLayout = 'inOut' | 'outIn';
+
+/** A linear layer's weight that may carry an adapter: `adapt(x, y)` gives the layer's output from its input x and
+ * base output y (LoRA adds its low-rank path there). */
+export interface AdaptedWeight extends Value {
+  adapt?: (x: Value, y: Value) => Value;
+}
+
+/** The linear layer of every family: x·W or x·Wᵀ as `layout` says, plus the bias if any, then W's adapter if any. */
+export function linear(g: Graph, layout: WeightLayout, x: Value, weight: AdaptedWeight, bias?: Value): Value {
+  const y = g.matmul(x, layout === 'inOut' ? weight : g.transpose(weight, [1, 0]));
+  const biased = bias ? g.add(y, bias) : y;
+  return weight.adapt ? weight.adapt(x, biased) : biased;
 }
 
 /** Additive causal mask [time, time]: 0 on and below the diagonal, −1e9 above. */

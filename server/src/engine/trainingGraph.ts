@@ -2,8 +2,8 @@
 // update in one graph), the evaluation graph (loss only) and a gradients-only graph for checks. The trained
 // parameters travel as ONE flat vector `parameters` (with `adam_m`, `adam_v`), sliced into named weights inside the
 // graph: the optimizer then runs a dozen ops on one vector instead of a dozen per weight, and nothing is copied per
-// step. Full fine-tuning trains every weight of any family; LoRA (Llama family) trains only the adapter, and the
-// frozen base weights are separate graph inputs under their Hugging Face names, with no gradient and no state.
+// step. Full fine-tuning trains every weight of any family; LoRA (Llama family, GPT-2) trains only the adapter, and
+// the frozen base weights are separate graph inputs under their Hugging Face names, with no gradient and no state.
 import { type Architecture, forwardOf, parameterShapesOf } from './architecture';
 import { backward } from './autodiff';
 import { Graph, type Value } from './graph';
@@ -37,9 +37,7 @@ export function trainingSpec(t: Trainable): TrainingSpec {
 /** The trained parameters in flat-vector order: the model's own, or the LoRA adapter's in PEFT's names. */
 export function trainedParameterShapes(t: Trainable): [string, number[]][] {
   const { architecture, lora } = trainingSpec(t);
-  if (!lora) return parameterShapesOf(architecture);
-  if (architecture.family !== 'llama') throw new Error(`LoRA is not available for ${architecture.family} models`);
-  return loraParameterShapes(architecture.config, lora);
+  return lora ? loraParameterShapes(architecture, lora) : parameterShapesOf(architecture);
 }
 
 /** The frozen weights a LoRA graph takes as inputs (by Hugging Face name); none for full training. */
@@ -89,11 +87,11 @@ function lossGraph(t: Trainable, shape: BatchShape, name: string) {
   const flat = g.input(names.parameters, [layout.total]);
   const trained = sliceWeights(g, flat, slots);
   let weights = trained;
-  if (lora && architecture.family === 'llama') {
+  if (lora) {
     const frozen: Record<string, Value> = {};
     for (const [n, dims] of frozenInputShapes(t)) frozen[n] = g.input(n, dims);
     const seed = lora.dropout > 0 ? g.input(names.dropoutSeed, [], 'int64') : undefined;
-    weights = attachLora(g, architecture.config, lora, frozen, trained, seed);
+    weights = attachLora(g, architecture, lora, frozen, trained, seed);
   }
   const positions = g.constant(
     BigInt64Array.from({ length: time }, (_, i) => BigInt(i)),

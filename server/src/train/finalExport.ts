@@ -48,7 +48,7 @@ export function exportModel(finishedRun: FinishedRun): void {
   fs.rmSync(path.join(options.out, INCOMPLETE_MARKER), { force: true });
 }
 
-/** The card of a finished run (a fine-tuned Llama-family export adds its own fields over it). */
+/** The card of a finished run (the export of a LoRA or Llama-family fine-tune adds its own fields over it). */
 export function modelCard(run: RunState, { settings, finished, tokensPerSecond }: FinishedRun): ModelCard {
   const { options, config } = run;
   return {

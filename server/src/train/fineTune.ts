@@ -1,25 +1,26 @@
-// Fine-tuning a Llama-family base (Llama, Qwen2, Mistral, SmolLM): what is trained (a LoRA adapter by default, or
-// every weight), the trained weights a run starts from, the frozen weights a LoRA step takes as inputs, and the
-// export: the base's transformers.js layout with the adapter merged, model.safetensors in Hugging Face names, the
-// base's config and tokenizer files, the adapter in PEFT format in adapter/, and the model card with the base.
+// Fine-tuning a base: what is trained (a LoRA adapter, the Llama family's default and GPT-2's on request, or every
+// weight), the trained weights a run starts from, the frozen weights a LoRA step takes as inputs, and the export: the
+// base's layout (GPT-2's as the trainer writes it) with the adapter merged, model.safetensors in Hugging Face names,
+// the config and tokenizer files, the adapter in PEFT format in adapter/, and the model card with the base.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Architecture } from '../engine/architecture';
 import { buildInference } from '../engine/inferenceGraph';
-import type { LlamaConfig } from '../engine/llama';
 import {
+  type LoraArchitecture,
   type LoraSettings,
-  attentionModules,
   defaultLora,
   initialLoraParameters,
+  isLoraArchitecture,
+  loraFamilies,
+  loraFamilyOf,
   mergeLora,
-  mlpModules,
 } from '../engine/lora';
 import { writeModelFile } from '../engine/onnxFile';
 import { quantizeModel } from '../engine/quantize';
 import { type GptConfig, initialParameters } from '../engine/model';
 import { type Trainable, type TrainingSpec, frozenInputShapes, trainedParameterShapes } from '../engine/trainingGraph';
-import { METADATA_FILES, ONNX_FILE } from '../modelFolder/config';
+import { METADATA_FILES, ONNX_FILE, writeConfigFiles } from '../modelFolder/config';
 import { type ModelCard, writeModelCard } from '../modelFolder/modelCard';
 import { type Tensors, encodeSafetensors } from '../modelFolder/safetensors';
 import { SAFETENSORS_FILE } from '../modelFolder/weights';
@@ -43,27 +44,28 @@ export interface FineTuneOptions {
   loraRank?: number;
   loraAlpha?: number;
   loraDropout?: number;
-  /** Short (q, k, v, o, gate, up, down) or full (q_proj…) names of the adapted layers. */
+  /** The adapted layers: Llama's short (q, k, v, o, gate, up, down) or full (q_proj…) names; GPT-2's c_attn… */
   loraTargets?: string[];
 }
 
-const shortNames: Record<string, string> = {
-  q: 'q_proj',
-  k: 'k_proj',
-  v: 'v_proj',
-  o: 'o_proj',
-  gate: 'gate_proj',
-  up: 'up_proj',
-  down: 'down_proj',
+/** The names --lora-targets takes for a family's layers besides PEFT's own (the Llama family's q for q_proj…). */
+const shortTargetNames: Record<LoraArchitecture['family'], Record<string, string>> = {
+  llama: { q: 'q_proj', k: 'k_proj', v: 'v_proj', o: 'o_proj', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' },
+  gpt2: {},
 };
 
-/** The LoRA target modules for `q,k,v,o`-style names (PEFT's q_proj… also accepted). */
-export function loraTargetModules(names: string[]): string[] {
-  const known = [...attentionModules, ...mlpModules];
+/** The LoRA target modules for --lora-targets' names, checked against the base's family. */
+export function loraTargetModules(architecture: LoraArchitecture, names: string[]): string[] {
+  const short = shortTargetNames[architecture.family];
+  const { modules } = loraFamilies[architecture.family];
+  const offered = Object.keys(short).length > 0 ? Object.keys(short) : modules;
   return names.map((name) => {
-    const module = shortNames[name] ?? name;
-    if (!known.includes(module))
-      throw new Error(`--lora-targets: "${name}" is not one of ${Object.keys(shortNames).join(', ')}`);
+    const module = short[name] ?? name;
+    if (!modules.includes(module))
+      throw new Error(
+        `--lora-targets: "${name}" is not a layer LoRA adapts in ${architecture.family} models: ` +
+          `give some of ${offered.join(', ')}`,
+      );
     return module;
   });
 }
@@ -74,28 +76,28 @@ export interface TrainingPlan {
   /** The trained weights at step 0 (read only for a new run). */
   initialWeights: () => Map<string, Float32Array>;
   stepOptions: StepOptions;
-  /** The export of a fine-tuned Llama-family model; GPT-2 models use the trainer's own export. */
+  /** The export of a fine-tuned model; a model trained from scratch or a GPT-2 base trained whole use the trainer's. */
   exportModel?: (finishedRun: FinishedRun, card: FineTunedExport['card']) => void;
 }
 
 /**
- * From scratch (the preset's GPT-2), fine-tuning a GPT-2 base (every weight, as before) or a Llama-family base
- * (a LoRA adapter or every weight; the frozen base weights are fed once as inputs).
+ * From scratch (the preset's GPT-2), fine-tuning a GPT-2 base (every weight, as before, or a LoRA adapter) or a
+ * Llama-family base (a LoRA adapter or every weight); LoRA's frozen base weights are fed once as inputs.
  */
 export function planTraining(options: TrainOptions, config: GptConfig, seed: number): TrainingPlan {
   if (!options.base) return { trained: config, initialWeights: () => initialParameters(config, seed), stepOptions: {} };
   const base = readBaseModel(options.base);
   const spec = fineTuneSpec(base.architecture, options);
-  if (base.architecture.family === 'gpt2') {
+  const { lora } = spec;
+  if (!lora && base.architecture.family === 'gpt2') {
     return { trained: base.architecture.config, initialWeights: base.loadWeights, stepOptions: {} };
   }
   // LoRA keeps the base weights for the whole run (inputs of every step, then the merge); full training reads
   // them only to start from.
-  const baseWeights = spec.lora ? base.loadWeights() : undefined;
+  const baseWeights = lora ? base.loadWeights() : undefined;
   return {
     trained: spec,
-    initialWeights: () =>
-      spec.lora ? initialLoraParameters(llamaConfigOf(spec), spec.lora, seed) : base.loadWeights(),
+    initialWeights: () => (lora ? initialLoraParameters(spec.architecture, lora, seed) : base.loadWeights()),
     stepOptions: {
       frozen: baseWeights && frozenWeights(spec, baseWeights),
       dropoutSeed: (step) => dropoutSeedAt(seed, step),
@@ -105,22 +107,43 @@ export function planTraining(options: TrainOptions, config: GptConfig, seed: num
   };
 }
 
-/** What a run on this base trains: a LoRA adapter (the Llama family's default) or every weight (GPT-2's only way). */
+/**
+ * What a run on this base trains: a LoRA adapter (the Llama family's default; GPT-2's with --method lora) or every
+ * weight (GPT-2's default, and the only way for other families).
+ */
 export function fineTuneSpec(architecture: Architecture, options: FineTuneOptions): TrainingSpec {
   const method = options.method ?? (architecture.family === 'llama' ? 'lora' : 'full');
-  if (method === 'full') return { architecture };
-  if (architecture.family !== 'llama')
-    throw new Error(`LoRA is available for Llama-family bases, not ${architecture.family}: use --method full`);
+  if (method === 'full') {
+    const given = loraOptionNames.filter(([key]) => options[key] !== undefined).map(([, flag]) => flag);
+    if (given.length) {
+      const why = options.method ? '--method full' : `the default for ${architecture.family} bases`;
+      throw new Error(`${given.join(', ')}: only for --method lora, and this run trains every weight (${why})`);
+    }
+    return { architecture };
+  }
+  if (!isLoraArchitecture(architecture))
+    throw new Error(
+      `LoRA is available for Llama-family and GPT-2 bases, not ${architecture.family}: use --method full`,
+    );
   const rank = options.loraRank ?? defaultLora.rank;
   const lora: LoraSettings = {
     rank,
     alpha: options.loraAlpha ?? 2 * rank,
     dropout: options.loraDropout ?? defaultLora.dropout,
-    targetModules: options.loraTargets ? loraTargetModules(options.loraTargets) : [...defaultLora.targetModules],
+    targetModules: options.loraTargets
+      ? loraTargetModules(architecture, options.loraTargets)
+      : [...loraFamilies[architecture.family].defaultTargets],
   };
   if (!(lora.dropout >= 0 && lora.dropout < 1)) throw new Error(`--lora-dropout ${lora.dropout} is not in [0, 1)`);
   return { architecture, lora };
 }
+
+const loraOptionNames: [keyof FineTuneOptions, string][] = [
+  ['loraRank', '--lora-rank'],
+  ['loraAlpha', '--lora-alpha'],
+  ['loraDropout', '--lora-dropout'],
+  ['loraTargets', '--lora-targets'],
+];
 
 /** The base weights a LoRA step takes as inputs, by input name (none for full training): views, no copies. */
 export function frozenWeights(
@@ -135,11 +158,6 @@ export function dropoutSeedAt(seed: number, step: number): bigint {
   return BigInt(seed) * 1_000_003n + BigInt(step);
 }
 
-function llamaConfigOf(spec: TrainingSpec): LlamaConfig {
-  if (spec.architecture.family !== 'llama') throw new Error('LoRA needs a Llama-family model');
-  return spec.architecture.config;
-}
-
 /** The model's weights after training: the adapter merged into the base, or the trained weights themselves. */
 export function exportedWeights(
   spec: TrainingSpec,
@@ -148,7 +166,7 @@ export function exportedWeights(
 ): Map<string, Float32Array> {
   if (!spec.lora) return trained;
   if (!baseWeights) throw new Error('merging a LoRA adapter needs the base weights');
-  return mergeLora(llamaConfigOf(spec), spec.lora, baseWeights, trained);
+  return mergeLora(spec.architecture, spec.lora, baseWeights, trained);
 }
 
 export interface FineTunedExport {
@@ -162,13 +180,18 @@ export interface FineTunedExport {
   card: (run: ReturnType<FinishedRun['runState']>, finished: FinishedRun) => ModelCard;
 }
 
-/** Writes the output folder of a fine-tuned Llama-family model (see the top of this file). */
+/** Writes the output folder of a fine-tuned model (see the top of this file). */
 export function exportFineTuned({ finishedRun, base, baseWeights, spec, dtype, card }: FineTunedExport): void {
   const out = finishedRun.runState().options.out;
   const weights = exportedWeights(spec, baseWeights, finishedRun.parameters);
-  for (const file of METADATA_FILES) {
-    const from = path.join(base.dir, file);
-    if (fs.existsSync(from)) writeFileAtomic(path.join(out, file), fs.readFileSync(from));
+  if (spec.architecture.family === 'gpt2') {
+    // The GPT-2 layout the trainer writes (the base's tokenizer files were copied when the run began).
+    writeConfigFiles(out, spec.architecture.config, finishedRun.endOfTextId);
+  } else {
+    for (const file of METADATA_FILES) {
+      const from = path.join(base.dir, file);
+      if (fs.existsSync(from)) writeFileAtomic(path.join(out, file), fs.readFileSync(from));
+    }
   }
   const model = buildInference(spec.architecture, weights);
   writeModelFile(path.join(out, ONNX_FILE), model);
@@ -186,7 +209,11 @@ export function exportFineTuned({ finishedRun, base, baseWeights, spec, dtype, c
     writePeftAdapter(
       path.join(out, ADAPTER_DIR),
       spec.lora,
-      { nameOrPath: record.repo ?? record.folder, revision: record.commit ?? record.revision },
+      {
+        nameOrPath: record.repo ?? record.folder,
+        revision: record.commit ?? record.revision,
+        fanInFanOut: loraFamilyOf(spec.architecture).layout === 'inOut',
+      },
       adapter,
     );
   }
@@ -208,6 +235,7 @@ export function exportFineTuned({ finishedRun, base, baseWeights, spec, dtype, c
       modelType: readModelType(base.dir),
       vocabSize: config.vocabSize,
       layers: config.layers,
+      ...(spec.architecture.family === 'gpt2' ? { heads: config.heads } : {}),
       embedding: config.embedding,
       method: spec.lora ? 'lora' : 'full',
       trainedParameters: trainedParameterShapes(spec).reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0),

@@ -21,7 +21,8 @@ export interface PeftAdapterConfig {
   lora_dropout: number;
   target_modules: string[];
   bias: 'none';
-  fan_in_fan_out: false;
+  /** True for GPT-2's Conv1D weights, stored [in, out]: PEFT then transposes B·A when it merges. */
+  fan_in_fan_out: boolean;
   inference_mode: true;
   init_lora_weights: true;
   use_rslora: false;
@@ -37,6 +38,8 @@ export interface AdapterBase {
   /** The base's hub repo id when it was pulled, else its folder. */
   nameOrPath: string;
   revision?: string;
+  /** The base's weights are stored [in, out] (GPT-2's Conv1D) rather than nn.Linear's [out, in]. */
+  fanInFanOut?: boolean;
 }
 
 export function peftAdapterConfig(settings: LoraSettings, base: AdapterBase): PeftAdapterConfig {
@@ -50,7 +53,7 @@ export function peftAdapterConfig(settings: LoraSettings, base: AdapterBase): Pe
     lora_dropout: settings.dropout,
     target_modules: [...settings.targetModules],
     bias: 'none',
-    fan_in_fan_out: false,
+    fan_in_fan_out: base.fanInFanOut ?? false,
     inference_mode: true,
     init_lora_weights: true,
     use_rslora: false,
@@ -86,7 +89,11 @@ export function readPeftAdapter(dir: string): { settings: LoraSettings; base: Ad
       dropout: config.lora_dropout ?? 0,
       targetModules: config.target_modules,
     },
-    base: { nameOrPath: config.base_model_name_or_path ?? '', revision: config.revision ?? undefined },
+    base: {
+      nameOrPath: config.base_model_name_or_path ?? '',
+      revision: config.revision ?? undefined,
+      fanInFanOut: config.fan_in_fan_out ?? false,
+    },
     weights: readSafetensorsFile(path.join(dir, ADAPTER_WEIGHTS_FILE)).tensors,
   };
 }

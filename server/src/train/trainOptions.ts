@@ -27,13 +27,13 @@ export interface TrainOptions {
   fimRate?: number;
   /** Gitignore-style patterns of files to train on even when a heuristic (secret name, minified…) excludes them. */
   allow?: string[];
-  /** Fine-tuning a Llama-family base: 'lora' (default) trains an adapter, 'full' every weight. */
+  /** Fine-tuning a base: 'lora' trains an adapter (the Llama family's default), 'full' every weight (GPT-2's). */
   method?: 'lora' | 'full';
   loraRank?: number;
   /** The adapter's scale is alpha / rank (default alpha: twice the rank). */
   loraAlpha?: number;
   loraDropout?: number;
-  /** The adapted layers: q, k, v, o (default), gate, up, down. */
+  /** The adapted layers: Llama's q, k, v, o (default), gate, up, down; GPT-2's c_attn (default), c_proj, c_fc. */
   loraTargets?: string[];
   /** q8 also writes onnx/model_quantized.onnx (int8 weights) beside the float32 graph. */
   dtype?: 'fp32' | 'q8';
