@@ -26,7 +26,8 @@ export const groupTitles: Record<ChoiceGroup, string> = {
   classifier: 'Text classifier',
 };
 
-/** config.json model types of the Llama family (LoRA or every weight); GPT-2 fine-tunes every weight. */
+/** config.json model types of the Llama family (LoRA by default, or every weight); GPT-2 fine-tunes every weight by
+ * default, or a LoRA adapter on c_attn. */
 export const llamaModelTypes: readonly string[] = ['llama', 'qwen2', 'mistral', 'starcoder2'];
 /** Full fine-tuning is offered beside LoRA up to this many parameters (memory: weights, gradients, 2 moments). */
 export const FULL_FINE_TUNE_MAX_PARAMETERS = 150e6;
@@ -96,23 +97,32 @@ export function formatParameters(n: number): string {
   return `${Math.round(n / 1e3)}k`;
 }
 
-/** The choices for one base: LoRA (and full training when small) for the Llama family, full training otherwise. */
+/** The choices for one base: LoRA (and full training when small) for the Llama family; full training, then LoRA, for
+ * GPT-2; full training for the rest. */
 export function fineTuneChoices(base: FineTuneBase): TrainingChoice[] {
   const size = base.parameters ? `${formatParameters(base.parameters)} parameters · ` : '';
   const what = `${size}${base.modelType}${base.pulled ? ' · pretrained' : ''}`;
   const keeps = `Keeps ${base.name}'s tokenizer and architecture and continues training it on this workspace`;
   const small = base.parameters === undefined || base.parameters <= FULL_FINE_TUNE_MAX_PARAMETERS;
   if (!llamaModelTypes.includes(base.modelType)) {
-    return [
-      {
-        label: `Fine-tune ${base.name}`,
-        base: base.name,
-        method: 'full',
-        group: 'fine-tune',
-        description: what,
-        detail: `${keeps}: every weight${small ? '' : ' (a large model: slow, and it needs much memory)'}.`,
-      },
-    ];
+    const full: TrainingChoice = {
+      label: `Fine-tune ${base.name}`,
+      base: base.name,
+      method: 'full',
+      group: 'fine-tune',
+      description: what,
+      detail: `${keeps}: every weight${small ? '' : ' (a large model: slow, and it needs much memory)'}.`,
+    };
+    if (base.modelType !== 'gpt2') return [full];
+    const adapter: TrainingChoice = {
+      label: `Fine-tune ${base.name} with LoRA`,
+      base: base.name,
+      method: 'lora',
+      group: 'fine-tune',
+      description: what,
+      detail: `${keeps}: a small adapter on its attention layers (c_attn), merged into the new model.`,
+    };
+    return [full, adapter];
   }
   const lora: TrainingChoice = {
     label: `Fine-tune ${base.name} with LoRA`,

@@ -359,7 +359,7 @@ export namespace TrainModel {
     minutes?: number;
     steps?: number;
     resume?: boolean;
-    /** Fine-tuning a Llama-family base: a LoRA adapter (its default) or every weight; GPT-2 bases train fully. */
+    /** Fine-tuning: a LoRA adapter (a Llama-family base's default) or every weight (a GPT-2 base's default). */
     method?: 'lora' | 'full';
     /**
      * After fine-tuning, evaluate the base and the new model on the same held-out files (default true with a

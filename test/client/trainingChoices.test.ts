@@ -1,5 +1,5 @@
 // Tests what Train Model offers and accepts (client/src/trainingChoices.ts): downloaded pretrained models first
-// (LoRA for the Llama family, every weight too when small, GPT-2 fully), then local models, the presets and a
+// (LoRA for the Llama family, every weight too when small, GPT-2 fully or with LoRA), then local models, the presets and a
 // classifier per labelled file; the columns offered as text and label; time budgets typed by the user; and the new
 // model's suggested and validated name (the protocol's rule).
 import assert from 'node:assert/strict';
@@ -54,7 +54,7 @@ test('pulled pretrained models come first, smallest first, then the active and s
   );
 });
 
-test('Llama-family bases train LoRA by default, every weight only when small; GPT-2 bases every weight', () => {
+test('Llama-family bases train LoRA by default, every weight only when small; GPT-2 bases every weight, or LoRA', () => {
   const bases = [
     { name: 'smol', modelType: 'llama', parameters: 135e6, pulled: true },
     { name: 'qwen', modelType: 'qwen2', parameters: FULL_FINE_TUNE_MAX_PARAMETERS + 1, pulled: true },
@@ -68,6 +68,7 @@ test('Llama-family bases train LoRA by default, every weight only when small; GP
       ['Fine-tune smol, every weight', 'fine-tune', 'smol', 'full'],
       ['Fine-tune qwen with LoRA', 'fine-tune', 'qwen', 'lora'],
       ['Fine-tune default', 'fine-tune', 'default', 'full'],
+      ['Fine-tune default with LoRA', 'fine-tune', 'default', 'lora'],
       ['tiny', 'scratch', 'tiny', undefined],
       ['default', 'scratch', 'default', undefined],
       ['small', 'scratch', 'small', undefined],
