@@ -22,6 +22,7 @@ export interface TrainClassifierCommandOptions {
   classWeights?: string;
   maxLength?: number;
   minutes?: number;
+  validationFraction?: number;
   seed?: number;
   threads?: number;
   maxBytes?: number;

@@ -36,6 +36,7 @@ interface TrainFlags {
   loraTargets?: string;
   dtype?: string;
   fimRate?: number;
+  validationFraction?: number;
   data?: string;
   text?: string;
   label?: string;
@@ -110,6 +111,11 @@ export function addTrainCommand(program: Command): void {
       '--fim-rate <x>',
       'share of training files made fill-in-the-middle examples, so completions can see the text after the cursor ' +
         '(0 to 1; default: 0.5; 0 trains left to right only)',
+      fraction,
+    )
+    .option(
+      '--validation-fraction <x>',
+      'share of the files (classify: of the rows) held out for validation and evaluation (default: 0.1; classify 0.2)',
       fraction,
     )
     .option('--data <file>', 'classify: the labelled CSV or JSONL file')
@@ -195,6 +201,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
       loraTargets: flags.loraTargets?.split(',').map((target) => target.trim()),
       dtype: flags.dtype as 'fp32' | 'q8' | undefined,
       fimRate: flags.fimRate,
+      validationFraction: flags.validationFraction,
     },
     { signal: controller.signal, onProgress: (p) => showProgress(bar, p) },
   );
@@ -221,7 +228,8 @@ async function runTrainClassifier(flags: TrainFlags): Promise<void> {
     {
       ...{ data, text, label, out, base, epochs, patience, batchSize, learningRate, weightDecay, dropout },
       ...{ classWeights: flags.classWeights, maxLength: flags.maxLength, minutes: flags.minutes },
-      ...{ seed: flags.seed, threads: flags.threads, signal: controller.signal },
+      ...{ seed: flags.seed, threads: flags.threads, validationFraction: flags.validationFraction },
+      signal: controller.signal,
     },
     { stdout: process.stdout, stderr: process.stderr },
   );

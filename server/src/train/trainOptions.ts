@@ -25,6 +25,8 @@ export interface TrainOptions {
   threads?: number;
   /** Share of training files turned into fill-in-the-middle examples (default 0.5; 0 trains left to right only). */
   fimRate?: number;
+  /** Expected share of the workspace's files held out for validation (default 0.1). */
+  validationFraction?: number;
   /** Gitignore-style patterns of files to train on even when a heuristic (secret name, minified…) excludes them. */
   allow?: string[];
   /** Fine-tuning a base: 'lora' trains an adapter (the Llama family's default), 'full' every weight (GPT-2's). */

@@ -54,7 +54,7 @@ export async function prepareData(
   const corpus = await collectCorpus(options.workspace, { allow: options.allow });
   requireCode(corpus);
   progress(describeCorpus(corpus));
-  const split = splitByFile(corpus.files, { seed: choices.seed });
+  const split = splitByFile(corpus.files, { seed: choices.seed, validationFraction: options.validationFraction });
 
   fs.mkdirSync(options.out, { recursive: true });
   const config = choices.resumedConfig ?? prepareTokenizer(options, choices.preset, split.train, progress);
