@@ -1,5 +1,6 @@
 // `npm run bench:complete`: server-side latency of textDocument/inlineCompletion over many cursor positions of a real
-// file, with and without KV-cache reuse (two servers taking turns), and their memory. Uses models/default, or trains
+// file, with and without KV-cache reuse (two servers taking turns), and their memory; `--compare context` pits
+// workspace context (this repository indexed) against none instead, both reusing the cache. Uses models/default, or trains
 // a small model on this repository for a minute first (kept in .tmp/bench-complete-model for later runs). Then the
 // pretrained-shape row (bench/pretrained.ts); `--pretrained-only` runs just that row, `--skip-pretrained` skips it.
 import { spawn } from 'node:child_process';
@@ -9,6 +10,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-languageserver-protocol/node';
 import {
+  ConfigurationRequest,
   DidChangeTextDocumentNotification,
   DidOpenTextDocumentNotification,
   ExitNotification,
@@ -45,8 +47,28 @@ const { values } = parseArgs({
     'decode-tokens': { type: 'string', default: '24' },
     threads: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
+    /** What the two servers differ in: reuse (KV-cache reuse on/off) or context (workspace context on/off). */
+    compare: { type: 'string', default: 'reuse' },
   },
 });
+
+/** One of the two servers compared: whether it reuses the KV cache, and whether it indexes the workspace. */
+interface Variant {
+  label: string;
+  reuse: boolean;
+  workspaceContext?: boolean;
+}
+
+const variants: [Variant, Variant] =
+  values.compare === 'context'
+    ? [
+        { label: 'workspace context', reuse: true, workspaceContext: true },
+        { label: 'no context', reuse: true, workspaceContext: false },
+      ]
+    : [
+        { label: 'KV-cache reuse', reuse: true },
+        { label: 'no reuse', reuse: false },
+      ];
 
 interface Sample {
   roundTripMs: number;
@@ -65,7 +87,6 @@ interface Sample {
 }
 
 interface Run {
-  reuse: boolean;
   samples: Sample[];
   rss: { current: number; peak: number };
 }
@@ -102,20 +123,20 @@ async function completionRows(): Promise<void> {
   // Both servers run side by side and take turns on every position (in alternating order), so that load from
   // other processes on the machine falls on both alike.
   const servers = [
-    await BenchServer.start(modelDir, file, text, true),
-    await BenchServer.start(modelDir, file, text, false),
+    await BenchServer.start(modelDir, file, text, variants[0]),
+    await BenchServer.start(modelDir, file, text, variants[1]),
   ];
   const runs: Run[] = [];
   try {
     for (const [i, position] of positions.entries()) {
       for (const server of i % 2 === 0 ? servers : [...servers].reverse()) await server.measure(position);
     }
-    servers.forEach((server, i) => runs.push({ reuse: i === 0, samples: server.samples, rss: server.memory() }));
+    servers.forEach((server) => runs.push({ samples: server.samples, rss: server.memory() }));
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
   }
 
-  const table: [string, ...string[]][] = [['', 'KV-cache reuse', 'no reuse']];
+  const table: [string, ...string[]][] = [['', ...variants.map((v) => v.label)]];
   const stat = (f: (run: Run) => string, label: string) => table.push([label, ...runs.map(f)]);
   const fromModel = (run: Run) => run.samples.filter((s) => s.source === 'model');
   const ms = (v: number) => `${v.toFixed(1)} ms`;
@@ -221,7 +242,7 @@ async function completionRows(): Promise<void> {
   for (const row of table)
     console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('   '));
 
-  // The same positions with and without reuse, compared pairwise: robust to load that changes during the run.
+  // The same positions on both servers, compared pairwise: robust to load that changes during the run.
   const paired = (kind?: CursorCase['kind']) => {
     const differences = runs[0].samples
       .map((sample, i) => ({ sample, other: runs[1].samples[i] }))
@@ -232,7 +253,8 @@ async function completionRows(): Promise<void> {
     return `${percentile(differences, 0.5) >= 0 ? '+' : ''}${percentile(differences, 0.5).toFixed(1)} ms`;
   };
   console.log(
-    `\nreuse − no reuse at the same position (median): all ${paired()}, mid-line ${paired('mid-line')}, new line ${paired('new line')}`,
+    `\n${variants[0].label} − ${variants[1].label} at the same position (median): all ${paired()}, ` +
+      `mid-line ${paired('mid-line')}, new line ${paired('new line')}`,
   );
 
   const best = runs[0];
@@ -248,7 +270,7 @@ async function completionRows(): Promise<void> {
   const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
   console.log('');
   console.log(
-    `goals (with reuse): p50 ≤ ${goals.p50} ms ${verdict(p50 <= goals.p50)}, p95 ≤ ${goals.p95} ms ${verdict(p95 <= goals.p95)}, RSS ≤ ${goals.rssMegabytes} MB ${verdict(rss <= goals.rssMegabytes)}`,
+    `goals (${variants[0].label}): p50 ≤ ${goals.p50} ms ${verdict(p50 <= goals.p50)}, p95 ≤ ${goals.p95} ms ${verdict(p95 <= goals.p95)}, RSS ≤ ${goals.rssMegabytes} MB ${verdict(rss <= goals.rssMegabytes)}`,
   );
   const load = os.loadavg()[0];
   if (load > os.cpus().length * 0.75) {
@@ -342,14 +364,14 @@ class BenchServer {
     private readonly uri: string,
   ) {}
 
-  static async start(modelDir: string, file: string, text: string, reuse: boolean): Promise<BenchServer> {
+  static async start(modelDir: string, file: string, text: string, variant: Variant): Promise<BenchServer> {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-bench-complete-'));
     const bundled = path.join(root, 'bundled');
     fs.mkdirSync(bundled);
     fs.symlinkSync(modelDir, path.join(bundled, 'default'));
     const child = spawn(process.execPath, [serverScript, '--stdio'], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, MODELWRIGHT_KV_REUSE: reuse ? '1' : '0' },
+      env: { ...process.env, MODELWRIGHT_KV_REUSE: variant.reuse ? '1' : '0' },
     });
     const connection = createMessageConnection(
       new StreamMessageReader(child.stdout!),
@@ -362,11 +384,17 @@ class BenchServer {
     connection.onNotification(Status.type, (status) => {
       server.status = status;
     });
+    // With a workspace-context variant the repository is the workspace, and the settings say whether to use it.
+    const indexing = variant.workspaceContext !== undefined;
+    connection.onRequest(ConfigurationRequest.type, (params) =>
+      params.items.map(() => ({ completion: { workspaceContext: variant.workspaceContext ?? true } })),
+    );
     connection.listen();
     await connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,
       rootUri: null,
-      capabilities: { textDocument: { inlineCompletion: {} } },
+      workspaceFolders: indexing ? [{ uri: `file://${repository}`, name: 'modelwright' }] : null,
+      capabilities: { textDocument: { inlineCompletion: {} }, workspace: { configuration: indexing } },
       initializationOptions: {
         modelsDirectory: path.join(root, 'models'),
         bundledModelsDirectory: bundled,
@@ -384,6 +412,13 @@ class BenchServer {
     await connection.sendNotification(DidOpenTextDocumentNotification.type, {
       textDocument: { uri: server.uri, languageId: 'typescript', version: 1, text },
     });
+    while (
+      variant.workspaceContext &&
+      !server.logs.some((l) => l.startsWith('workspace index: ') && l.includes(' windows'))
+    ) {
+      if (Date.now() > deadline) throw new Error('the workspace index was not built within a minute');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     // Warm-up on the first lines (not measured): session start-up, first allocations.
     for (let line = 0; line < 5; line++) await server.request({ line, character: 0 });
     return server;

@@ -124,6 +124,7 @@ export class WorkspaceIndexer {
 
   /** Walks every root; files no longer allowed leave the index, new and changed ones enter it. */
   private async walk(): Promise<void> {
+    const started = performance.now();
     const seen = new Set<string>();
     for (const root of this.roots) {
       try {
@@ -150,5 +151,9 @@ export class WorkspaceIndexer {
     }
     if (this.index.skippedFiles > 0)
       this.options.log?.(`workspace index: ${this.index.skippedFiles} files left out (index size limit reached)`);
+    this.options.log?.(
+      `workspace index: ${this.index.fileCount} files, ${this.index.windowCount} windows ` +
+        `in ${Math.round(performance.now() - started)} ms`,
+    );
   }
 }
