@@ -104,6 +104,14 @@ export function fineTuneChoices(base: FineTuneBase): TrainingChoice[] {
   const what = `${size}${base.modelType}${base.pulled ? ' · pretrained' : ''}`;
   const keeps = `Keeps ${base.name}'s tokenizer and architecture and continues training it on this workspace`;
   const small = base.parameters === undefined || base.parameters <= FULL_FINE_TUNE_MAX_PARAMETERS;
+  const lora = (layers?: string): TrainingChoice => ({
+    label: `Fine-tune ${base.name} with LoRA`,
+    base: base.name,
+    method: 'lora',
+    group: 'fine-tune',
+    description: what,
+    detail: `${keeps}: a small adapter on its attention layers${layers ? ` ${layers}` : ''}, merged into the new model.`,
+  });
   if (!llamaModelTypes.includes(base.modelType)) {
     const full: TrainingChoice = {
       label: `Fine-tune ${base.name}`,
@@ -114,27 +122,11 @@ export function fineTuneChoices(base: FineTuneBase): TrainingChoice[] {
       detail: `${keeps}: every weight${small ? '' : ' (a large model: slow, and it needs much memory)'}.`,
     };
     if (base.modelType !== 'gpt2') return [full];
-    const adapter: TrainingChoice = {
-      label: `Fine-tune ${base.name} with LoRA`,
-      base: base.name,
-      method: 'lora',
-      group: 'fine-tune',
-      description: what,
-      detail: `${keeps}: a small adapter on its attention layers (c_attn), merged into the new model.`,
-    };
-    return [full, adapter];
+    return [full, lora('(c_attn)')];
   }
-  const lora: TrainingChoice = {
-    label: `Fine-tune ${base.name} with LoRA`,
-    base: base.name,
-    method: 'lora',
-    group: 'fine-tune',
-    description: what,
-    detail: `${keeps}: a small adapter on its attention layers, merged into the new model.`,
-  };
-  if (!small) return [lora];
+  if (!small) return [lora()];
   return [
-    lora,
+    lora(),
     {
       label: `Fine-tune ${base.name}, every weight`,
       base: base.name,
