@@ -18,7 +18,8 @@ import {
   loraScale,
   mergeLora,
 } from '../../server/src/engine/lora';
-import { type AdaptedWeight, type GptConfig, parameterShapes } from '../../server/src/engine/model';
+import type { AdaptedWeight } from '../../server/src/engine/linear';
+import { type GptConfig, parameterShapes } from '../../server/src/engine/model';
 import {
   buildGradients,
   buildTrainingStep,

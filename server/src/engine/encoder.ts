@@ -2,6 +2,7 @@
 // names and conventions (post-LayerNorm blocks, eps 1e-12, learned positions, token types, a tanh pooler over the
 // first token, Linear weights stored [out, in]). One forward for the training graph and the exported ONNX model.
 import { type Graph, type Value, concreteShape } from './graph';
+import { linear } from './linear';
 import { float, int } from './onnx';
 import { gaussian } from './random';
 
@@ -110,8 +111,7 @@ export function encoderForward(
     const [keep] = g.node('Less', [g.scalar(p), uniform], [[shape, 'bool']]);
     return g.mul(x, g.mul(g.cast(keep, 'float32'), g.scalar(1 / (1 - p))));
   };
-  const linear = (x: Value, name: string) =>
-    g.add(g.matmul(x, g.transpose(w[`${name}.weight`], [1, 0])), w[`${name}.bias`]);
+  const dense = (x: Value, name: string) => linear(g, 'outIn', x, w[`${name}.weight`], w[`${name}.bias`]);
   const layerNorm = (x: Value, name: string) => g.layerNorm(x, w[`${name}.weight`], w[`${name}.bias`], LAYER_NORM_EPS);
 
   const words = g.gather(w['bert.embeddings.word_embeddings.weight'], inputs.inputIds);
@@ -126,22 +126,22 @@ export function encoderForward(
   for (let i = 0; i < c.layers; i++) {
     const p = `bert.encoder.layer.${i}`;
     const heads = (v: Value, perm: number[]) => g.transpose(g.reshape(v, [0, 0, c.heads, headSize]), perm);
-    const q = heads(linear(x, `${p}.attention.self.query`), [0, 2, 1, 3]); // [B, H, T, hs]
-    const k = heads(linear(x, `${p}.attention.self.key`), [0, 2, 3, 1]); // [B, H, hs, T]
-    const v = heads(linear(x, `${p}.attention.self.value`), [0, 2, 1, 3]);
+    const q = heads(dense(x, `${p}.attention.self.query`), [0, 2, 1, 3]); // [B, H, T, hs]
+    const k = heads(dense(x, `${p}.attention.self.key`), [0, 2, 3, 1]); // [B, H, hs, T]
+    const v = heads(dense(x, `${p}.attention.self.value`), [0, 2, 1, 3]);
     const scores = g.add(g.mul(g.matmul(q, k), g.scalar(1 / Math.sqrt(headSize))), maskBias);
     const probabilities = dropout(g.softmax(scores, -1), c.attentionDropout);
     const context = g.reshape(g.transpose(g.matmul(probabilities, v), [0, 2, 1, 3]), [0, 0, c.hiddenSize]);
-    const attended = dropout(linear(context, `${p}.attention.output.dense`), c.hiddenDropout);
+    const attended = dropout(dense(context, `${p}.attention.output.dense`), c.hiddenDropout);
     x = layerNorm(g.add(attended, x), `${p}.attention.output.LayerNorm`);
-    const hidden = g.gelu(linear(x, `${p}.intermediate.dense`));
-    const out = dropout(linear(hidden, `${p}.output.dense`), c.hiddenDropout);
+    const hidden = g.gelu(dense(x, `${p}.intermediate.dense`));
+    const out = dropout(dense(hidden, `${p}.output.dense`), c.hiddenDropout);
     x = layerNorm(g.add(out, x), `${p}.output.LayerNorm`);
   }
   // The pooler reads the first token ([CLS]): time-major, then row 0.
   const first = g.gather(g.transpose(x, [1, 0, 2]), g.constant(BigInt64Array.from([0n]), []));
-  const pooled = g.tanh(linear(first, 'bert.pooler.dense'));
-  return linear(dropout(pooled, c.hiddenDropout), 'classifier');
+  const pooled = g.tanh(dense(first, 'bert.pooler.dense'));
+  return dense(dropout(pooled, c.hiddenDropout), 'classifier');
 }
 
 /** 0…time−1: a constant when the length is known (training), else the first `time` of 0…maxPositions−1. */

@@ -3,6 +3,7 @@
 // query head, in Hugging Face's GPTBigCodeForCausalLM parameter names, nn.Linear [out, in] weights and conventions.
 import { type ActivationName, activate } from './activations';
 import type { Graph, Value } from './graph';
+import { linear } from './linear';
 import type { LayerCacheValues } from './model';
 
 export interface GptBigCodeConfig {
@@ -78,13 +79,7 @@ export function gptBigCodeForward(
     x = g.add(x, mlp(g, c, g.layerNorm(x, p('ln_2.weight'), p('ln_2.bias'), c.normEpsilon), p));
   }
   x = g.layerNorm(x, w['transformer.ln_f.weight'], w['transformer.ln_f.bias'], c.normEpsilon);
-  return linear(g, x, w[c.tiedHead ? 'transformer.wte.weight' : 'lm_head.weight']);
-}
-
-/** x · Wᵀ (+ b) for a Hugging Face nn.Linear weight W of shape [out, in]. */
-function linear(g: Graph, x: Value, weight: Value, bias?: Value): Value {
-  const y = g.matmul(x, g.transpose(weight, [1, 0]));
-  return bias ? g.add(y, bias) : y;
+  return linear(g, 'outIn', x, w[c.tiedHead ? 'transformer.wte.weight' : 'lm_head.weight']);
 }
 
 function attention(
@@ -96,7 +91,7 @@ function attention(
   cache?: LayerCacheValues,
 ): Value {
   const headDim = headDimOf(c);
-  const fused = linear(g, x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
+  const fused = linear(g, 'outIn', x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
   let q: Value; // [batch, heads, time, headDim]
   let keys: Value; // [batch, 1 or heads, keys, headDim]
   let values: Value;
@@ -120,12 +115,12 @@ function attention(
   const scores = g.add(g.matmul(scaled, g.transpose(keys, [0, 1, 3, 2])), bias);
   const y = g.matmul(g.softmax(scores), values); // [batch, heads, time, headDim]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.embedding]);
-  return linear(g, merged, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
+  return linear(g, 'outIn', merged, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
 }
 
 function mlp(g: Graph, c: GptBigCodeConfig, x: Value, p: (name: string) => Value): Value {
-  const hidden = activate(g, linear(g, x, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')), c.activation);
-  return linear(g, hidden, p('mlp.c_proj.weight'), p('mlp.c_proj.bias'));
+  const hidden = activate(g, linear(g, 'outIn', x, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')), c.activation);
+  return linear(g, 'outIn', hidden, p('mlp.c_proj.weight'), p('mlp.c_proj.bias'));
 }
 
 /** Splits the last axis into parts of the given sizes. */

@@ -235,10 +235,6 @@ export class Graph {
   }
 
   /** y = x·W + b with W stored as [in, out] (GPT-2's Conv1D layout). */
-  linear(x: Value, weight: Value, bias: Value): Value {
-    return this.add(this.matmul(x, weight), bias);
-  }
-
   /** Rows of `table` picked by integer `indices` (embedding lookup). */
   gather(table: Value, indices: Value): Value {
     return this.node('Gather', [table, indices], [[[...indices.shape, ...table.shape.slice(1)], table.type]], {
@@ -266,10 +262,9 @@ export class Graph {
     return this.layerNormWithStats(x, scale, bias, epsilon).y;
   }
 
-  /** Mean token cross-entropy of logits [N, V] against labels [N]; also returns log-probabilities. */
   /**
-   * Softmax cross-entropy averaged over the rows; with `classWeights` [classes], ONNX's weighted mean
-   * Σ w[yᵢ]·lossᵢ / Σ w[yᵢ] (PyTorch's cross_entropy with `weight`).
+   * Mean cross-entropy of logits [N, V] against labels [N], with the log-probabilities; with `classWeights` [V],
+   * ONNX's weighted mean Σ w[yᵢ]·lossᵢ / Σ w[yᵢ] (PyTorch's cross_entropy with `weight`).
    */
   crossEntropy(logits: Value, labels: Value, classWeights?: Value): { loss: Value; logProb: Value } {
     const [loss, logProb] = this.node(

@@ -5,7 +5,8 @@
 import { type ActivationName, activate } from './activations';
 import { attend } from './causalAttention';
 import type { Graph, Value } from './graph';
-import { type LayerCacheValues, linear } from './model';
+import { linear } from './linear';
+import type { LayerCacheValues } from './model';
 
 export interface RopeScaling {
   /** 'linear' divides positions by factor; 'llama3' rescales the frequencies as Llama 3.1 does. */

@@ -4,7 +4,7 @@
 // layers' weights, and the merge W' = W + (alpha/r)·B·A for export (its transpose for GPT-2's [in, out] weights).
 import { type Architecture, parameterShapesOf } from './architecture';
 import type { Graph, Value } from './graph';
-import type { AdaptedWeight, WeightLayout } from './model';
+import type { AdaptedWeight, WeightLayout } from './linear';
 import { uniform } from './random';
 
 export interface LoraSettings {
@@ -48,8 +48,8 @@ export function loraFamilyOf(a: Architecture): LoraFamily {
   return loraFamilies[a.family];
 }
 
-/** The Llama family's defaults (GPT-2's targets are loraFamilies.gpt2.defaultTargets). */
-export const defaultLora: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targetModules: attentionModules };
+/** PEFT's defaults for what no option sets (alpha defaults to 2·rank; the targets are the family's, in loraFamilies). */
+export const defaultLora = { rank: 8, dropout: 0 };
 
 export const loraScale = (s: LoraSettings) => s.alpha / s.rank;
 

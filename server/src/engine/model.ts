@@ -1,8 +1,8 @@
 // The GPT model, defined once: GPT-2's architecture (pre-LayerNorm blocks, tanh GELU MLP, learned positions,
 // biases in every linear layer, LM head tied to the token embedding) as ONNX ops with the Graph builder. Training
 // graphs (blocks run on chunks of a few sequences) and KV-cache inference graphs are both built from `forward`.
-// Its `linear`, which runs a weight's LoRA adapter when it carries one, is the Llama family's too.
 import type { Graph, Value } from './graph';
+import { linear } from './linear';
 import { type DataType, type Dim, int } from './onnx';
 import { gaussian } from './random';
 
@@ -162,22 +162,6 @@ function attention(
 function mlp(g: Graph, x: Value, p: (name: string) => Value): Value {
   const hidden = g.gelu(linear(g, 'inOut', x, p('mlp.c_fc.weight'), p('mlp.c_fc.bias')));
   return linear(g, 'inOut', hidden, p('mlp.c_proj.weight'), p('mlp.c_proj.bias'));
-}
-
-/** How a family stores a linear layer's weight: GPT-2's Conv1D as [in, out] (y = x·W), nn.Linear as [out, in]. */
-export type WeightLayout = 'inOut' | 'outIn';
-
-/** A linear layer's weight that may carry an adapter: `adapt(x, y)` gives the layer's output from its input x and
- * base output y (LoRA adds its low-rank path there). */
-export interface AdaptedWeight extends Value {
-  adapt?: (x: Value, y: Value) => Value;
-}
-
-/** The linear layer of every family: x·W or x·Wᵀ as `layout` says, plus the bias if any, then W's adapter if any. */
-export function linear(g: Graph, layout: WeightLayout, x: Value, weight: AdaptedWeight, bias?: Value): Value {
-  const y = g.matmul(x, layout === 'inOut' ? weight : g.transpose(weight, [1, 0]));
-  const biased = bias ? g.add(y, bias) : y;
-  return weight.adapt ? weight.adapt(x, biased) : biased;
 }
 
 /** Additive causal mask [time, time]: 0 on and below the diagonal, −1e9 above. */
