@@ -44,6 +44,22 @@ export function snapshotDir(modelsDirectory: string, role: DeploymentRole, versi
   return path.join(modelsDirectory, DEPLOYMENTS_FOLDER, role, `v${version}`);
 }
 
+/**
+ * Calls `onChange` when the role's history file changes, whichever process wrote it (polled: the file is replaced
+ * by a rename, which a plain fs.watch on it would lose). Does not keep the process alive.
+ */
+export function watchHistory(
+  modelsDirectory: string,
+  role: DeploymentRole,
+  onChange: () => void,
+  intervalMs = 1000,
+): { dispose(): void } {
+  const file = historyFile(modelsDirectory, role);
+  const listener = () => onChange();
+  fs.watchFile(file, { interval: intervalMs, persistent: false }, listener);
+  return { dispose: () => fs.unwatchFile(file, listener) };
+}
+
 /** The recorded history of a role (empty when it was never deployed); throws RegistryError on a damaged file. */
 export function readHistory(modelsDirectory: string, role: DeploymentRole): DeploymentHistory {
   const file = historyFile(modelsDirectory, role);

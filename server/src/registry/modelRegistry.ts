@@ -2,7 +2,6 @@
 // that load the new model first and keep the previous one serving if that fails, reloads of retrained folders, and
 // unloading of a model only once no request holds it (plus a few idle ones kept, most recently used first), and
 // deploys made by other processes followed through the deployment histories.
-import * as fs from 'node:fs';
 import {
   type DeploymentHistory,
   type DeploymentRole,
@@ -14,7 +13,7 @@ import {
   modelRoles,
 } from '../protocol';
 import { type GateOptions, runGate } from './deployGate';
-import { currentVersion, historyFile, readHistories, readHistory, versionsUsing } from './deployments';
+import { currentVersion, readHistories, readHistory, versionsUsing, watchHistory } from './deployments';
 import { rollback, servingModel, versionedDeploy } from './versionedDeploy';
 import { hasChatTemplate } from '../runtime/chatModel';
 import { updateModelCard } from '../modelFolder/modelCard';
@@ -283,11 +282,7 @@ export class ModelRegistry {
         version,
         prepare: async (model) => {
           target = { name: model.name, dir: model.dir, bundled: false };
-          if (isEditorRole(role)) {
-            // The folder may have been restored from the snapshot: load its files afresh.
-            for (const old of [...this.slots.values()]) if (old.entry.name === model.name) this.retire(old);
-            await this.load(target, role);
-          }
+          if (isEditorRole(role)) await this.loadAfresh(target, role);
         },
         activate: (r) => (target ? this.activateVersion(target, r) : undefined),
       });
@@ -331,10 +326,13 @@ export class ModelRegistry {
   private followDeployments(intervalMs = 1000): void {
     for (const role of deploymentRoles) {
       this.servedVersions.set(role, this.deployedVersion(role)?.version);
-      const file = historyFile(this.options.modelsDirectory, role);
-      const check = () => void this.adoptDeployedVersion(role);
-      fs.watchFile(file, { interval: intervalMs, persistent: false }, check);
-      this.stopFollowing.push(() => fs.unwatchFile(file, check));
+      const watch = watchHistory(
+        this.options.modelsDirectory,
+        role,
+        () => void this.adoptDeployedVersion(role),
+        intervalMs,
+      );
+      this.stopFollowing.push(() => watch.dispose());
     }
   }
 
@@ -346,11 +344,7 @@ export class ModelRegistry {
       const entry = serving && this.find(deployed.name);
       if (!serving || !entry) return;
       try {
-        if (isEditorRole(role)) {
-          // The folder may have been restored from a snapshot: load its files afresh.
-          for (const old of [...this.slots.values()]) if (old.entry.name === entry.name) this.retire(old);
-          await this.load(entry, role);
-        }
+        if (isEditorRole(role)) await this.loadAfresh(entry, role);
         this.activateVersion(entry, role);
         this.options.log?.(`${role} version ${deployed.version} ("${entry.name}"), deployed elsewhere, now serves`);
       } catch (e) {
@@ -406,6 +400,12 @@ export class ModelRegistry {
       const message = e instanceof Error ? e.message : String(e);
       throw new RegistryError(`${message}${previous ? `; "${previous}" keeps serving ${role}` : ''}`, 'loadFailed');
     }
+  }
+
+  /** Loads a model's files again for a role, whatever copy is loaded (a rollback may have restored its folder). */
+  private async loadAfresh(entry: ModelEntry, role: ModelRole): Promise<void> {
+    for (const old of [...this.slots.values()]) if (old.entry.name === entry.name) this.retire(old);
+    await this.load(entry, role);
   }
 
   /** Makes a loaded model the active one for a role, persists active.json and unloads the swapped-out model. */

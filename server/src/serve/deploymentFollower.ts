@@ -1,9 +1,8 @@
 // Keeps a running service on a deployment role's current version: watches the role's history in the models folder
 // (written by `modelwright deploy`, a rollback or the editor, from any process) and serves each new current version
 // under one name, with the deployment's version number in the Open Inference Protocol routes.
-import * as fs from 'node:fs';
 import type { DeploymentRole } from '../protocol';
-import { currentVersion, historyFile, readHistory } from '../registry/deployments';
+import { currentVersion, readHistory, watchHistory } from '../registry/deployments';
 import { servingModel } from '../registry/versionedDeploy';
 import type { RunningServer } from './httpServer';
 
@@ -40,7 +39,6 @@ export interface FollowOptions {
 
 /** Follows the role's history until disposed; a version that fails to load is logged and the old one keeps serving. */
 export function followDeployments(server: RunningServer, options: FollowOptions): { dispose(): void } {
-  const file = historyFile(options.modelsDirectory, options.role);
   let served = options.version;
   let pending = Promise.resolve();
   const check = () => {
@@ -64,6 +62,5 @@ export function followDeployments(server: RunningServer, options: FollowOptions)
       }
     });
   };
-  fs.watchFile(file, { interval: options.intervalMs ?? 1000, persistent: false }, check);
-  return { dispose: () => fs.unwatchFile(file, check) };
+  return watchHistory(options.modelsDirectory, options.role, check, options.intervalMs);
 }
