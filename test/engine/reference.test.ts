@@ -17,14 +17,10 @@ import {
 } from '../../server/src/engine/trainingGraph';
 import type { Feeds } from '../../server/src/runtime/onnxSession';
 import { f32, i64, maxAbs, maxAbsDiff, open, run } from '../helpers/engineHarness';
+import type { Entry, Method } from '../helpers/trainingReference';
 
-interface Entry {
-  name: string;
-  shape: number[];
-  data: number[];
-}
-
-interface Fixture {
+/** The GPT-2 fixture: one training step's figures (as the fine-tuning references give them), then a second step. */
+interface Fixture extends Method {
   config: {
     vocab_size: number;
     n_positions: number;
@@ -37,12 +33,6 @@ interface Fixture {
   input_ids: number[][];
   targets: number[][];
   params: Entry[];
-  logits: { shape: number[]; data: number[] };
-  loss: number;
-  grads: Entry[];
-  grad_norm: number;
-  adamw: { lr: number; beta1: number; beta2: number; eps: number; weight_decay: number; max_grad_norm: number };
-  updated: Entry[];
   updated_step2: Entry[];
   loss_step2: number;
 }
