@@ -23,7 +23,6 @@ import { causalBias } from '../../server/src/engine/model';
 import {
   type TrainingSpec,
   buildGradients,
-  buildTrainingStep,
   frozenInputShapes,
   names,
   packParameters,
@@ -38,7 +37,8 @@ import {
   GRADIENT_TOLERANCE,
   LOGITS_TOLERANCE,
   LOSS_TOLERANCE,
-  adamwOf,
+  checkLoraGradients,
+  checkLoraStep,
   compare,
   compareStep,
   evaluate,
@@ -100,39 +100,10 @@ for (const [family, targets] of families) {
     });
 
     test('LoRA: logits, loss and every adapter gradient', async () => {
-      const m = c.reference.lora;
-      const flat = packParameters(c.lora, weightsOf(m.adapter));
-      const evaluation = await evaluate(c.lora, c, { ...frozenFeeds(c), ...flatFeed(flat) });
-      const { diff, index } = maxAbsDiff(evaluation[names.logits], m.logits.data);
-      assert.ok(diff <= LOGITS_TOLERANCE, `logits[${index}] off by ${diff}`);
-      assert.ok(Math.abs(evaluation[names.loss][0] - m.loss) <= LOSS_TOLERANCE, `loss ${evaluation[names.loss][0]}`);
-      const session = await open(buildGradients(c.lora, c.shape));
-      const out = await run(session, { ...c.batchFeeds, ...frozenFeeds(c), ...flatFeed(flat) });
-      await session.release();
-      compare('adapter gradients', m.grads, (n) => out[names.gradient(n)], GRADIENT_TOLERANCE);
+      await checkLoraGradients(c);
     });
 
-    test('LoRA: one clipped AdamW step moves only the adapter', async () => {
-      const m = c.reference.lora;
-      assert.ok(m.base_unchanged, 'PyTorch changed the frozen base');
-      const adapter = weightsOf(m.adapter);
-      const flat = packParameters(c.lora, adapter);
-      const frozen = frozenFeeds(c);
-      const copies = new Map(Object.entries(frozen).map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
-      const model = buildTrainingStep(c.lora, c.shape, adamwOf(m));
-      // The step's state is the adapter's alone: no output for any base weight, and the flat vector is the adapter.
-      const baseNames = new Set(frozenInputShapes(c.lora).map(([n]) => n));
-      assert.ok(model.outputs.every((o) => !baseNames.has(o.name.replace(/^next\//, ''))));
-      assert.equal(
-        flat.length,
-        [...adapter.values()].reduce((n, a) => n + a.length, 0),
-      );
-      const out = await oneStep(c.lora, c, m, flat, frozen);
-      assert.ok(m.grad_norm > m.adamw.max_grad_norm, 'the reference should exercise clipping');
-      assert.ok(Math.abs(out[names.gradNorm][0] - m.grad_norm) <= GRAD_NORM_TOLERANCE * m.grad_norm, 'grad norm');
-      compareStep('adapter after one step', m, adapter, unpackParameters(c.lora, out[names.next(names.parameters)]));
-      for (const [n, t] of Object.entries(frozen)) assert.deepEqual(t.data, copies.get(n), `${n} changed`);
-    });
+    test('LoRA: one clipped AdamW step moves only the adapter', () => checkLoraStep(c));
 
     test('LoRA: merged weights give the adapted model’s logits', async () => {
       const m = c.reference.lora;

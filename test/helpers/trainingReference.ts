@@ -11,9 +11,12 @@ import { type AdamWSettings, stepScalarValues } from '../../server/src/engine/op
 import {
   type TrainingSpec,
   buildEvaluation,
+  buildGradients,
   buildTrainingStep,
   frozenInputShapes,
   names,
+  packParameters,
+  unpackParameters,
 } from '../../server/src/engine/trainingGraph';
 import { readArchitecture } from '../../server/src/modelFolder/config';
 import type { Feeds } from '../../server/src/runtime/onnxSession';
@@ -196,4 +199,44 @@ export async function oneStep(spec: TrainingSpec, c: Case, m: Method, flat: Floa
   } finally {
     await session.release();
   }
+}
+
+/** LoRA's logits and loss, then every adapter gradient, against the reference; returns the reference's gradients. */
+export async function checkLoraGradients(c: Case): Promise<Entry[]> {
+  const m = c.reference.lora;
+  const flat = packParameters(c.lora, weightsOf(m.adapter));
+  const evaluation = await evaluate(c.lora, c, { ...frozenFeeds(c), ...flatFeed(flat) });
+  const { diff, index } = maxAbsDiff(evaluation[names.logits], m.logits.data);
+  assert.ok(diff <= LOGITS_TOLERANCE, `logits[${index}] off by ${diff}`);
+  assert.ok(Math.abs(evaluation[names.loss][0] - m.loss) <= LOSS_TOLERANCE, `loss ${evaluation[names.loss][0]}`);
+  const session = await open(buildGradients(c.lora, c.shape));
+  const out = await run(session, { ...c.batchFeeds, ...frozenFeeds(c), ...flatFeed(flat) });
+  await session.release();
+  compare('adapter gradients', m.grads, (n) => out[names.gradient(n)], GRADIENT_TOLERANCE);
+  return m.grads;
+}
+
+/**
+ * One clipped AdamW step of the adapter against the reference: the step's state is the adapter's alone (no output
+ * for any base weight, the flat vector is the adapter), and the frozen base feeds come out unchanged.
+ */
+export async function checkLoraStep(c: Case): Promise<void> {
+  const m = c.reference.lora;
+  assert.ok(m.base_unchanged, 'PyTorch changed the frozen base');
+  const adapter = weightsOf(m.adapter);
+  const flat = packParameters(c.lora, adapter);
+  const frozen = frozenFeeds(c);
+  const copies = new Map(Object.entries(frozen).map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
+  const model = buildTrainingStep(c.lora, c.shape, adamwOf(m));
+  const baseNames = new Set(frozenInputShapes(c.lora).map(([n]) => n));
+  assert.ok(model.outputs.every((o) => !baseNames.has(o.name.replace(/^next\//, ''))));
+  assert.equal(
+    flat.length,
+    [...adapter.values()].reduce((n, a) => n + a.length, 0),
+  );
+  const out = await oneStep(c.lora, c, m, flat, frozen);
+  assert.ok(m.grad_norm > m.adamw.max_grad_norm, 'the reference should exercise clipping');
+  assert.ok(Math.abs(out[names.gradNorm][0] - m.grad_norm) <= GRAD_NORM_TOLERANCE * m.grad_norm, 'grad norm');
+  compareStep('adapter after one step', m, adapter, unpackParameters(c.lora, out[names.next(names.parameters)]));
+  for (const [n, t] of Object.entries(frozen)) assert.deepEqual(t.data, copies.get(n), `${n} changed`);
 }
