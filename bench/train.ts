@@ -1,6 +1,7 @@
 // `npm run bench:train`: our ONNX training engine against PyTorch on CPU, side by side in one run, on the same
 // model (4 layers, 4 heads, d 128, context 128, vocab 512, batch 16, AdamW), the same token windows and the same
-// learning-rate schedule. Prints tokens/s of each, the ratio and validation loss; last line `train-speed-ratio: R`.
+// learning-rate schedule. Prints tokens/s of each, the ratios and validation loss; last line `train-speed-ratio: R`,
+// R against the faster of the two PyTorch runs.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
     const tuned = pytorch('auto');
 
     const rows: string[][] = [
-      ['', 'modelwright (onnxruntime)', `pytorch ${tuned.torch} tuned BLAS`, 'pytorch as installed'],
+      ['', 'modelwright (onnxruntime)', `pytorch ${tuned.torch} forced BLAS kernels`, 'pytorch as installed'],
       [
         'tokens/s (median step)',
         ours.tokensPerSecond.toFixed(0),
@@ -194,8 +195,14 @@ async function main(): Promise<void> {
     ];
     for (const [a, ...rest] of rows) console.log(`${a.padEnd(28)} ${rest.map((c) => c.padStart(28)).join(' ')}`);
     console.log(`BLAS: tuned ${tuned.blas}; as installed ${installed.blas}`);
+    // The headline compares with the faster PyTorch: forcing kernels helps where OpenBLAS misreads the CPU and can
+    // hurt where it reads it right (an AVX-512 EPYC runs Cooperlake kernels as installed, Haswell ones when forced).
+    const fastest = Math.max(installed.tokensPerSecond, tuned.tokensPerSecond);
     console.log(`ratio against PyTorch as installed: ${(ours.tokensPerSecond / installed.tokensPerSecond).toFixed(2)}`);
-    console.log(`train-speed-ratio: ${(ours.tokensPerSecond / tuned.tokensPerSecond).toFixed(2)}`);
+    console.log(
+      `ratio against PyTorch with forced BLAS kernels: ${(ours.tokensPerSecond / tuned.tokensPerSecond).toFixed(2)}`,
+    );
+    console.log(`train-speed-ratio: ${(ours.tokensPerSecond / fastest).toFixed(2)}`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
