@@ -164,43 +164,43 @@ async function main(): Promise<void> {
       return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
     };
     const installed = pytorch('none');
-    const tuned = pytorch('auto');
+    const forced = pytorch('auto');
 
     const rows: string[][] = [
-      ['', 'modelwright (onnxruntime)', `pytorch ${tuned.torch} forced BLAS kernels`, 'pytorch as installed'],
+      ['', 'modelwright (onnxruntime)', `pytorch ${forced.torch} forced BLAS kernels`, 'pytorch as installed'],
       [
         'tokens/s (median step)',
         ours.tokensPerSecond.toFixed(0),
-        Number(tuned.tokensPerSecond).toFixed(0),
+        Number(forced.tokensPerSecond).toFixed(0),
         Number(installed.tokensPerSecond).toFixed(0),
       ],
       [
         'step ms (median)',
         ours.stepMsMedian.toFixed(1),
-        Number(tuned.stepMsMedian).toFixed(1),
+        Number(forced.stepMsMedian).toFixed(1),
         Number(installed.stepMsMedian).toFixed(1),
       ],
       [
         `train loss at step ${steps}`,
         ours.finalTrainLoss.toFixed(4),
-        Number(tuned.finalTrainLoss).toFixed(4),
+        Number(forced.finalTrainLoss).toFixed(4),
         Number(installed.finalTrainLoss).toFixed(4),
       ],
       [
         `validation loss at step ${steps}`,
         ours.valLoss.toFixed(4),
-        Number(tuned.valLoss).toFixed(4),
+        Number(forced.valLoss).toFixed(4),
         Number(installed.valLoss).toFixed(4),
       ],
     ];
     for (const [a, ...rest] of rows) console.log(`${a.padEnd(28)} ${rest.map((c) => c.padStart(28)).join(' ')}`);
-    console.log(`BLAS: tuned ${tuned.blas}; as installed ${installed.blas}`);
+    console.log(`BLAS: forced kernels ${forced.blas}; as installed ${installed.blas}`);
     // The headline compares with the faster PyTorch: forcing kernels helps where OpenBLAS misreads the CPU and can
     // hurt where it reads it right (an AVX-512 EPYC runs Cooperlake kernels as installed, Haswell ones when forced).
-    const fastest = Math.max(installed.tokensPerSecond, tuned.tokensPerSecond);
+    const fastest = Math.max(installed.tokensPerSecond, forced.tokensPerSecond);
     console.log(`ratio against PyTorch as installed: ${(ours.tokensPerSecond / installed.tokensPerSecond).toFixed(2)}`);
     console.log(
-      `ratio against PyTorch with forced BLAS kernels: ${(ours.tokensPerSecond / tuned.tokensPerSecond).toFixed(2)}`,
+      `ratio against PyTorch with forced BLAS kernels: ${(ours.tokensPerSecond / forced.tokensPerSecond).toFixed(2)}`,
     );
     console.log(`train-speed-ratio: ${(ours.tokensPerSecond / fastest).toFixed(2)}`);
   } finally {
