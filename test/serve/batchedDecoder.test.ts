@@ -80,8 +80,9 @@ describe('batched decoding', () => {
   test('rows can leave (select) and join (concat) a batch without changing their logits', async () => {
     const a = [tokenizer.encode(PROMPTS[0]), tokenizer.encode(PROMPTS[1]), tokenizer.encode(PROMPTS[2])];
     const first = await decoder.prefill(a);
-    const kept = decoder.select(first.batch, [2, 1]); // row 0 was the longest: its padding is trimmed
-    assert.equal(kept.length, Math.max(a[1].length, a[2].length));
+    const kept = decoder.select(first.batch, [2, 1]);
+    assert.deepEqual(kept.lengths, [a[2].length, a[1].length]);
+    assert.throws(() => decoder.select(first.batch, [0]), /consumed/);
     const b = [tokenizer.encode(PROMPTS[4])];
     const second = await decoder.prefill(b);
     const joined = decoder.concat(kept, second.batch);

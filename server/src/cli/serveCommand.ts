@@ -39,7 +39,7 @@ export function addServeCommand(program: Command): void {
     .option('--port <n>', 'port to listen on', nonNegativeInteger, 8000)
     .option('--api-key-file <file>', 'file holding the API key clients must send as a bearer token')
     .option('--max-batch-size <n>', 'most requests decoded together', positiveInteger)
-    .option('--max-batch-tokens <n>', 'most tokens of one batch', positiveInteger)
+    .option('--max-batch-tokens <n>', 'most cached positions (rows × longest row) of one batch (default 16384)', positiveInteger)
     .option('--no-batching', 'decode one request at a time')
     .option('--queue <n>', 'most requests waiting before new ones get 503', nonNegativeInteger)
     .option('--timeout <seconds>', 'time limit of one request', positiveNumber)

@@ -3,7 +3,7 @@
 // everywhere, a plain gelu MLP, sliding-window attention) written as ONNX ops with the Graph builder, in Hugging
 // Face's parameter names, shapes ([out, in] linear weights) and conventions.
 import { type ActivationName, activate } from './activations';
-import { attend } from './causalAttention';
+import { attend, attendAfterPast } from './causalAttention';
 import type { Graph, Value } from './graph';
 import { linear } from './linear';
 import type { LayerCacheValues } from './model';
@@ -201,20 +201,23 @@ function attention(
   const projection = (name: string) =>
     linear(g, 'outIn', x, p(`self_attn.${name}.weight`), c.qkvBias ? p(`self_attn.${name}.bias`) : undefined);
   const q = rotate(g, heads(projection('q_proj'), c.heads), rotary); // [batch, heads, time, headDim]
-  let keys = rotate(g, heads(projection('k_proj'), c.kvHeads), rotary); // [batch, kvHeads, time, headDim]
-  let values = heads(projection('v_proj'), c.kvHeads);
-  if (cache) {
-    keys = cache.presentKey = g.concat([cache.pastKey, keys], 2);
-    values = cache.presentValue = g.concat([cache.pastValue, values], 2);
-  }
+  const keys = rotate(g, heads(projection('k_proj'), c.kvHeads), rotary); // [batch, kvHeads, time, headDim]
+  const values = heads(projection('v_proj'), c.kvHeads);
   // Grouped-query attention: query head h reads key/value head ⌊h / group⌋, as Hugging Face's repeat_kv does.
   const group = c.heads / c.kvHeads;
   const grouped = g.reshape(q, [0, c.kvHeads, group, -1, c.headDim]); // [batch, kvHeads, group, time, headDim]
-  const k = g.unsqueeze(keys, [2]);
-  const v = g.unsqueeze(values, [2]);
+  const perGroup = (t: Value) => g.unsqueeze(t, [2]);
   const scaled = g.mul(grouped, g.scalar(1 / Math.sqrt(c.headDim)));
-  // Without a cache (training) the bias is causal, so the attention may skip the scores it hides.
-  const attended = attend(g, scaled, k, v, g.unsqueeze(bias, [1]), !cache);
+  let attended: Value;
+  if (cache) {
+    cache.presentKey = g.concat([cache.pastKey, keys], 2);
+    cache.presentValue = g.concat([cache.pastValue, values], 2);
+    const [k, v, pastK, pastV] = [keys, values, cache.pastKey, cache.pastValue].map(perGroup);
+    attended = attendAfterPast(g, scaled, k, v, pastK, pastV, g.unsqueeze(bias, [1]));
+  } else {
+    // Without a cache (training) the bias is causal, so the attention may skip the scores it hides.
+    attended = attend(g, scaled, perGroup(keys), perGroup(values), g.unsqueeze(bias, [1]), true);
+  }
   const y = g.reshape(attended, [0, c.heads, -1, c.headDim]); // [batch, heads, time, headDim]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.heads * c.headDim]);
   const outputBias = c.outputBias ? p('self_attn.o_proj.bias') : undefined;

@@ -1,6 +1,7 @@
 // The GPT model, defined once: GPT-2's architecture (pre-LayerNorm blocks, tanh GELU MLP, learned positions,
 // biases in every linear layer, LM head tied to the token embedding) as ONNX ops with the Graph builder. Training
 // graphs (blocks run on chunks of a few sequences) and KV-cache inference graphs are both built from `forward`.
+import { attendAfterPast } from './causalAttention';
 import type { Graph, Value } from './graph';
 import { linear } from './linear';
 import { type DataType, type Dim, int } from './onnx';
@@ -146,15 +147,15 @@ function attention(
   const headDim = c.embedding / c.heads;
   const qkv = linear(g, 'inOut', x, p('attn.c_attn.weight'), p('attn.c_attn.bias'));
   const [q, k, v] = g.split(qkv, 3).map((t) => g.transpose(g.reshape(t, [0, 0, c.heads, headDim]), [0, 2, 1, 3]));
-  let keys = k;
-  let values = v;
-  if (cache) {
-    keys = cache.presentKey = g.concat([cache.pastKey, k], 2);
-    values = cache.presentValue = g.concat([cache.pastValue, v], 2);
-  }
   const scaledQ = g.mul(q, g.scalar(1 / Math.sqrt(headDim)));
-  const scores = g.add(g.matmul(scaledQ, g.transpose(keys, [0, 1, 3, 2])), attentionBias);
-  const y = g.matmul(g.softmax(scores), values); // [batch, heads, time, headDim]
+  let y: Value; // [batch, heads, time, headDim]
+  if (cache) {
+    cache.presentKey = g.concat([cache.pastKey, k], 2);
+    cache.presentValue = g.concat([cache.pastValue, v], 2);
+    y = attendAfterPast(g, scaledQ, k, v, cache.pastKey, cache.pastValue, attentionBias);
+  } else {
+    y = g.matmul(g.softmax(g.add(g.matmul(scaledQ, g.transpose(k, [0, 1, 3, 2])), attentionBias)), v);
+  }
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, c.embedding]);
   return linear(g, 'inOut', merged, p('attn.c_proj.weight'), p('attn.c_proj.bias'));
 }

@@ -1,17 +1,29 @@
-// Batched KV-cache decoding inside the inference worker: the keys and values of a batch of left-padded sequences,
-// prefill and decode steps over them, rows leaving (select) and joining (concat), and runs on caller-given tensors.
-// The main thread's BatchedDecoder (batchedDecoder.ts) keeps the rows' padding and sends it the operations.
+// Batched KV-cache decoding inside the inference worker: the keys and values of a batch of sequences, prefill and
+// decode steps over them, rows leaving (select) and joining (concat), and runs on caller-given tensors. Each row's
+// keys and values sit from column 0 of buffers with room to grow, fed whole with the unused columns masked, and
+// are written in place: a step copies only the new position, a row leaving or joining only that row.
+// The main thread's BatchedDecoder (batchedDecoder.ts) keeps the rows' lengths and sends it the operations.
 import { Tensor as OrtTensor } from 'onnxruntime-node';
 import type { FolderConfig } from '../modelFolder/config';
 import { type Io, LOGITS_TO_KEEP, halfToFloat, pastDims } from './modelIo';
 import type { Feeds, Session, Tensor } from './onnxSession';
 import { kvTensor } from './sequenceCore';
 
-/** A batch's past_key_values tensors [rows, …, length, rowSize] in the model's past-input order. */
+type KvData = Float32Array | Uint16Array;
+
+const BATCH_ROOM = 32;
+
+/**
+ * A batch's keys and values: row r holds `lengths[r]` positions from column 0 of buffers [rowRoom, blocks, width,
+ * rowSize], one per past input, whose first rows are in use. The step, select or concat that takes a batch
+ * consumes it (its buffers move to the result).
+ */
 export interface BatchState {
-  pads: number[];
-  length: number;
-  past: Tensor[];
+  lengths: number[];
+  width: number;
+  rowRoom: number;
+  data: KvData[];
+  spent: boolean;
 }
 
 /** A tensor in host memory, named, with its onnxruntime element type. */
@@ -23,14 +35,32 @@ export interface RawTensor {
 }
 
 export class BatchedCore {
+  /** The outputs holding the new positions' keys and values: new_key_values, else the present tensors. */
+  private readonly newRows: string[];
   private readonly fetches: string[];
+  /**
+   * Graphs without attention_mask and position_ids cannot mask unused columns: their one row is fed exactly the
+   * positions it holds, and the present tensors become the next step's cache.
+   */
+  private readonly exact: boolean;
+  /** The session runTensors uses when openFull is given, opened on first use. */
+  private full: Promise<Session> | undefined;
 
   constructor(
     readonly session: Session,
     readonly io: Io,
     readonly config: FolderConfig,
+    /** Opens the graph as the file declares it, for runTensors, when `session` lacks some of its outputs. */
+    private readonly openFull?: () => Promise<Session>,
   ) {
-    this.fetches = ['logits', ...io.presentOutputs];
+    this.exact = !(io.hasAttentionMask && io.hasPositionIds);
+    this.newRows = io.newOutputs && !this.exact ? io.newOutputs : io.presentOutputs;
+    this.fetches = ['logits', ...this.newRows];
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+    if (this.full) await (await this.full).release();
   }
 
   async runTensors(inputs: readonly RawTensor[], outputNames: readonly string[]): Promise<RawTensor[]> {
@@ -40,7 +70,8 @@ export class BatchedCore {
     // Not declared to callers (BatchedDecoder.inputs): every position's logits, as in graphs without it.
     if (this.io.hasLogitsToKeep && !feeds[LOGITS_TO_KEEP])
       feeds[LOGITS_TO_KEEP] = new OrtTensor('int64', new BigInt64Array([0n]), []);
-    const results = await this.session.run(feeds, outputNames as string[]);
+    const session = this.openFull ? await (this.full ??= this.openFull()) : this.session;
+    const results = await session.run(feeds, outputNames as string[]);
     return outputNames.map((name) => {
       const t = results[name];
       return { name, type: t.type, dims: t.dims.map(Number), data: t.data as ArrayBufferView };
@@ -54,10 +85,8 @@ export class BatchedCore {
     const ids = new BigInt64Array(rows * width);
     const mask = new BigInt64Array(rows * width);
     const positions = new BigInt64Array(rows * width);
-    const pads: number[] = [];
     prompts.forEach((prompt, row) => {
       const pad = width - prompt.length;
-      pads.push(pad);
       for (let i = 0; i < prompt.length; i++) {
         const at = row * width + pad + i;
         ids[at] = BigInt(prompt[i]);
@@ -66,82 +95,166 @@ export class BatchedCore {
       }
     });
     const empty = kvTensor(this.newData(0), pastDims(this.io, rows, 0));
-    const results = await this.runStep(
-      ids,
-      mask,
-      positions,
-      [rows, width],
-      this.io.pastInputs.map(() => empty),
-      false,
-    );
-    const batch = { pads, length: width, past: this.io.presentOutputs.map((name) => results[name]) };
+    const past = this.io.pastInputs.map(() => empty);
+    const results = await this.run(ids, mask, positions, [rows, width], past, false);
+    const lengths = prompts.map((p) => p.length);
+    const batch = this.allocate(lengths, rows, this.roomFor(width));
+    this.newRows.forEach((name, i) => {
+      const source = results[name].data as KvData;
+      lengths.forEach((length, row) =>
+        this.copyRow(source, width, width - length, batch.data[i], batch.width, row, row, length),
+      );
+    });
     return { batch, logits: lastLogits(results.logits, rows) };
   }
 
-  /** One new token per row after what `batch` holds. */
+  /** One new token per row after what `batch` holds (consumes it). */
   async step(batch: BatchState, tokens: readonly number[]): Promise<{ batch: BatchState; logits: Float32Array[] }> {
-    const rows = batch.pads.length;
-    const total = batch.length + 1;
-    const ids = BigInt64Array.from(tokens, BigInt);
-    const mask = new BigInt64Array(rows * total);
+    this.take(batch);
+    const rows = batch.lengths.length;
+    const longest = Math.max(...batch.lengths);
+    if (this.exact) return this.exactStep(batch, tokens);
+    const state = longest < batch.width ? batch : this.reshaped(batch, batch.rowRoom, this.roomFor(longest + 1));
+    const width = state.width;
+    const mask = new BigInt64Array(rows * (width + 1));
     const positions = new BigInt64Array(rows);
-    for (let row = 0; row < rows; row++) {
-      positions[row] = BigInt(batch.length - batch.pads[row]);
-      mask.fill(1n, row * total + batch.pads[row], (row + 1) * total);
-    }
-    const results = await this.runStep(ids, mask, positions, [rows, 1], batch.past, true);
-    const next = { pads: batch.pads.slice(), length: total, past: this.io.presentOutputs.map((name) => results[name]) };
+    state.lengths.forEach((length, row) => {
+      positions[row] = BigInt(length);
+      mask.fill(1n, row * (width + 1), row * (width + 1) + length);
+      mask[row * (width + 1) + width] = 1n;
+    });
+    const dims = pastDims(this.io, rows, width);
+    const used = rows * this.io.blocks * width * this.io.rowSize;
+    const past = state.data.map((data) => kvTensor(data.subarray(0, used), dims));
+    const ids = BigInt64Array.from(tokens, BigInt);
+    const results = await this.run(ids, mask, positions, [rows, 1], past, true);
+    this.newRows.forEach((name, i) => {
+      const t = results[name];
+      const held = t.dims[this.io.pastRank - 2]; // 1 for new_key_values, width + 1 for a present tensor
+      const source = t.data as KvData;
+      state.lengths.forEach((length, row) =>
+        this.copyRow(source, held, held - 1, state.data[i], width, row, row, 1, length),
+      );
+    });
+    const next = { ...state, lengths: state.lengths.map((n) => n + 1), spent: false };
+    state.spent = true;
     return { batch: next, logits: lastLogits(results.logits, rows) };
   }
 
-  /** The given rows, in that order, without the padding columns they all share (copies). */
+  /** The given rows, in that order (consumes the batch; rows that keep their place are not copied). */
   select(batch: BatchState, rows: readonly number[]): BatchState {
-    const trim = Math.min(...rows.map((row) => batch.pads[row]));
-    const length = batch.length - trim;
-    const { blocks, rowSize } = this.io;
-    const past = batch.past.map((tensor) => {
-      const source = tensor.data as Float32Array | Uint16Array;
-      const target = this.newData(rows.length * blocks * length * rowSize);
-      rows.forEach((row, to) => {
-        for (let b = 0; b < blocks; b++) {
-          const from = ((row * blocks + b) * batch.length + trim) * rowSize;
-          target.set(source.subarray(from, from + length * rowSize), (to * blocks + b) * length * rowSize);
-        }
+    this.take(batch);
+    const lengths = rows.map((row) => batch.lengths[row]);
+    const width = this.roomFor(Math.max(...lengths));
+    // In place unless a row would be overwritten before it is read, or the buffers are far wider than needed.
+    const inPlace =
+      width > (batch.width * 3) / 4 &&
+      rows.every((from, to) => from === to || (from > to && !rows.slice(to + 1).includes(to)));
+    if (inPlace) {
+      rows.forEach((from, to) => {
+        if (from !== to)
+          batch.data.forEach((data) => this.copyRow(data, batch.width, 0, data, batch.width, from, to, lengths[to]));
       });
-      return kvTensor(target, pastDims(this.io, rows.length, length));
-    });
-    return { pads: rows.map((row) => batch.pads[row] - trim), length, past };
+      return { ...batch, lengths, spent: false };
+    }
+    const selected = this.allocate(lengths, rows.length, width);
+    batch.data.forEach((data, i) =>
+      rows.forEach((from, to) => this.copyRow(data, batch.width, 0, selected.data[i], width, from, to, lengths[to])),
+    );
+    return selected;
   }
 
-  /** The rows of all the batches, in order, each padded on the left to the longest (copies). */
+  /** The rows of all the batches, in order (consumes them; the first one's rows stay where they are). */
   concat(batches: readonly BatchState[]): BatchState {
-    if (batches.length === 1) return batches[0];
-    const length = Math.max(...batches.map((b) => b.length));
-    const { blocks, rowSize } = this.io;
-    const rows = batches.reduce((n, b) => n + b.pads.length, 0);
-    const past = batches[0].past.map((_, i) => {
-      const target = this.newData(rows * blocks * length * rowSize);
-      let to = 0;
-      for (const part of batches) {
-        const source = part.past[i].data as Float32Array | Uint16Array;
-        const shift = length - part.length;
-        for (let row = 0; row < part.pads.length; row++, to++) {
-          for (let b = 0; b < blocks; b++) {
-            const from = (row * blocks + b) * part.length * rowSize;
-            target.set(
-              source.subarray(from, from + part.length * rowSize),
-              ((to * blocks + b) * length + shift) * rowSize,
-            );
-          }
-        }
-      }
-      return kvTensor(target, pastDims(this.io, rows, length));
-    });
-    const pads = batches.flatMap((b) => b.pads.map((p) => p + length - b.length));
-    return { pads, length, past };
+    for (const batch of batches) this.take(batch);
+    const [first, ...rest] = batches;
+    if (rest.length === 0) return { ...first, spent: false };
+    const lengths = batches.flatMap((b) => b.lengths);
+    const needed = Math.max(...lengths) + 1;
+    const width = needed <= first.width ? first.width : this.roomFor(needed);
+    const rowRoom = lengths.length <= first.rowRoom ? first.rowRoom : Math.max(lengths.length, 2 * first.rowRoom);
+    const joined = rowRoom === first.rowRoom && width === first.width ? first : this.reshaped(first, rowRoom, width);
+    let to = first.lengths.length;
+    for (const part of rest) {
+      part.lengths.forEach((length, row) => {
+        part.data.forEach((data, i) => this.copyRow(data, part.width, 0, joined.data[i], width, row, to, length));
+        to++;
+      });
+    }
+    return { lengths, width, rowRoom, data: joined.data, spent: false };
   }
 
-  private async runStep(
+  /** A single row's step for a graph that cannot mask (`exact`): the present tensors are the new cache. */
+  private async exactStep(
+    batch: BatchState,
+    tokens: readonly number[],
+  ): Promise<{ batch: BatchState; logits: Float32Array[] }> {
+    const [length] = batch.lengths;
+    const past = batch.data.map((data) => kvTensor(data, pastDims(this.io, 1, length)));
+    const none = new BigInt64Array(0);
+    const results = await this.run(BigInt64Array.from(tokens, BigInt), none, none, [1, 1], past, true);
+    const data = this.io.presentOutputs.map((name) => results[name].data as KvData);
+    return {
+      batch: { lengths: [length + 1], width: length + 1, rowRoom: 1, data, spent: false },
+      logits: lastLogits(results.logits, 1),
+    };
+  }
+
+  /**
+   * Columns for rows of up to `positions` positions: room for BATCH_ROOM more (every masked column costs attention
+   * work in every row, and growing copies the batch), none for graphs that cannot mask.
+   */
+  private roomFor(positions: number): number {
+    return this.exact ? positions : Math.ceil((positions + BATCH_ROOM) / BATCH_ROOM) * BATCH_ROOM;
+  }
+
+  private take(batch: BatchState): void {
+    if (batch.spent) throw new Error('the batch was consumed by an earlier step, select or concat');
+    batch.spent = true;
+  }
+
+  /** Empty buffers for rows of these lengths. */
+  private allocate(lengths: number[], rowRoom: number, width: number): BatchState {
+    const size = rowRoom * this.io.blocks * width * this.io.rowSize;
+    return { lengths, width, rowRoom, data: this.io.pastInputs.map(() => this.newData(size)), spent: false };
+  }
+
+  /** The batch's rows in new buffers of the given room. */
+  private reshaped(batch: BatchState, rowRoom: number, width: number): BatchState {
+    const target = this.allocate(batch.lengths, rowRoom, width);
+    batch.data.forEach((data, i) =>
+      batch.lengths.forEach((length, row) =>
+        this.copyRow(data, batch.width, 0, target.data[i], width, row, row, length),
+      ),
+    );
+    return target;
+  }
+
+  /**
+   * Copies `count` positions of row `from` of a [rows, blocks, fromWidth, rowSize] array, starting at column
+   * `fromColumn`, to row `to` of a [rows, blocks, toWidth, rowSize] one at column `toColumn`, block by block.
+   */
+  private copyRow(
+    source: KvData,
+    fromWidth: number,
+    fromColumn: number,
+    target: KvData,
+    toWidth: number,
+    from: number,
+    to: number,
+    count: number,
+    toColumn = 0,
+  ): void {
+    const { blocks, rowSize } = this.io;
+    for (let b = 0; b < blocks; b++) {
+      const start = ((from * blocks + b) * fromWidth + fromColumn) * rowSize;
+      const at = ((to * blocks + b) * toWidth + toColumn) * rowSize;
+      if (source === target) target.copyWithin(at, start, start + count * rowSize);
+      else target.set(source.subarray(start, start + count * rowSize), at);
+    }
+  }
+
+  private async run(
     ids: BigInt64Array,
     mask: BigInt64Array,
     positions: BigInt64Array,
@@ -159,7 +272,7 @@ export class BatchedCore {
     return this.session.run(feeds, this.fetches);
   }
 
-  private newData(size: number): Float32Array | Uint16Array {
+  private newData(size: number): KvData {
     return this.io.kvType === 'float16' ? new Uint16Array(size) : new Float32Array(size);
   }
 }

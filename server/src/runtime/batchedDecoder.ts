@@ -67,29 +67,35 @@ const datatypeToOrt: Record<TensorDatatype, string> = {
 };
 
 /**
- * The keys and values of a batch of sequences: each row is left-padded by `pads[row]` masked positions, so that
- * every row's newest token sits in the last column. Rows are in the order the caller keeps its sequences in.
- * The tensors are in the inference worker, freed by `release` or when the batch is garbage-collected.
+ * The keys and values of a batch of sequences, rows in the order the caller keeps its sequences in. The tensors
+ * are in the inference worker, freed by `release` or when the batch is garbage-collected. A step, select or concat
+ * consumes the batches it is given (the worker reuses their buffers): use the batch it returns.
  */
 export class DecodeBatch {
   /** @internal Created by BatchedDecoder. */
   constructor(
     /** @internal */ readonly owner: BatchedDecoder,
-    /** Padding positions at the start of each row. */
-    readonly pads: number[],
-    /** Positions held per row, padding included. */
-    readonly length: number,
+    /** Tokens held by each row. */
+    readonly lengths: readonly number[],
     /** @internal The worker-side handle. */
     readonly handle: number,
   ) {}
 
+  /** @internal Set when a step, select or concat has taken the batch. */
+  spent = false;
+
   get rows(): number {
-    return this.pads.length;
+    return this.lengths.length;
   }
 
-  /** Real (unpadded) tokens held by a row. */
+  /** Tokens held by a row. */
   tokensIn(row: number): number {
-    return this.length - this.pads[row];
+    return this.lengths[row];
+  }
+
+  /** The most tokens a row holds. */
+  get longest(): number {
+    return Math.max(...this.lengths);
   }
 
   /** Frees the keys and values now (the batch must not be used afterwards). */
@@ -191,8 +197,7 @@ export class BatchedDecoder {
     const batch = this.tracked(
       new DecodeBatch(
         this,
-        prompts.map((p) => width - p.length),
-        width,
+        prompts.map((p) => p.length),
         newHandle(),
       ),
     );
@@ -205,7 +210,7 @@ export class BatchedDecoder {
     return { batch, logits };
   }
 
-  /** Runs one new token per row after what `batch` holds, and returns the new batch and each row's logits. */
+  /** Runs one new token per row after what `batch` holds (consumes it); returns the new batch and each row's logits. */
   async step(batch: DecodeBatch, tokens: readonly number[]): Promise<{ batch: DecodeBatch; logits: Float32Array[] }> {
     this.checkBatch(batch);
     const rows = batch.rows;
@@ -216,7 +221,14 @@ export class BatchedDecoder {
         throw new Error(`row ${row}: ${held + 1} tokens exceed the model's context of ${this.config.contextLength}`);
       this.checkId(tokens[row]);
     }
-    const next = this.tracked(new DecodeBatch(this, batch.pads.slice(), batch.length + 1, newHandle()));
+    const next = this.tracked(
+      new DecodeBatch(
+        this,
+        batch.lengths.map((n) => n + 1),
+        newHandle(),
+      ),
+    );
+    this.consume(batch);
     const logits = await this.call<Float32Array[]>({
       op: 'step',
       model: this.handle,
@@ -227,32 +239,40 @@ export class BatchedDecoder {
     return { batch: next, logits };
   }
 
-  /**
-   * A batch of the given rows of `batch`, in that order, without the padding columns they all share (copies
-   * the keys and values).
-   */
+  /** A batch of the given rows of `batch`, in that order (consumes it). */
   select(batch: DecodeBatch, rows: readonly number[]): DecodeBatch {
     this.checkBatch(batch);
     if (rows.length === 0) throw new Error('select needs at least one row');
     for (const row of rows)
       if (!(Number.isInteger(row) && row >= 0 && row < batch.rows)) throw new Error(`row ${row} is not in the batch`);
-    const trim = Math.min(...rows.map((row) => batch.pads[row]));
-    const pads = rows.map((row) => batch.pads[row] - trim);
-    const selected = this.tracked(new DecodeBatch(this, pads, batch.length - trim, newHandle()));
+    const selected = this.tracked(
+      new DecodeBatch(
+        this,
+        rows.map((row) => batch.lengths[row]),
+        newHandle(),
+      ),
+    );
+    this.consume(batch);
     this.worker.post({ op: 'select', model: this.handle, from: batch.handle, to: selected.handle, rows: [...rows] });
     return selected;
   }
 
-  /** The rows of all the batches, in order, each padded on the left to the longest (copies). */
+  /** The rows of all the batches, in order (consumes them). */
   concat(...batches: DecodeBatch[]): DecodeBatch {
     if (batches.length === 0) throw new Error('concat needs at least one batch');
     for (const batch of batches) this.checkBatch(batch);
     if (batches.length === 1) return batches[0];
     if (!this.canBatch)
       throw new Error(`${this.modelDir}: the graph has no attention_mask/position_ids, so it cannot batch`);
-    const length = Math.max(...batches.map((b) => b.length));
-    const pads = batches.flatMap((b) => b.pads.map((p) => p + length - b.length));
-    const joined = this.tracked(new DecodeBatch(this, pads, length, newHandle()));
+    if (new Set(batches).size !== batches.length) throw new Error('concat got the same batch twice');
+    const joined = this.tracked(
+      new DecodeBatch(
+        this,
+        batches.flatMap((b) => b.lengths),
+        newHandle(),
+      ),
+    );
+    for (const batch of batches) this.consume(batch);
     this.worker.post({ op: 'concat', model: this.handle, parts: batches.map((b) => b.handle), to: joined.handle });
     return joined;
   }
@@ -267,6 +287,12 @@ export class BatchedDecoder {
     if (this.disposed) return;
     this.disposed = true;
     if (!this.worker.stopped) await this.worker.call({ op: 'dispose', model: this.handle });
+  }
+
+  /** Marks a batch as taken: the worker moved its buffers to the result, so its handle needs no release. */
+  private consume(batch: DecodeBatch): void {
+    batch.spent = true;
+    releaseWhenCollected.unregister(batch);
   }
 
   private tracked(batch: DecodeBatch): DecodeBatch {
@@ -299,6 +325,7 @@ export class BatchedDecoder {
   private checkBatch(batch: DecodeBatch): void {
     this.checkUsable();
     if (batch.owner !== this) throw new Error('this batch belongs to another model');
+    if (batch.spent) throw new Error('this batch was consumed by an earlier step, select or concat');
   }
 }
 

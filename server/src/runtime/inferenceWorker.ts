@@ -1,9 +1,11 @@
 // The inference worker thread: owns the onnxruntime sessions used for completion, explanation, serving and
 // evaluation, and the keys and values of their caches, so that a long run never blocks the main thread's event
 // loop. Requests come from inferenceClient.ts (messages in inferenceProtocol.ts).
+import * as path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { type BatchState, BatchedCore } from './batchedCore';
 import type { InferenceEnvelope, InferenceReply, InferenceRequest, IoSpec, LoadedModel } from './inferenceProtocol';
+import { type DecodingGraph, decodingGraph } from './decodingGraph';
 import { discoverIo } from './modelIo';
 import { type Session, createSession } from './onnxSession';
 import { type CacheState, SequenceModel } from './sequenceCore';
@@ -31,20 +33,30 @@ function describe(meta: Session['inputMetadata'][number]): IoSpec {
 }
 
 async function load(request: Extract<InferenceRequest, { op: 'load' }>): Promise<LoadedModel> {
-  const session = await createSession(request.onnxPath, { intraOpThreads: request.intraOpThreads }).catch(
-    (e: unknown) => {
+  const open = (model: string | Uint8Array, externalDataFolder?: string) =>
+    createSession(model, { intraOpThreads: request.intraOpThreads, externalDataFolder }).catch((e: unknown) => {
       throw new Error(`${request.where} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
-    },
-  );
+    });
+  let decoding: DecodingGraph | undefined;
+  try {
+    decoding = decodingGraph(request.onnxPath);
+  } catch {
+    decoding = undefined; // onnxruntime reports what is wrong with the file
+  }
+  const session = decoding
+    ? await open(decoding.bytes, decoding.externalData ? path.dirname(request.onnxPath) : undefined)
+    : await open(request.onnxPath);
   try {
     const io = discoverIo(session, request.config, request.where);
+    const openFull = decoding ? () => open(request.onnxPath) : undefined;
     models.set(
       request.model,
       request.kind === 'sequence'
         ? new SequenceModel(session, io, request.config)
-        : new BatchedCore(session, io, request.config),
+        : new BatchedCore(session, io, request.config, openFull),
     );
-    return { io, inputs: session.inputMetadata.map(describe), outputs: session.outputMetadata.map(describe) };
+    const outputs = [...session.outputMetadata.map(describe), ...(decoding?.removed ?? [])];
+    return { io, inputs: session.inputMetadata.map(describe), outputs };
   } catch (e) {
     await session.release();
     throw e;
@@ -59,7 +71,7 @@ async function handle(request: InferenceRequest): Promise<{ result: unknown; tra
       const model = models.get(request.model);
       models.delete(request.model);
       for (const [handle, entry] of states) if (entry.model === request.model) states.delete(handle);
-      await model?.session.release();
+      await model?.release();
       return { result: undefined };
     }
     case 'release':
@@ -85,17 +97,21 @@ async function handle(request: InferenceRequest): Promise<{ result: unknown; tra
     }
     case 'step': {
       const model = modelOf(request.model, BatchedCore);
-      const { batch, logits } = await model.step(stateOf<BatchState>(request.from), request.tokens);
+      const from = stateOf<BatchState>(request.from);
+      states.delete(request.from); // consumed, whether the step succeeds or not
+      const { batch, logits } = await model.step(from, request.tokens);
       states.set(request.to, { model: request.model, state: batch });
       return { result: logits, transfer: logits.map((l) => l.buffer as ArrayBuffer) };
     }
     case 'select': {
       const batch = modelOf(request.model, BatchedCore).select(stateOf<BatchState>(request.from), request.rows);
+      states.delete(request.from);
       states.set(request.to, { model: request.model, state: batch });
       return { result: undefined };
     }
     case 'concat': {
       const parts = request.parts.map((part) => stateOf<BatchState>(part));
+      for (const part of request.parts) states.delete(part);
       states.set(request.to, { model: request.model, state: modelOf(request.model, BatchedCore).concat(parts) });
       return { result: undefined };
     }
@@ -103,7 +119,7 @@ async function handle(request: InferenceRequest): Promise<{ result: unknown; tra
       return { result: await modelOf(request.model, BatchedCore).runTensors(request.inputs, request.outputNames) };
     case 'stop':
       states.clear();
-      for (const model of models.values()) await model.session.release();
+      for (const model of models.values()) await model.release();
       models.clear();
       process.exit(0); // ends this thread only
       return { result: undefined };

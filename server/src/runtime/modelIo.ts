@@ -22,7 +22,10 @@ export interface Io {
   hasUseCacheBranch: boolean;
   /** The graph takes num_logits_to_keep (logits of only that many last positions; 0: all). */
   hasLogitsToKeep: boolean;
-  /** Past input names, and the present output that feeds each one on the next step. */
+  /**
+   * Past input names, and the present output that feeds each one on the next step (none when the graph was
+   * loaded without them, for decoding from its new-position outputs: decodingGraph.ts).
+   */
   pastInputs: string[];
   presentOutputs: string[];
   /**
@@ -79,12 +82,15 @@ export function discoverIo(session: SessionShape, config: FolderConfig, where: s
     for (const kind of kinds) {
       if (!layers.get(i)?.has(kind)) throw new Error(`${where}: input past_key_values.${i}.${kind} is missing`);
       const present = presentName(i, kind);
-      if (!present) throw new Error(`${where}: output present.${i}.${kind} is missing`);
+      const fresh = `${NEW_KEY_VALUES}.${i}.${kind}`;
+      if (!present && !outputs.has(fresh)) throw new Error(`${where}: output present.${i}.${kind} is missing`);
       pastInputs.push(`past_key_values.${i}.${kind}`);
-      presentOutputs.push(present);
-      newOutputs.push(`${NEW_KEY_VALUES}.${i}.${kind}`);
+      if (present) presentOutputs.push(present);
+      newOutputs.push(fresh);
     }
   }
+  if (presentOutputs.length > 0 && presentOutputs.length !== pastInputs.length)
+    throw new Error(`${where}: some present outputs are missing`);
   if (layers.size !== config.layers) {
     throw new Error(`${where}: has ${layers.size} layers of past_key_values but config.json says ${config.layers}`);
   }

@@ -10,6 +10,8 @@ export type Feeds = Record<string, ort.Tensor>;
 export interface SessionSettings {
   /** Threads for one op; 0 lets onnxruntime choose (all cores). */
   intraOpThreads?: number;
+  /** Where a graph given as bytes finds its external data files (the graph file's folder). */
+  externalDataFolder?: string;
   /** Write the optimized graph here (for profiling and inspection). */
   optimizedModelPath?: string;
   /** Profile every run into PREFIX_<date>.json (chrome://tracing format). */
@@ -46,7 +48,14 @@ export async function createSession(model: Uint8Array | string, settings: Sessio
     executionMode: 'sequential',
     enableCpuMemArena: true,
     enableMemPattern: true,
-    extra: { session: { intra_op: { allow_spinning: shouldSpin(settings.spinning, threads) ? '1' : '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: shouldSpin(settings.spinning, threads) ? '1' : '0' },
+        ...(settings.externalDataFolder
+          ? { model_external_initializers_file_folder_path: settings.externalDataFolder }
+          : {}),
+      },
+    },
   };
   if (settings.optimizedModelPath) options.optimizedModelFilePath = settings.optimizedModelPath;
   if (settings.profileFilePrefix) {

@@ -59,6 +59,10 @@ export class SequenceModel {
     this.fetches = ['logits', ...(this.buffered ? io.newOutputs! : io.presentOutputs)];
   }
 
+  release(): Promise<void> {
+    return this.session.release();
+  }
+
   newCache(): CacheState {
     if (this.buffered) return { length: 0 };
     const empty = kvTensor(this.newData(0), pastDims(this.io, 1, 0));

@@ -67,9 +67,10 @@ export interface SchedulerOptions {
   /** Most prompt tokens prefilled between two decode steps (a longer prompt runs alone). Default 2048. */
   prefillTokens?: number;
   /**
-   * Most key/value positions (rows × padded length) a decode step may hold when admitting more rows. A step's
-   * cost is mostly copying its keys and values, so past a few thousand positions (they stop fitting the CPU
-   * caches) a row costs more in a big batch than in a smaller one. Default 2048.
+   * Most key/value positions (rows × the longest row) a decode step may hold when admitting more rows: a bound on
+   * the batch's cache memory and on how long one step keeps every row waiting. A row costs less in a bigger batch
+   * (the weights are read once per step for all rows), so the default, 16384, leaves the batch size as the limit
+   * for prompts of a few hundred tokens.
    */
   maxBatchTokens?: number;
   modelName: string;
@@ -108,7 +109,7 @@ export class BatchScheduler {
   private active: Sequence[] = [];
   private batch: DecodeBatch | undefined;
   /** Sequences taken from the queue whose prefill is running. */
-  private admitting = 0;
+  private admitting: Sequence[] = [];
   private looping = false;
   private accepting = true;
   private idleWaiters: (() => void)[] = [];
@@ -133,8 +134,8 @@ export class BatchScheduler {
 
   /** Sequences being decoded. */
   get activeCount(): number {
-    let running = this.admitting;
-    for (const sequence of this.active) if (!sequence.done) running++;
+    let running = 0;
+    for (const sequence of [...this.admitting, ...this.active]) if (!sequence.done) running++;
     return running;
   }
 
@@ -306,10 +307,10 @@ export class BatchScheduler {
   private async admit(): Promise<void> {
     const room = this.maxBatchSize - this.active.length;
     const budget = this.options.prefillTokens ?? 2048;
-    const positions = this.options.maxBatchTokens ?? 2048;
+    const positions = this.options.maxBatchTokens ?? 16384;
     let take = 0;
     let tokens = 0;
-    let length = this.batch?.length ?? 0;
+    let length = this.batch?.longest ?? 0;
     while (take < Math.min(room, this.waiting.length)) {
       const prompt = this.waiting[take].request.promptIds.length;
       tokens += prompt;
@@ -320,7 +321,7 @@ export class BatchScheduler {
     }
     const newcomers = this.waiting.splice(0, take);
     if (newcomers.length === 0) return;
-    this.admitting = newcomers.length;
+    this.admitting = newcomers;
     const groups: Sequence[][] = [];
     for (const sequence of [...newcomers].sort((a, b) => b.request.promptIds.length - a.request.promptIds.length)) {
       const group = groups.at(-1);
@@ -349,7 +350,7 @@ export class BatchScheduler {
         admitted.push(...group);
       }
     } finally {
-      this.admitting = 0;
+      this.admitting = [];
     }
     if (parts.length === 0) return;
     this.batch = this.batch ? this.decoder.concat(this.batch, ...parts) : this.decoder.concat(...parts);
@@ -420,11 +421,18 @@ export class BatchScheduler {
     return scores;
   }
 
-  /** Drops finished rows from the batch. */
+  /** Drops finished rows from the batch: the last rows move into the places they leave (only they are copied). */
   private compact(): void {
     if (!this.active.some((s) => s.done)) return;
     const keep: number[] = [];
-    this.active.forEach((s, row) => !s.done && keep.push(row));
+    let last = this.active.length - 1;
+    for (let row = 0; row <= last; row++) {
+      if (!this.active[row].done) keep.push(row);
+      else {
+        while (last > row && this.active[last].done) last--;
+        if (last > row) keep.push(last--);
+      }
+    }
     this.batch = keep.length && this.batch ? this.decoder.select(this.batch, keep) : undefined;
     this.active = keep.map((row) => this.active[row]);
   }
