@@ -29,6 +29,8 @@ const { values } = parseArgs({
     temperature: { type: 'string', default: '0' },
     'max-batch-size': { type: 'string', default: '32' },
     threads: { type: 'string', default: '1' },
+    /** The servers' --prompt-cache (positions of recent prompts kept; 0: off); absent: the server's default. */
+    'prompt-cache': { type: 'string' },
     /** Seconds one run may take before its remaining requests are abandoned (counted as errors). */
     'run-limit': { type: 'string', default: '120' },
   },
@@ -142,6 +144,7 @@ function startServe(modelDir: string, batching: boolean): Promise<Server> {
     '300',
   );
   if (!batching) args.push('--no-batching');
+  if (values['prompt-cache'] !== undefined) args.push('--prompt-cache', values['prompt-cache']);
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
@@ -229,7 +232,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `model: ${model.description}: ${config.layers} layers, ${config.heads} heads, ${config.embedding} wide, vocab ${config.vocabSize}, context ${config.contextLength}\n` +
       `workload: ${promptTexts.length} code prompts of ${minChars}–${maxChars} characters (${promptTokens(model.dir, promptTexts)}) from this repository, ${maxTokens} new tokens each ` +
-      `(temperature ${values.temperature}${Number(values.temperature) > 0 ? ', top_p 0.95' : ': greedy, as inline completions'}, ignore_eos), server --threads ${values.threads}, --max-batch-size ${values['max-batch-size']}; ` +
+      `(temperature ${values.temperature}${Number(values.temperature) > 0 ? ', top_p 0.95' : ': greedy, as inline completions'}, ignore_eos), server --threads ${values.threads}, --max-batch-size ${values['max-batch-size']}, --prompt-cache ${values['prompt-cache'] ?? 'default'} (the prompts repeat across requests); ` +
       `${repeats} repeats, medians shown; CPU: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg()[0].toFixed(1)}\n`,
   );
   const servers = new Map<boolean, Server>();

@@ -99,6 +99,41 @@ describe('batched decoding', () => {
     }
   });
 
+  test('a prompt that starts like a remembered one runs only its rest, with the same logits and steps', async () => {
+    const [cached, plain] = await Promise.all([
+      BatchedDecoder.load(folder.dir, { intraOpThreads: 1, promptCachePositions: 100 }),
+      BatchedDecoder.load(folder.dir, { intraOpThreads: 1, promptCachePositions: 0 }),
+    ]);
+    try {
+      const long = tokenizer.encode(PROMPTS.join('\n')).slice(0, 40);
+      assert.equal(long.length, 40);
+      const first = long.slice(0, 30);
+      const other = tokenizer.encode(PROMPTS[3]).slice(0, 12);
+      const warm = await cached.prefill([first]);
+      assert.deepEqual(warm.reused, [0]);
+      cached.remember(warm.batch, [{ row: 0, ids: first }]);
+      const [ours, theirs] = await Promise.all([
+        cached.prefill([long, other, first]),
+        plain.prefill([long, other, first]),
+      ]);
+      assert.deepEqual(ours.reused, [30, 0, 29]); // the whole prompt: its last token runs again for its logits
+      assert.deepEqual(theirs.reused, [0, 0, 0]);
+      let [a, b] = [ours, theirs];
+      for (let step = 0; step < 3; step++) {
+        for (let row = 0; row < 3; row++)
+          assert.ok(maxDifference(a.logits[row], b.logits[row]) < 1e-4, `step ${step} row ${row}`);
+        const tokens = b.logits.map((l) => argmax(l));
+        [a, b] = await Promise.all([cached.step(a.batch, tokens), plain.step(b.batch, tokens)]).then(([x, y]) => [
+          { ...x, reused: [] },
+          { ...y, reused: [] },
+        ]);
+      }
+      assert.throws(() => cached.remember(a.batch, [{ row: 1, ids: long }]), /does not hold 40 positions/);
+    } finally {
+      await Promise.all([cached.dispose(), plain.dispose()]);
+    }
+  });
+
   test('the scheduler decodes concurrent greedy requests exactly like generate()', async () => {
     const scheduler = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 8, maxQueue: 8, modelName: 't' });
     let decoding: () => void = () => {};

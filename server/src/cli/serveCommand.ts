@@ -15,6 +15,7 @@ interface ServeFlags {
   apiKeyFile?: string;
   maxBatchSize?: number;
   maxBatchTokens?: number;
+  promptCache?: number;
   batching: boolean;
   queue?: number;
   timeout?: number;
@@ -39,7 +40,16 @@ export function addServeCommand(program: Command): void {
     .option('--port <n>', 'port to listen on', nonNegativeInteger, 8000)
     .option('--api-key-file <file>', 'file holding the API key clients must send as a bearer token')
     .option('--max-batch-size <n>', 'most requests decoded together', positiveInteger)
-    .option('--max-batch-tokens <n>', 'most cached positions (rows × longest row) of one batch (default 16384)', positiveInteger)
+    .option(
+      '--max-batch-tokens <n>',
+      'most cached positions (rows × longest row) of one batch (default 16384)',
+      positiveInteger,
+    )
+    .option(
+      '--prompt-cache <positions>',
+      'most positions of recent prompts kept per model for prompts that start the same way (default 4096; 0: off)',
+      nonNegativeInteger,
+    )
     .option('--no-batching', 'decode one request at a time')
     .option('--queue <n>', 'most requests waiting before new ones get 503', nonNegativeInteger)
     .option('--timeout <seconds>', 'time limit of one request', positiveNumber)
@@ -72,6 +82,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
     batching: flags.batching,
     maxBatchSize: flags.maxBatchSize,
     maxBatchTokens: flags.maxBatchTokens,
+    promptCachePositions: flags.promptCache,
     maxQueue: flags.queue,
     requestTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
     intraOpThreads: flags.threads,

@@ -1,12 +1,14 @@
 // Batched KV-cache decoding inside the inference worker: the keys and values of a batch of sequences, prefill and
 // decode steps over them, rows leaving (select) and joining (concat), and runs on caller-given tensors. Each row's
 // keys and values sit from column 0 of buffers with room to grow, fed whole with the unused columns masked, and
-// are written in place: a step copies only the new position, a row leaving or joining only that row.
+// are written in place: a step copies only the new position, a row leaving or joining only that row. Prompts of
+// rows that left stay in a prompt cache (promptCache.ts), so that a prompt starting the same way runs only its rest.
 // The main thread's BatchedDecoder (batchedDecoder.ts) keeps the rows' lengths and sends it the operations.
 import { Tensor as OrtTensor } from 'onnxruntime-node';
 import type { FolderConfig } from '../modelFolder/config';
 import { type Io, LOGITS_TO_KEEP, halfToFloat, pastDims } from './modelIo';
 import type { Feeds, Session, Tensor } from './onnxSession';
+import { PromptCache } from './promptCache';
 import { kvTensor } from './sequenceCore';
 
 type KvData = Float32Array | Uint16Array;
@@ -45,6 +47,7 @@ export class BatchedCore {
   private readonly exact: boolean;
   /** The session runTensors uses when openFull is given, opened on first use. */
   private full: Promise<Session> | undefined;
+  private readonly prompts: PromptCache;
 
   constructor(
     readonly session: Session,
@@ -52,10 +55,13 @@ export class BatchedCore {
     readonly config: FolderConfig,
     /** Opens the graph as the file declares it, for runTensors, when `session` lacks some of its outputs. */
     private readonly openFull?: () => Promise<Session>,
+    /** Most positions the prompt cache holds (0: none). */
+    promptCachePositions = 0,
   ) {
     this.exact = !(io.hasAttentionMask && io.hasPositionIds);
     this.newRows = io.newOutputs && !this.exact ? io.newOutputs : io.presentOutputs;
     this.fetches = ['logits', ...this.newRows];
+    this.prompts = new PromptCache(this.exact ? 0 : promptCachePositions);
   }
 
   async release(): Promise<void> {
@@ -78,34 +84,82 @@ export class BatchedCore {
     });
   }
 
-  /** Runs prompts from an empty cache, left-padded to the longest; returns the batch and each last position's logits. */
-  async prefill(prompts: readonly (readonly number[])[]): Promise<{ batch: BatchState; logits: Float32Array[] }> {
+  /**
+   * Runs prompts, left-padded to the longest, each after the longest prefix of it the prompt cache holds; returns
+   * the batch, each last position's logits, and how many tokens of each prompt came from the cache.
+   */
+  async prefill(
+    prompts: readonly (readonly number[])[],
+  ): Promise<{ batch: BatchState; logits: Float32Array[]; reused: number[] }> {
     const rows = prompts.length;
-    const width = Math.max(...prompts.map((p) => p.length));
+    const { blocks, rowSize } = this.io;
+    const hits = prompts.map((prompt) => this.prompts.longestPrefix(prompt));
+    const reused = hits.map((hit) => hit?.length ?? 0);
+    const past = Math.max(...reused);
+    const suffixes = prompts.map((prompt, row) => prompt.slice(reused[row]));
+    const width = Math.max(...suffixes.map((suffix) => suffix.length));
+    const total = past + width;
     const ids = new BigInt64Array(rows * width);
-    const mask = new BigInt64Array(rows * width);
+    const mask = new BigInt64Array(rows * total);
     const positions = new BigInt64Array(rows * width);
-    prompts.forEach((prompt, row) => {
-      const pad = width - prompt.length;
-      for (let i = 0; i < prompt.length; i++) {
-        const at = row * width + pad + i;
-        ids[at] = BigInt(prompt[i]);
-        mask[at] = 1n;
-        positions[at] = BigInt(i);
+    suffixes.forEach((suffix, row) => {
+      const pad = width - suffix.length;
+      mask.fill(1n, row * total, row * total + reused[row]);
+      mask.fill(1n, row * total + past + pad, (row + 1) * total);
+      for (let i = 0; i < suffix.length; i++) {
+        ids[row * width + pad + i] = BigInt(suffix[i]);
+        positions[row * width + pad + i] = BigInt(reused[row] + i);
       }
     });
-    const empty = kvTensor(this.newData(0), pastDims(this.io, rows, 0));
-    const past = this.io.pastInputs.map(() => empty);
-    const results = await this.run(ids, mask, positions, [rows, width], past, false);
-    const lengths = prompts.map((p) => p.length);
-    const batch = this.allocate(lengths, rows, this.roomFor(width));
-    this.newRows.forEach((name, i) => {
-      const source = results[name].data as KvData;
-      lengths.forEach((length, row) =>
-        this.copyRow(source, width, width - length, batch.data[i], batch.width, row, row, length),
-      );
+    const cached = this.io.pastInputs.map(() => this.newData(rows * blocks * past * rowSize));
+    hits.forEach((hit, row) => {
+      if (hit)
+        cached.forEach((data, i) =>
+          this.copyRow(hit.prompt.data[i], hit.prompt.ids.length, 0, data, past, 0, row, hit.length),
+        );
     });
-    return { batch, logits: lastLogits(results.logits, rows) };
+    const pastTensors = cached.map((data) => kvTensor(data, pastDims(this.io, rows, past)));
+    const results = await this.run(ids, mask, positions, [rows, width], pastTensors, past > 0);
+    const lengths = prompts.map((p) => p.length);
+    const batch = this.allocate(lengths, rows, this.roomFor(Math.max(...lengths)));
+    this.newRows.forEach((name, i) => {
+      const t = results[name];
+      const held = t.dims[this.io.pastRank - 2]; // the new positions (new_key_values), or past + new (present)
+      suffixes.forEach((suffix, row) => {
+        if (reused[row] > 0) this.copyRow(cached[i], past, 0, batch.data[i], batch.width, row, row, reused[row]);
+        const source = t.data as KvData;
+        this.copyRow(
+          source,
+          held,
+          held - suffix.length,
+          batch.data[i],
+          batch.width,
+          row,
+          row,
+          suffix.length,
+          reused[row],
+        );
+      });
+    });
+    return { batch, logits: lastLogits(results.logits, rows), reused };
+  }
+
+  /** Keeps the first ids.length positions of the given rows in the prompt cache (the batch stays usable). */
+  remember(batch: BatchState, rows: readonly { row: number; ids: readonly number[] }[]): void {
+    if (this.prompts.limit === 0) return;
+    if (batch.spent) throw new Error('the batch was consumed by an earlier step, select or concat');
+    const { blocks, rowSize } = this.io;
+    for (const { row, ids } of rows) {
+      const n = ids.length;
+      if (!(row >= 0 && row < batch.lengths.length && n <= batch.lengths[row]))
+        throw new Error(`row ${row} does not hold ${n} positions`);
+      const data = batch.data.map((source) => {
+        const target = this.newData(blocks * n * rowSize);
+        this.copyRow(source, batch.width, 0, target, n, row, 0, n);
+        return target;
+      });
+      this.prompts.add({ ids: [...ids], data });
+    }
   }
 
   /** One new token per row after what `batch` holds (consumes it). */

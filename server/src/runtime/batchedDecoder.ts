@@ -43,7 +43,14 @@ export interface HostTensor {
 export interface BatchedDecoderOptions {
   /** Threads for one op (0: onnxruntime chooses). */
   intraOpThreads?: number;
+  /**
+   * Most positions of recent prompts kept for prompts that start the same way (see `remember`); 0 keeps none.
+   * Default 4096 (20 MB for the default model, 100 MB for a 0.5B Qwen2.5).
+   */
+  promptCachePositions?: number;
 }
+
+export const DEFAULT_PROMPT_CACHE_POSITIONS = 4096;
 
 const ortToDatatype: Record<string, TensorDatatype> = {
   float32: 'FP32',
@@ -128,6 +135,7 @@ export class BatchedDecoder {
       where: `${modelDir}: ${onnxFile}`,
       config,
       intraOpThreads: options.intraOpThreads ?? 0,
+      promptCachePositions: options.promptCachePositions ?? DEFAULT_PROMPT_CACHE_POSITIONS,
     });
     try {
       return new BatchedDecoder(modelDir, onnxFile, config, worker, handle, loaded);
@@ -180,10 +188,13 @@ export class BatchedDecoder {
   }
 
   /**
-   * Runs several prompts (each at least one token) from an empty cache in one run, left-padded to the longest.
-   * Returns the new batch and, per prompt, the logits of its last position.
+   * Runs several prompts (each at least one token) in one run, left-padded to the longest, each after the longest
+   * prefix of it that the prompt cache holds. Returns the new batch and, per prompt, the logits of its last position
+   * and how many of its tokens came from the cache.
    */
-  async prefill(prompts: readonly (readonly number[])[]): Promise<{ batch: DecodeBatch; logits: Float32Array[] }> {
+  async prefill(
+    prompts: readonly (readonly number[])[],
+  ): Promise<{ batch: DecodeBatch; logits: Float32Array[]; reused: number[] }> {
     this.checkUsable();
     const rows = prompts.length;
     if (rows === 0) throw new Error('prefill needs at least one prompt');
@@ -201,13 +212,13 @@ export class BatchedDecoder {
         newHandle(),
       ),
     );
-    const logits = await this.call<Float32Array[]>({
+    const { logits, reused } = await this.call<{ logits: Float32Array[]; reused: number[] }>({
       op: 'prefill',
       model: this.handle,
       batch: batch.handle,
       prompts: prompts.map((p) => [...p]),
     });
-    return { batch, logits };
+    return { batch, logits, reused };
   }
 
   /** Runs one new token per row after what `batch` holds (consumes it); returns the new batch and each row's logits. */
@@ -275,6 +286,19 @@ export class BatchedDecoder {
     for (const batch of batches) this.consume(batch);
     this.worker.post({ op: 'concat', model: this.handle, parts: batches.map((b) => b.handle), to: joined.handle });
     return joined;
+  }
+
+  /**
+   * Keeps the first ids.length positions of the given rows (their prompts, usually) in the prompt cache, for later
+   * prompts that start the same way. The batch stays usable.
+   */
+  remember(batch: DecodeBatch, rows: readonly { row: number; ids: readonly number[] }[]): void {
+    this.checkBatch(batch);
+    for (const { row, ids } of rows)
+      if (!(Number.isInteger(row) && row >= 0 && row < batch.rows && ids.length <= batch.tokensIn(row)))
+        throw new Error(`row ${row} does not hold ${ids.length} positions`);
+    const sent = rows.map(({ row, ids }) => ({ row, ids: [...ids] }));
+    this.worker.post({ op: 'remember', model: this.handle, batch: batch.handle, rows: sent });
   }
 
   /** @internal Frees a batch's keys and values now. */

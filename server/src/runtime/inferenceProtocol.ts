@@ -17,6 +17,8 @@ export type InferenceRequest =
       where: string;
       config: FolderConfig;
       intraOpThreads: number;
+      /** Batched models: most positions of recent prompts kept for prompts that start the same way (0: none). */
+      promptCachePositions?: number;
     }
   | { op: 'dispose'; model: number }
   | { op: 'release'; handle: number }
@@ -26,6 +28,7 @@ export type InferenceRequest =
   | { op: 'prefill'; model: number; batch: number; prompts: number[][] }
   | { op: 'step'; model: number; from: number; to: number; tokens: number[] }
   | { op: 'select'; model: number; from: number; to: number; rows: number[] }
+  | { op: 'remember'; model: number; batch: number; rows: { row: number; ids: number[] }[] }
   | { op: 'concat'; model: number; parts: number[]; to: number }
   | { op: 'runTensors'; model: number; inputs: RawTensor[]; outputNames: string[] }
   /** Releases every session and ends the worker after the requests sent before it. */

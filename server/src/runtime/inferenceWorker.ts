@@ -53,7 +53,7 @@ async function load(request: Extract<InferenceRequest, { op: 'load' }>): Promise
       request.model,
       request.kind === 'sequence'
         ? new SequenceModel(session, io, request.config)
-        : new BatchedCore(session, io, request.config, openFull),
+        : new BatchedCore(session, io, request.config, openFull, request.promptCachePositions),
     );
     const outputs = [...session.outputMetadata.map(describe), ...(decoding?.removed ?? [])];
     return { io, inputs: session.inputMetadata.map(describe), outputs };
@@ -91,9 +91,9 @@ async function handle(request: InferenceRequest): Promise<{ result: unknown; tra
       return { result: logits, transfer: [logits.buffer as ArrayBuffer] };
     }
     case 'prefill': {
-      const { batch, logits } = await modelOf(request.model, BatchedCore).prefill(request.prompts);
+      const { batch, logits, reused } = await modelOf(request.model, BatchedCore).prefill(request.prompts);
       states.set(request.batch, { model: request.model, state: batch });
-      return { result: logits, transfer: logits.map((l) => l.buffer as ArrayBuffer) };
+      return { result: { logits, reused }, transfer: logits.map((l) => l.buffer as ArrayBuffer) };
     }
     case 'step': {
       const model = modelOf(request.model, BatchedCore);
@@ -109,6 +109,9 @@ async function handle(request: InferenceRequest): Promise<{ result: unknown; tra
       states.set(request.to, { model: request.model, state: batch });
       return { result: undefined };
     }
+    case 'remember':
+      modelOf(request.model, BatchedCore).remember(stateOf<BatchState>(request.batch), request.rows);
+      return { result: undefined };
     case 'concat': {
       const parts = request.parts.map((part) => stateOf<BatchState>(part));
       for (const part of request.parts) states.delete(part);

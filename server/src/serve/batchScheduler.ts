@@ -335,7 +335,7 @@ export class BatchScheduler {
     const admitted: Sequence[] = [];
     try {
       for (const group of groups) {
-        let prefilled: { batch: DecodeBatch; logits: Float32Array[] };
+        let prefilled: { batch: DecodeBatch; logits: Float32Array[]; reused: number[] };
         try {
           prefilled = await this.decoder.prefill(group.map((s) => s.request.promptIds));
         } catch (e) {
@@ -343,7 +343,9 @@ export class BatchScheduler {
           continue;
         }
         const promptTokens = group.reduce((n, s) => n + s.request.promptIds.length, 0);
-        this.options.metrics?.promptTokens.inc({ model: this.options.modelName }, promptTokens);
+        const cached = prefilled.reused.reduce((n, r) => n + r, 0);
+        this.options.metrics?.promptTokens.inc({ model: this.options.modelName }, promptTokens - cached);
+        if (cached > 0) this.options.metrics?.cachedPromptTokens.inc({ model: this.options.modelName }, cached);
         group.forEach((sequence, row) => this.choose(sequence, prefilled.logits[row]));
         this.options.metrics?.tokensGenerated(this.options.modelName, group.length);
         parts.push(prefilled.batch);
@@ -421,9 +423,14 @@ export class BatchScheduler {
     return scores;
   }
 
-  /** Drops finished rows from the batch: the last rows move into the places they leave (only they are copied). */
+  /**
+   * Drops finished rows from the batch, keeping their prompts in the prompt cache: the last rows move into the
+   * places they leave (only they are copied).
+   */
   private compact(): void {
     if (!this.active.some((s) => s.done)) return;
+    const finished = this.active.flatMap((s, row) => (s.done ? [{ row, ids: s.request.promptIds }] : []));
+    if (this.batch) this.decoder.remember(this.batch, finished);
     const keep: number[] = [];
     let last = this.active.length - 1;
     for (let row = 0; row <= last; row++) {

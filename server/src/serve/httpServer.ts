@@ -35,9 +35,12 @@ export interface ServeOptions {
   /** Most sequences decoded together per model (default 32). */
   maxBatchSize?: number;
   /**
-   * Most key/value positions (rows × length) per decode step when admitting rows (default 2048; see BatchScheduler).
+   * Most key/value positions (rows × longest row) per decode step when admitting rows (default 16384; see
+   * BatchScheduler).
    */
   maxBatchTokens?: number;
+  /** Most positions of recent prompts each model keeps for prompts that start the same way (default 4096; 0: none). */
+  promptCachePositions?: number;
   /** Most requests waiting per model beyond the ones decoding; more get 429 (default 64). */
   maxQueue?: number;
   /** Per-request time limit; a request still queued or running then gets 504 (default 60 s). */
@@ -96,6 +99,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     maxBatchSize: batching ? (options.maxBatchSize ?? 32) : 1,
     maxQueue: options.maxQueue ?? 64,
     maxBatchTokens: options.maxBatchTokens,
+    promptCachePositions: options.promptCachePositions,
     intraOpThreads: options.intraOpThreads ?? 1,
     metrics,
     log,

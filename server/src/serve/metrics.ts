@@ -156,6 +156,12 @@ export class ServiceMetrics {
   readonly promptTokens = this.registry.add(
     new Counter('modelwright_prompt_tokens_total', 'Prompt tokens run, by model.'),
   );
+  readonly cachedPromptTokens = this.registry.add(
+    new Counter(
+      'modelwright_prompt_tokens_cached_total',
+      'Prompt tokens whose keys and values came from the prompt cache instead of a run, by model.',
+    ),
+  );
   readonly generatedTokens = this.registry.add(
     new Counter('modelwright_generated_tokens_total', 'Tokens generated, by model.'),
   );

@@ -14,6 +14,7 @@ export interface ModelSetOptions {
   maxQueue: number;
   prefillTokens?: number;
   maxBatchTokens?: number;
+  promptCachePositions?: number;
   intraOpThreads?: number;
   metrics?: ServiceMetrics;
   log?: (message: string) => void;
@@ -35,7 +36,10 @@ export class ServedModel {
 
   /** Loads the graph and tokenizer of `dir`; refuses (and releases both) when the tokenizer is not the model's. */
   static async load(name: string, version: number, dir: string, options: ModelSetOptions): Promise<ServedModel> {
-    const decoder = await BatchedDecoder.load(dir, { intraOpThreads: options.intraOpThreads ?? 1 });
+    const decoder = await BatchedDecoder.load(dir, {
+      intraOpThreads: options.intraOpThreads ?? 1,
+      promptCachePositions: options.promptCachePositions,
+    });
     let tokenizer: Tokenizer | undefined;
     let chat: ChatTemplate | { unavailable: string };
     try {
