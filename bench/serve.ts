@@ -29,6 +29,12 @@ const { values } = parseArgs({
     temperature: { type: 'string', default: '0' },
     'max-batch-size': { type: 'string', default: '32' },
     threads: { type: 'string', default: '1' },
+    /**
+     * repeat: the 64 prompts in turn; typing: each client edits its own file, each request the file up to a cursor
+     * TYPED characters further on (from 200 characters, wrapping at --prompt-chars' maximum).
+     */
+    workload: { type: 'string', default: 'repeat' },
+    typed: { type: 'string', default: '8' },
     /** The servers' --prompt-cache (positions of recent prompts kept; 0: off); absent: the server's default. */
     'prompt-cache': { type: 'string' },
     /** Seconds one run may take before its remaining requests are abandoned (counted as errors). */
@@ -44,6 +50,9 @@ if (
   throw new Error('--clients and --requests need the same number of positive integers (at most 1000)');
 }
 const repeats = Number(values.repeats);
+if (values.workload !== 'repeat' && values.workload !== 'typing') throw new Error('--workload is repeat or typing');
+const typing = values.workload === 'typing';
+const typedPerRequest = Number(values.typed);
 const maxTokens = Number(values['max-tokens']);
 const runLimitMs = Number(values['run-limit']) * 1000;
 const [minChars, maxChars] = values['prompt-chars'].split('-').map(Number);
@@ -115,6 +124,12 @@ function prompts(): string[] {
   return out;
 }
 
+/** The `typed`-th request of a client editing `text`: the text up to a cursor that moves on as it types. */
+function typedPrompt(text: string, typed: number): string {
+  const room = Math.max(1, Math.min(text.length, maxChars) - minChars);
+  return text.slice(0, minChars + ((typed * typedPerRequest) % room));
+}
+
 interface Server {
   child: ChildProcess;
   url: string;
@@ -182,12 +197,14 @@ async function run(
   const deadline = AbortSignal.timeout(runLimitMs);
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (next < requests) {
+    Array.from({ length: clients }, async (_, client) => {
+      for (let typed = 0; next < requests; typed++) {
         const index = next++;
         const body = {
           model: 'bench',
-          prompt: promptTexts[(index + seed) % promptTexts.length],
+          prompt: typing
+            ? typedPrompt(promptTexts[(client + seed) % promptTexts.length], typed)
+            : promptTexts[(index + seed) % promptTexts.length],
           max_tokens: maxTokens,
           temperature: Number(values.temperature),
           top_p: 0.95,
@@ -231,7 +248,9 @@ async function main(): Promise<void> {
   const promptTexts = prompts();
   process.stdout.write(
     `model: ${model.description}: ${config.layers} layers, ${config.heads} heads, ${config.embedding} wide, vocab ${config.vocabSize}, context ${config.contextLength}\n` +
-      `workload: ${promptTexts.length} code prompts of ${minChars}–${maxChars} characters (${promptTokens(model.dir, promptTexts)}) from this repository, ${maxTokens} new tokens each ` +
+      (typing
+        ? `workload: typing: each client edits one of ${promptTexts.length} files of this repository, each request the file up to a cursor ${typedPerRequest} characters further on (${minChars}–${maxChars} characters), ${maxTokens} new tokens each `
+        : `workload: ${promptTexts.length} code prompts of ${minChars}–${maxChars} characters (${promptTokens(model.dir, promptTexts)}) from this repository, ${maxTokens} new tokens each `) +
       `(temperature ${values.temperature}${Number(values.temperature) > 0 ? ', top_p 0.95' : ': greedy, as inline completions'}, ignore_eos), server --threads ${values.threads}, --max-batch-size ${values['max-batch-size']}, --prompt-cache ${values['prompt-cache'] ?? 'default'} (the prompts repeat across requests); ` +
       `${repeats} repeats, medians shown; CPU: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg()[0].toFixed(1)}\n`,
   );

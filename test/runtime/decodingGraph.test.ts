@@ -15,13 +15,7 @@ import { BatchedDecoder } from '../../server/src/runtime/batchedDecoder';
 import { decodingGraph } from '../../server/src/runtime/decodingGraph';
 import { type Feeds, createSession } from '../../server/src/runtime/onnxSession';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
-
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
+import { maxDifference } from '../helpers/compare';
 
 describe('decoding graph', () => {
   let folder: ModelFolder;

@@ -20,6 +20,7 @@ import {
   makeFamilyModel,
   modelShape,
 } from '../helpers/familyModels';
+import { maxDifference } from '../helpers/compare';
 
 type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
 
@@ -33,12 +34,6 @@ const ARCHITECTURES: Record<Family, string> = {
 };
 
 /** Largest absolute difference between two equally long vectors. */
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'vector lengths differ');
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
 
 /** Runs `ids` after the cached positions (batch 1, no padding) and returns every position's logits and the cache. */
 async function runOnnx(

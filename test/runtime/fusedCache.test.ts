@@ -13,13 +13,7 @@ import { readArchitecture } from '../../server/src/modelFolder/config';
 import { BatchedDecoder } from '../../server/src/runtime/batchedDecoder';
 import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
+import { maxDifference } from '../helpers/compare';
 
 /** A random multi-query GPT-BigCode model in `folder`, with or without the new_key_values outputs. */
 function writeBigCode(folder: ModelFolder, withNewRows: boolean): void {

@@ -7,13 +7,7 @@ import { generate } from '../../server/src/runtime/generate';
 import { inferenceWorker, stopInferenceWorker } from '../../server/src/runtime/inferenceClient';
 import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
+import { maxDifference } from '../helpers/compare';
 
 /** Counts event-loop turns (setImmediate callbacks) until `work` settles. */
 async function turnsDuring<T>(work: Promise<T>): Promise<{ turns: number; value: T }> {

@@ -13,15 +13,9 @@ import { BatchedDecoder } from '../../server/src/runtime/batchedDecoder';
 import { generate } from '../../server/src/runtime/generate';
 import { type LanguageModel, loadLanguageModel } from '../../server/src/runtime/languageModel';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { maxDifference } from '../helpers/compare';
 
 type Transformers = typeof import('@huggingface/transformers', { with: { 'resolution-mode': 'import' }});
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
 
 describe('num_logits_to_keep', () => {
   let plain: ModelFolder;

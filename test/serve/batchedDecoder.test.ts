@@ -12,6 +12,7 @@ import { BatchScheduler } from '../../server/src/serve/batchScheduler';
 import { fitPrompt } from '../../server/src/runtime/promptWindow';
 import { HttpError } from '../../server/src/serve/errors';
 import { type ModelFolder, makeModelFolder } from '../helpers/makeModelFolder';
+import { maxDifference } from '../helpers/compare';
 
 const PROMPTS = [
   'export function countOfTotal(count: number, total: number): number {\n',
@@ -129,6 +130,34 @@ describe('batched decoding', () => {
         ]);
       }
       assert.throws(() => cached.remember(a.batch, [{ row: 1, ids: long }]), /does not hold 40 positions/);
+    } finally {
+      await Promise.all([cached.dispose(), plain.dispose()]);
+    }
+  });
+
+  test('the scheduler keeps finished prompts for the next one that starts the same way', async () => {
+    const [cached, plain] = await Promise.all([
+      BatchedDecoder.load(folder.dir, { intraOpThreads: 1, promptCachePositions: 100 }),
+      BatchedDecoder.load(folder.dir, { intraOpThreads: 1, promptCachePositions: 0 }),
+    ]);
+    try {
+      const reused: number[] = [];
+      const original = cached.prefill.bind(cached);
+      cached.prefill = async (prompts) => {
+        const result = await original(prompts);
+        reused.push(...result.reused);
+        return result;
+      };
+      const long = tokenizer.encode(PROMPTS.join('\n')).slice(0, 40);
+      const request = (promptIds: number[]) => ({ promptIds, maxTokens: 4, sampling: {}, stops: [] });
+      const texts = async (decoder: BatchedDecoder) => {
+        const scheduler = new BatchScheduler(decoder, tokenizer, { maxBatchSize: 4, maxQueue: 4, modelName: 't' });
+        const first = await scheduler.complete([request(long.slice(0, 30))])[0];
+        const second = await scheduler.complete([request(long)])[0];
+        return [first.text, second.text];
+      };
+      assert.deepEqual(await texts(cached), await texts(plain));
+      assert.deepEqual(reused, [0, 30]);
     } finally {
       await Promise.all([cached.dispose(), plain.dispose()]);
     }
@@ -271,10 +300,3 @@ describe('batched decoding', () => {
     );
   });
 });
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
