@@ -6,12 +6,19 @@
 // The main thread's BatchedDecoder (batchedDecoder.ts) keeps the rows' lengths and sends it the operations.
 import { Tensor as OrtTensor } from 'onnxruntime-node';
 import type { FolderConfig } from '../modelFolder/config';
-import { type Io, LOGITS_TO_KEEP, halfToFloat, pastDims } from './modelIo';
+import {
+  type CacheSpot,
+  type Io,
+  type KvData,
+  LOGITS_TO_KEEP,
+  copyCachePositions,
+  halfToFloat,
+  newKvData,
+  pastDims,
+} from './modelIo';
 import type { Feeds, Session, Tensor } from './onnxSession';
 import { PromptCache } from './promptCache';
 import { kvTensor } from './sequenceCore';
-
-type KvData = Float32Array | Uint16Array;
 
 const BATCH_ROOM = 32;
 
@@ -111,11 +118,18 @@ export class BatchedCore {
         positions[row * width + pad + i] = BigInt(reused[row] + i);
       }
     });
-    const cached = this.io.pastInputs.map(() => this.newData(rows * blocks * past * rowSize));
+    const cached = this.io.pastInputs.map(() => newKvData(this.io, rows * blocks * past * rowSize));
     hits.forEach((hit, row) => {
       if (hit)
         cached.forEach((data, i) =>
-          this.copyRow(hit.prompt.data[i], hit.prompt.ids.length, 0, data, past, 0, row, hit.length),
+          copyCachePositions(
+            this.io,
+            hit.prompt.data[i],
+            spot(0, hit.prompt.ids.length),
+            data,
+            spot(row, past),
+            hit.length,
+          ),
         );
     });
     const pastTensors = cached.map((data) => kvTensor(data, pastDims(this.io, rows, past)));
@@ -125,37 +139,36 @@ export class BatchedCore {
     this.newRows.forEach((name, i) => {
       const t = results[name];
       const held = t.dims[this.io.pastRank - 2]; // the new positions (new_key_values), or past + new (present)
+      const source = t.data as KvData;
       suffixes.forEach((suffix, row) => {
-        if (reused[row] > 0) this.copyRow(cached[i], past, 0, batch.data[i], batch.width, row, row, reused[row]);
-        const source = t.data as KvData;
-        this.copyRow(
+        if (reused[row] > 0)
+          copyCachePositions(this.io, cached[i], spot(row, past), batch.data[i], spot(row, batch.width), reused[row]);
+        copyCachePositions(
+          this.io,
           source,
-          held,
-          held - suffix.length,
+          spot(row, held, held - suffix.length),
           batch.data[i],
-          batch.width,
-          row,
-          row,
+          spot(row, batch.width, reused[row]),
           suffix.length,
-          reused[row],
         );
       });
     });
     return { batch, logits: lastLogits(results.logits, rows), reused };
   }
 
-  /** Keeps the first ids.length positions of the given rows in the prompt cache (the batch stays usable). */
+  /**
+   * Keeps the first ids.length positions of the given rows in the prompt cache (the batch stays usable; the main
+   * thread's BatchedDecoder.remember checked the rows).
+   */
   remember(batch: BatchState, rows: readonly { row: number; ids: readonly number[] }[]): void {
     if (this.prompts.limit === 0) return;
-    if (batch.spent) throw new Error('the batch was consumed by an earlier step, select or concat');
+    checkLive(batch);
     const { blocks, rowSize } = this.io;
     for (const { row, ids } of rows) {
       const n = ids.length;
-      if (!(row >= 0 && row < batch.lengths.length && n <= batch.lengths[row]))
-        throw new Error(`row ${row} does not hold ${n} positions`);
       const data = batch.data.map((source) => {
-        const target = this.newData(blocks * n * rowSize);
-        this.copyRow(source, batch.width, 0, target, n, row, 0, n);
+        const target = newKvData(this.io, blocks * n * rowSize);
+        copyCachePositions(this.io, source, spot(row, batch.width), target, spot(0, n), n);
         return target;
       });
       this.prompts.add({ ids: [...ids], data });
@@ -187,7 +200,7 @@ export class BatchedCore {
       const held = t.dims[this.io.pastRank - 2]; // 1 for new_key_values, width + 1 for a present tensor
       const source = t.data as KvData;
       state.lengths.forEach((length, row) =>
-        this.copyRow(source, held, held - 1, state.data[i], width, row, row, 1, length),
+        copyCachePositions(this.io, source, spot(row, held, held - 1), state.data[i], spot(row, width, length), 1),
       );
     });
     const next = { ...state, lengths: state.lengths.map((n) => n + 1), spent: false };
@@ -207,13 +220,17 @@ export class BatchedCore {
     if (inPlace) {
       rows.forEach((from, to) => {
         if (from !== to)
-          batch.data.forEach((data) => this.copyRow(data, batch.width, 0, data, batch.width, from, to, lengths[to]));
+          batch.data.forEach((data) =>
+            copyCachePositions(this.io, data, spot(from, batch.width), data, spot(to, batch.width), lengths[to]),
+          );
       });
       return { ...batch, lengths, spent: false };
     }
     const selected = this.allocate(lengths, rows.length, width);
     batch.data.forEach((data, i) =>
-      rows.forEach((from, to) => this.copyRow(data, batch.width, 0, selected.data[i], width, from, to, lengths[to])),
+      rows.forEach((from, to) =>
+        copyCachePositions(this.io, data, spot(from, batch.width), selected.data[i], spot(to, width), lengths[to]),
+      ),
     );
     return selected;
   }
@@ -231,7 +248,9 @@ export class BatchedCore {
     let to = first.lengths.length;
     for (const part of rest) {
       part.lengths.forEach((length, row) => {
-        part.data.forEach((data, i) => this.copyRow(data, part.width, 0, joined.data[i], width, row, to, length));
+        part.data.forEach((data, i) =>
+          copyCachePositions(this.io, data, spot(row, part.width), joined.data[i], spot(to, width), length),
+        );
         to++;
       });
     }
@@ -263,14 +282,14 @@ export class BatchedCore {
   }
 
   private take(batch: BatchState): void {
-    if (batch.spent) throw new Error('the batch was consumed by an earlier step, select or concat');
+    checkLive(batch);
     batch.spent = true;
   }
 
   /** Empty buffers for rows of these lengths. */
   private allocate(lengths: number[], rowRoom: number, width: number): BatchState {
     const size = rowRoom * this.io.blocks * width * this.io.rowSize;
-    return { lengths, width, rowRoom, data: this.io.pastInputs.map(() => this.newData(size)), spent: false };
+    return { lengths, width, rowRoom, data: this.io.pastInputs.map(() => newKvData(this.io, size)), spent: false };
   }
 
   /** The batch's rows in new buffers of the given room. */
@@ -278,34 +297,10 @@ export class BatchedCore {
     const target = this.allocate(batch.lengths, rowRoom, width);
     batch.data.forEach((data, i) =>
       batch.lengths.forEach((length, row) =>
-        this.copyRow(data, batch.width, 0, target.data[i], width, row, row, length),
+        copyCachePositions(this.io, data, spot(row, batch.width), target.data[i], spot(row, width), length),
       ),
     );
     return target;
-  }
-
-  /**
-   * Copies `count` positions of row `from` of a [rows, blocks, fromWidth, rowSize] array, starting at column
-   * `fromColumn`, to row `to` of a [rows, blocks, toWidth, rowSize] one at column `toColumn`, block by block.
-   */
-  private copyRow(
-    source: KvData,
-    fromWidth: number,
-    fromColumn: number,
-    target: KvData,
-    toWidth: number,
-    from: number,
-    to: number,
-    count: number,
-    toColumn = 0,
-  ): void {
-    const { blocks, rowSize } = this.io;
-    for (let b = 0; b < blocks; b++) {
-      const start = ((from * blocks + b) * fromWidth + fromColumn) * rowSize;
-      const at = ((to * blocks + b) * toWidth + toColumn) * rowSize;
-      if (source === target) target.copyWithin(at, start, start + count * rowSize);
-      else target.set(source.subarray(start, start + count * rowSize), at);
-    }
   }
 
   private async run(
@@ -325,10 +320,15 @@ export class BatchedCore {
     this.io.pastInputs.forEach((name, i) => (feeds[name] = past[i]));
     return this.session.run(feeds, this.fetches);
   }
+}
 
-  private newData(size: number): KvData {
-    return this.io.kvType === 'float16' ? new Uint16Array(size) : new Float32Array(size);
-  }
+function checkLive(batch: BatchState): void {
+  if (batch.spent) throw new Error('the batch was consumed by an earlier step, select or concat');
+}
+
+/** Where positions sit in a batch's buffers: a row of buffers this wide, from a column (0 by default). */
+function spot(row: number, width: number, column = 0): CacheSpot {
+  return { row, width, column };
 }
 
 /** Copies of the logits of the last position of each row. */

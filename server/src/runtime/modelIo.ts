@@ -151,3 +151,36 @@ export function halfToFloat(data: Uint16Array, first: number, end: number): Floa
   }
   return out;
 }
+
+/** Keys or values in host memory: float32, or IEEE half precision as raw 16-bit words. */
+export type KvData = Float32Array | Uint16Array;
+
+/** A zeroed array of `size` cache elements of the graph's cache type. */
+export function newKvData(io: Pick<Io, 'kvType'>, size: number): KvData {
+  return io.kvType === 'float16' ? new Uint16Array(size) : new Float32Array(size);
+}
+
+/** Where positions sit in a cache array [rows, blocks, width, rowSize]: the row, the array's width, the first column. */
+export interface CacheSpot {
+  row: number;
+  width: number;
+  column: number;
+}
+
+/** Copies `count` positions of one row of a cache array to a row of another (or the same) one, block by block. */
+export function copyCachePositions(
+  io: Pick<Io, 'blocks' | 'rowSize'>,
+  source: KvData,
+  from: CacheSpot,
+  target: KvData,
+  to: CacheSpot,
+  count: number,
+): void {
+  const { blocks, rowSize } = io;
+  for (let b = 0; b < blocks; b++) {
+    const start = ((from.row * blocks + b) * from.width + from.column) * rowSize;
+    const at = ((to.row * blocks + b) * to.width + to.column) * rowSize;
+    if (source === target) target.copyWithin(at, start, start + count * rowSize);
+    else target.set(source.subarray(start, start + count * rowSize), at);
+  }
+}

@@ -2,7 +2,7 @@
 // (an editor sends the file up to the cursor again with a few more characters): a prefill then runs only the part
 // after the longest cached prefix. Bounded by positions held; the least recently used prompts go first.
 
-type KvData = Float32Array | Uint16Array;
+import type { KvData } from './modelIo';
 
 export interface CachedPrompt {
   ids: readonly number[];

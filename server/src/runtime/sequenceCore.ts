@@ -4,10 +4,17 @@
 // every step; other graphs feed back the present tensors onnxruntime returns.
 import { Tensor as OrtTensor } from 'onnxruntime-node';
 import type { FolderConfig } from '../modelFolder/config';
-import { type Io, LOGITS_TO_KEEP, halfToFloat, pastDims } from './modelIo';
+import {
+  type CacheSpot,
+  type Io,
+  type KvData,
+  LOGITS_TO_KEEP,
+  copyCachePositions,
+  halfToFloat,
+  newKvData,
+  pastDims,
+} from './modelIo';
 import type { Feeds, Session, Tensor } from './onnxSession';
-
-type KvData = Float32Array | Uint16Array;
 
 /**
  * Keys and values with room to grow, one array per past input, [blocks, capacity, rowSize] each. Positions below
@@ -65,7 +72,7 @@ export class SequenceModel {
 
   newCache(): CacheState {
     if (this.buffered) return { length: 0 };
-    const empty = kvTensor(this.newData(0), pastDims(this.io, 1, 0));
+    const empty = kvTensor(newKvData(this.io, 0), pastDims(this.io, 1, 0));
     return { length: 0, tensors: this.io.pastInputs.map(() => empty) };
   }
 
@@ -95,7 +102,7 @@ export class SequenceModel {
       mask.fill(1n, 0, past).fill(1n, capacity);
       feeds.attention_mask = new OrtTensor('int64', mask, [1, capacity + n]);
       const dims = pastDims(this.io, 1, capacity);
-      const data = state.buffers?.data ?? pastInputs.map(() => this.newData(0));
+      const data = state.buffers?.data ?? pastInputs.map(() => newKvData(this.io, 0));
       pastInputs.forEach((name, i) => (feeds[name] = kvTensor(data[i], dims)));
     } else {
       if (this.io.hasAttentionMask)
@@ -132,21 +139,17 @@ export class SequenceModel {
       const capacity = capacityFor(past + n);
       target = new CacheBuffers(
         capacity,
-        rows.map(() => this.newData(blocks * capacity * rowSize)),
+        rows.map(() => newKvData(this.io, blocks * capacity * rowSize)),
       );
       const source = state.buffers;
       if (source && past > 0)
         target.data.forEach((data, i) =>
-          copyPositions(source.data[i], source.capacity, data, capacity, past, blocks, rowSize),
+          copyCachePositions(this.io, source.data[i], start(source.capacity), data, start(capacity), past),
         );
     }
-    rows.forEach((data, i) => {
-      for (let b = 0; b < blocks; b++)
-        target.data[i].set(
-          data.subarray(b * n * rowSize, (b + 1) * n * rowSize),
-          (b * target.capacity + past) * rowSize,
-        );
-    });
+    rows.forEach((data, i) =>
+      copyCachePositions(this.io, data, start(n), target.data[i], { row: 0, width: target.capacity, column: past }, n),
+    );
     target.filled = past + n;
     state.buffers = target;
   }
@@ -154,30 +157,15 @@ export class SequenceModel {
   /** The first `length` positions of a present tensor holding `held`. */
   private slicePositions(t: Tensor, held: number, length: number): Tensor {
     const { blocks, rowSize } = this.io;
-    const target = this.newData(blocks * length * rowSize);
-    copyPositions(t.data as KvData, held, target, length, length, blocks, rowSize);
+    const target = newKvData(this.io, blocks * length * rowSize);
+    copyCachePositions(this.io, t.data as KvData, start(held), target, start(length), length);
     return kvTensor(target, pastDims(this.io, 1, length));
-  }
-
-  private newData(size: number): KvData {
-    return this.io.kvType === 'float16' ? new Uint16Array(size) : new Float32Array(size);
   }
 }
 
-/** Copies the first `positions` rows of every block from a [blocks, fromCapacity, rowSize] array. */
-export function copyPositions(
-  from: KvData,
-  fromCapacity: number,
-  to: KvData,
-  toCapacity: number,
-  positions: number,
-  blocks: number,
-  rowSize: number,
-): void {
-  for (let b = 0; b < blocks; b++) {
-    const start = b * fromCapacity * rowSize;
-    to.set(from.subarray(start, start + positions * rowSize), b * toCapacity * rowSize);
-  }
+/** The first column of the one row of a cache array of this width. */
+function start(width: number): CacheSpot {
+  return { row: 0, width, column: 0 };
 }
 
 export function kvTensor(data: KvData, dims: readonly number[]): Tensor {
