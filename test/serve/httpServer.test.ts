@@ -410,6 +410,31 @@ describe('HTTP service limits', () => {
     }
   });
 
+  test('a prompt that starts like an earlier one reuses its keys and values, unless the prompt cache is off', async () => {
+    const cached = async (promptCachePositions?: number) => {
+      const server = await startServer({ models: [{ name: 'm', dir: bigger.dir }], promptCachePositions });
+      try {
+        const texts: string[] = [];
+        for (const prompt of [PROMPT.repeat(3), `${PROMPT.repeat(3)}  const share = count / total;\n`]) {
+          const response = await request(`${server.url}/v1/completions`, {
+            body: { model: 'm', prompt, max_tokens: 4, temperature: 0 },
+          });
+          assert.equal(response.status, 200);
+          texts.push(response.body.choices[0].text);
+        }
+        const metrics = await (await fetch(`${server.url}/metrics`)).text();
+        const match = /modelwright_prompt_tokens_cached_total\{model="m"\} (\d+)/.exec(metrics);
+        return { texts, cachedTokens: Number(match?.[1] ?? 0) };
+      } finally {
+        await server.close();
+      }
+    };
+    const [on, off] = [await cached(), await cached(0)];
+    assert.ok(on.cachedTokens >= 8, `cached ${on.cachedTokens} prompt tokens`);
+    assert.equal(off.cachedTokens, 0);
+    assert.deepEqual(on.texts, off.texts);
+  });
+
   test('a request over its time limit gets 504 and leaves the batch', async () => {
     const server = await startServer({ models: [{ name: 'm', dir: bigger.dir }], requestTimeoutMs: 1 });
     try {

@@ -139,8 +139,12 @@ export class BatchScheduler {
     return running;
   }
 
+  /**
+   * Nothing queued or running, and the loop has stopped: a run it started for requests cancelled since (a prefill,
+   * a step) has finished, so the session may be released.
+   */
   get isIdle(): boolean {
-    return this.waiting.length === 0 && this.jobs.length === 0 && this.activeCount === 0;
+    return !this.looping && this.waiting.length === 0 && this.jobs.length === 0 && this.activeCount === 0;
   }
 
   /** Whether `count` more requests fit (decode slots plus queue places). */
