@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     const dataFile = path.join(work, 'batches.bin');
     writeBatches(dataFile, batches, validation);
     console.log(
-      `corpus: ${corpus.files.length} files, ${trainStream.length} training tokens; ${steps} steps of ${batchSize}×${time} tokens, ${threads} threads`,
+      `corpus: ${corpus.files.length} files, ${trainStream.length} training tokens; ${steps} steps of ${batchSize}×${time} tokens, ${threads} threads, spinning ${process.env.MODELWRIGHT_SPINNING === 'off' ? 'off' : 'on'}`,
     );
 
     const profilePrefix = values.profile ? path.join(work, 'profile') : undefined;
@@ -109,6 +109,8 @@ async function main(): Promise<void> {
       freshState(config, initialParameters(config, seed)),
       {
         intraOpThreads: threads,
+        // PyTorch's OpenMP pool spin-waits between ops whatever the load, so ours does too, unless told otherwise.
+        spinning: process.env.MODELWRIGHT_SPINNING === 'off' ? 'off' : 'on',
         profileFilePrefix: profilePrefix,
       },
     );
