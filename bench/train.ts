@@ -226,11 +226,12 @@ function printProfile(dir: string): void {
   }
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
   console.log(`profile over ${runs.length} runs (profiling slows each step): kernel time per op type`);
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 16)) {
     console.log(
       `  ${op.padEnd(22)} ${(us / runs.length / 1000).toFixed(1).padStart(7)} ms/step ${((100 * us) / total).toFixed(1).padStart(5)}%`,
     );
   }
+  console.log(`  ${'all ops'.padEnd(22)} ${(total / runs.length / 1000).toFixed(1).padStart(7)} ms/step`);
 }
 
 const run =
