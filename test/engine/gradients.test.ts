@@ -161,6 +161,12 @@ const cases: Case[] = [
   },
   { name: 'Gelu (tanh)', op: 'Gelu', inputs: [{ shape: [3, 8], init: wide }], build: (g, [x]) => g.gelu(x) },
   {
+    name: 'Gelu (exact)',
+    op: 'Gelu',
+    inputs: [{ shape: [3, 8], init: wide }],
+    build: (g, [x]) => g.node('Gelu', [x], [[x.shape, x.type]])[0],
+  },
+  {
     name: 'SoftmaxCrossEntropyLoss (mean) with repeated labels',
     op: 'SoftmaxCrossEntropyLoss',
     inputs: [{ shape: [5, 6], init: wide }],
@@ -368,3 +374,45 @@ test('backward refuses an op without a gradient rule', () => {
   const loss = g.reshape(g.reduceSum(x, [0, 1], true), []);
   assert.throws(() => backward(g, loss, [x]), /no gradient rule for ReduceSum/);
 });
+
+// Finite differences in float32 cannot tell GELU's two forms apart (their derivatives differ by at most 9e-4), so
+// each form's gradient is also checked against its closed-form derivative in float64.
+const geluDerivatives = {
+  tanh: (x: number) => {
+    const k = Math.sqrt(2 / Math.PI);
+    const sigma = 1 / (1 + Math.exp(-2 * k * (x + 0.044715 * x ** 3)));
+    return sigma * (1 + x * (1 - sigma) * 2 * k * (1 + 3 * 0.044715 * x * x));
+  },
+  exact: (x: number) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp((-x * x) / 2)) / Math.sqrt(2 * Math.PI),
+};
+
+/** erf by its Maclaurin series, exact to float64 rounding for |x| ≤ 3. */
+function erf(x: number): number {
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 100; n++) {
+    term *= (-x * x) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+for (const [form, derivative] of Object.entries(geluDerivatives)) {
+  test(`gradient of Gelu (${form}) matches its closed form`, async () => {
+    const g = new Graph(`gelu_${form}`);
+    const x = g.input('x', [64]);
+    const y = form === 'tanh' ? g.gelu(x) : g.node('Gelu', [x], [[x.shape, x.type]])[0];
+    const loss = g.reshape(g.matmul(g.reshape(y, [1, 64]), g.constant(new Float32Array(64).fill(1), [64, 1])), []);
+    g.output(backward(g, loss, [x]).get('x')!, 'grad');
+    const values = Float32Array.from({ length: 64 }, (_, i) => -4 + (8 * i) / 63);
+    const session = await open(g.toModel());
+    try {
+      const { grad } = await run(session, { x: f32(values, [64]) });
+      values.forEach((v, i) =>
+        assert.ok(Math.abs(grad[i] - derivative(v)) < 2e-6, `x = ${v}: ${grad[i]} vs ${derivative(v)}`),
+      );
+    } finally {
+      await session.release();
+    }
+  });
+}

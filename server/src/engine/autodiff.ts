@@ -213,20 +213,29 @@ const rules: Record<string, GradientRule> = {
     return [g.mul(y, g.sub(dy!, dot))];
   },
   Gelu: (g, n, [dy]) => {
-    // GPT-2's GELU is x·σ(v) with v = 2k·(x + c·x³), so its derivative is σ(v)·(1 + x·(1 − σ(v))·v′),
-    // v′ = 2k·(1 + 3c·x²): nine elementwise ops on the widest activation of the model.
     const x = n.inputs[0];
+    const x2 = g.mul(x, x);
+    if ((n.attributes.approximate as { value: string } | undefined)?.value !== 'tanh') {
+      // The exact GELU x·Φ(x) has the derivative Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
+      const cdf = g.mul(
+        g.add(g.node('Erf', [g.mul(x, g.scalar(Math.SQRT1_2))], [[x.shape, x.type]])[0], g.scalar(1)),
+        g.scalar(0.5),
+      );
+      const density = g.mul(g.exp(g.mul(x2, g.scalar(-0.5))), g.scalar(1 / Math.sqrt(2 * Math.PI)));
+      return [g.mul(dy!, g.add(cdf, g.mul(x, density)))];
+    }
+    // The tanh GELU is y = x·σ(v) with v = 2k·(x + c·x³), so its derivative σ(v)·(1 + x·(1 − σ(v))·v′),
+    // v′ = 2k·(1 + 3c·x²), is σ(v) + y·(1 − σ(v))·v′ with the node's own output y: twelve elementwise ops.
+    const y = n.outputs[0];
     const k = Math.sqrt(2 / Math.PI);
     const c = 0.044715;
-    const x2 = g.mul(x, x);
     const sigma = g.node(
       'Sigmoid',
       [g.mul(x, g.add(g.mul(x2, g.scalar(2 * k * c)), g.scalar(2 * k)))],
       [[x.shape, x.type]],
     )[0];
     const slope = g.add(g.mul(x2, g.scalar(6 * k * c)), g.scalar(2 * k));
-    const inner = g.mul(g.mul(x, g.sub(g.scalar(1), sigma)), slope);
-    return [g.mul(dy!, g.add(sigma, g.mul(sigma, inner)))];
+    return [g.mul(dy!, g.add(sigma, g.mul(g.mul(y, g.sub(g.scalar(1), sigma)), slope)))];
   },
   LayerNormalization: (g, n, [dy], needs) => {
     // With x̂ = (x − μ)·σ⁻¹ and ĝ = dy·γ:  dx = σ⁻¹·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)).
