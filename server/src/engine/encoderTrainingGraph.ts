@@ -11,7 +11,7 @@ import {
   appendFlatAdamW,
   flatLayout,
   packFlat,
-  sliceWeights,
+  splitWeights,
   stepNames,
   unpackFlat,
 } from './flatParameters';
@@ -62,7 +62,7 @@ function lossGraph(
   const attentionMask = g.input(encoderNames.attentionMask, [batch, time], 'int64');
   const labels = g.input(encoderNames.labels, [batch], 'int64');
   const flat = g.input(encoderNames.parameters, [layout.total]);
-  const weights = sliceWeights(g, flat, slots);
+  const weights = splitWeights(g, flat, layout);
   const tokenTypeIds = g.constant(new BigInt64Array(batch * time), [batch, time]);
   const logits = encoderForward(g, c, weights, { inputIds, attentionMask, tokenTypeIds }, { dropoutSeed });
   const weightValues = classWeights && g.constant(classWeights, [c.labels]);

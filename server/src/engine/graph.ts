@@ -196,11 +196,6 @@ export class Graph {
     return this.node('Concat', values, [[shape, values[0].type]], { axis: int(axis) })[0];
   }
 
-  /** x[start:end] along axis 0 of a 1-D tensor. */
-  slice1d(x: Value, start: number, end: number): Value {
-    return this.node('Slice', [x, this.int64s([start]), this.int64s([end])], [[[end - start], x.type]])[0];
-  }
-
   unsqueeze(x: Value, axes: number[]): Value {
     const shape = [...x.shape];
     for (const a of [...axes].sort((p, q) => p - q)) shape.splice(a, 0, 1);

@@ -26,6 +26,8 @@ export interface OptimizerParameter {
   moment: Value;
   variance: Value;
   decayMask: Value;
+  /** The true gradient is gradient·gradientScale (a constant, such as 1/N for a mean loss); default 1. */
+  gradientScale?: number;
 }
 
 /** Scalar inputs fed per step: the learning rate and Adam's bias corrections for the step number. */
@@ -45,15 +47,23 @@ export function stepScalarValues(s: AdamWSettings, step: number, learningRate: n
 
 /** Appends one AdamW step; returns the gradient's global norm (before clipping) and the updated state. */
 export function appendAdamW(g: Graph, p: OptimizerParameter, s: AdamWSettings, scalars: StepScalars) {
-  const gradNorm = g.sqrt(g.sumOfSquares(p.gradient));
+  // The clipped gradient (gradient·gradientScale·clip) is never a tensor of its own: its factors fold into the
+  // scalars that multiply the moments' updates, and the bias corrections and learning rate into the step size.
+  const scale = p.gradientScale ?? 1;
+  const gradNorm = g.mul(g.sqrt(g.sumOfSquares(p.gradient)), g.scalar(scale));
   const clip = g.min(g.scalar(1), g.div(g.scalar(s.maxGradNorm), g.add(gradNorm, g.scalar(1e-6))));
-  const grad = g.mul(p.gradient, clip);
-  const nextMoment = g.add(g.mul(p.moment, g.scalar(s.beta1)), g.mul(grad, g.scalar(1 - s.beta1)));
-  const nextVariance = g.add(g.mul(p.variance, g.scalar(s.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - s.beta2)));
-  const denominator = g.add(g.mul(g.sqrt(nextVariance), scalars.varianceScale), g.scalar(s.epsilon));
-  const adam = g.div(g.mul(nextMoment, scalars.momentScale), denominator);
-  const decay = g.mul(p.value, g.mul(p.decayMask, g.scalar(s.weightDecay)));
-  const nextValue = g.sub(p.value, g.mul(g.add(adam, decay), scalars.learningRate));
+  const factor = g.mul(clip, g.scalar(scale));
+  const nextMoment = g.add(g.mul(p.moment, g.scalar(s.beta1)), g.mul(p.gradient, g.mul(factor, g.scalar(1 - s.beta1))));
+  const nextVariance = g.add(
+    g.mul(p.variance, g.scalar(s.beta2)),
+    g.mul(g.mul(p.gradient, p.gradient), g.mul(g.mul(factor, factor), g.scalar(1 - s.beta2))),
+  );
+  // lr·m̂/(√v̂ + ε) with m̂ = m·momentScale and √v̂ = √v·varianceScale.
+  const stepSize = g.div(g.mul(scalars.learningRate, scalars.momentScale), scalars.varianceScale);
+  const epsilon = g.div(g.scalar(s.epsilon), scalars.varianceScale);
+  const adam = g.div(g.mul(nextMoment, stepSize), g.add(g.sqrt(nextVariance), epsilon));
+  const decay = g.mul(g.mul(p.value, g.mul(p.decayMask, g.scalar(s.weightDecay))), scalars.learningRate);
+  const nextValue = g.sub(g.sub(p.value, adam), decay);
   return { gradNorm, nextValue, nextMoment, nextVariance };
 }
 

@@ -15,7 +15,7 @@ import {
   appendFlatAdamW,
   flatLayout,
   packFlat,
-  sliceWeights,
+  splitWeights,
   stepNames,
   unpackFlat,
 } from './flatParameters';
@@ -85,7 +85,7 @@ function lossGraph(t: Trainable, shape: BatchShape, name: string) {
   const tokens = g.input(names.inputIds, [batch, time], 'int64');
   const targets = g.input(names.targets, [batch, time], 'int64');
   const flat = g.input(names.parameters, [layout.total]);
-  const trained = sliceWeights(g, flat, slots);
+  const trained = splitWeights(g, flat, layout);
   let weights = trained;
   if (lora) {
     const frozen: Record<string, Value> = {};
@@ -156,15 +156,13 @@ export function buildTrainingStep(t: Trainable, shape: BatchShape, adamw: AdamWS
     slots.map((s) => weights[s.name]),
     seed(),
   );
-  // One multiply by 1/N on the flat gradient turns the seed's scale into the mean loss's.
-  const gradient = g.mul(
-    g.concat(
-      slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
-      0,
-    ),
-    g.scalar(1 / (shape.batch * shape.time)),
+  const gradient = g.concat(
+    slots.map((s) => g.reshape(grads.get(weights[s.name].name)!, [-1])),
+    0,
   );
-  appendFlatAdamW(g, layout, { flat, gradient, loss }, (s) => isDecayed(s.shape), adamw);
+  // The seed's scale times 1/N is the mean loss's; the optimizer folds the 1/N into its scalars.
+  const gradientScale = 1 / (shape.batch * shape.time);
+  appendFlatAdamW(g, layout, { flat, gradient, gradientScale, loss }, (s) => isDecayed(s.shape), adamw);
   return g.toModel();
 }
 
