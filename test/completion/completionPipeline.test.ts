@@ -111,6 +111,18 @@ describe('completion pipeline', () => {
     }
   });
 
+  test('typing on in a fill-in-the-middle prompt runs only the typed tokens, not the suffix again', async () => {
+    const pipeline = new CompletionPipeline();
+    const fim: CompletionModel = { key: 'fim#1', languageModel: longParrot, fillInTheMiddle: true };
+    const before = Array.from({ length: 6 }, (_, i) => `const value${i} = compute(${i});\n`).join('');
+    const after = '\nreturn value0;\n'.repeat(4);
+    const at = (typed: string) => request(`${before}let x = ${typed}${after}`, before.length + 8 + typed.length);
+    const first = await pipeline.complete(fim, at(''));
+    const second = await pipeline.complete(fim, at('com'));
+    assert.ok(second.reusedTokens >= first.promptTokens, `${second.reusedTokens} of ${first.promptTokens} reused`);
+    assert.ok(second.promptTokens - second.reusedTokens <= 3, `${second.promptTokens - second.reusedTokens} run`);
+  });
+
   test('cancellation stops decoding mid-way', async () => {
     const pipeline = new CompletionPipeline();
     const controller = new AbortController();

@@ -1,8 +1,9 @@
 // Tests for the prompt: line-aligned anchors that stay put while the user types (so the KV cache is reused),
-// move when the budget is exceeded, the document-start token, and fill-in-the-middle layout.
+// move when the budget is exceeded, the document-start token, fill-in-the-middle layout, and FIM prompts continued
+// with the typed text as the start of the middle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type PromptTokenizer, buildPrompt } from '../../server/src/completion/prompt';
+import { type PromptTokenizer, buildPrompt, continuePrompt } from '../../server/src/completion/prompt';
 import { findFimTokens } from '../../server/src/tokenizer/fimFormats';
 
 /** One token per character; FIM tokens as ids 1000–1002. */
@@ -74,4 +75,41 @@ test("fill-in-the-middle uses the model family's spelling of the FIM tokens", ()
     undefined,
     'all three tokens are needed',
   );
+});
+
+test('typing on continues a fill-in-the-middle prompt: the typed text starts the middle', () => {
+  const suffix = ');\nnext line\n';
+  const first = buildPrompt(characters, `${lines}call(`, suffix, { budget: 100, fillInTheMiddle: true });
+  const options = { budget: 100, context: [] };
+  const typed = continuePrompt(characters, first, `${lines}call(ab`, suffix, options);
+  assert.deepEqual(typed?.ids, [...first.ids, ...characters.encode('ab')]);
+  assert.equal(typed?.anchor, first.anchor);
+  // Continuing the continued prompt still starts from what the first was built with.
+  const more = continuePrompt(characters, typed!, `${lines}call(abc`, suffix, options);
+  assert.deepEqual(more?.ids, [...first.ids, ...characters.encode('abc')]);
+  assert.deepEqual(continuePrompt(characters, first, `${lines}call(`, suffix, options)?.ids, first.ids);
+});
+
+test('a fill-in-the-middle prompt is not continued once the text around the cursor changed otherwise', () => {
+  const suffix = ');\nnext line\n';
+  const first = buildPrompt(characters, `${lines}call(`, suffix, { budget: 100, fillInTheMiddle: true });
+  const options = { budget: 100, context: [] };
+  const cases = {
+    'a new line typed': continuePrompt(characters, first, `${lines}call(a\n`, suffix, options),
+    'text before the cursor edited': continuePrompt(characters, first, `${lines}cal(a`, suffix, options),
+    'the suffix changed': continuePrompt(characters, first, `${lines}call(a`, ');\nother line\n', options),
+    'other workspace context': continuePrompt(characters, first, `${lines}call(a`, suffix, {
+      budget: 100,
+      context: [7],
+    }),
+    'over the budget': continuePrompt(characters, first, `${lines}call(${'a'.repeat(30)}`, suffix, options),
+    'a prompt without FIM': continuePrompt(
+      characters,
+      buildPrompt(characters, lines, '', { budget: 100 }),
+      `${lines}a`,
+      '',
+      options,
+    ),
+  };
+  for (const [change, prompt] of Object.entries(cases)) assert.equal(prompt, undefined, change);
 });

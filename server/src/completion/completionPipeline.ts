@@ -14,7 +14,7 @@ import { isConfident, keptTokenProbabilities, meanProbability } from './confiden
 import { Debouncer } from './debouncer';
 import { KvCacheStore } from './kvCacheStore';
 import { postprocess } from './postprocess';
-import { buildPrompt } from './prompt';
+import { buildPrompt, continuePrompt } from './prompt';
 import { type Stop, findStop } from './stopRules';
 
 export interface CompletionModel {
@@ -132,14 +132,23 @@ export class CompletionPipeline {
     const previous = this.kvCaches.get(request.uri, model.key);
     const budget = contextLength - maxTokens;
     const rendered = this.renderedContext(model, request, context, budget);
-    const prompt = buildPrompt(languageModel.tokenizer, context.prefix, context.suffix, {
-      budget,
-      anchor: previous?.anchor,
-      documentStartId: eosTokenId,
-      fillInTheMiddle: model.fillInTheMiddle,
-      context: rendered && { ids: rendered.ids, beforeFimPrefix: rendered.style === 'fileSeparator' },
-      suffixBudget: request.settings.suffixTokens ?? defaultSettings.completion.suffixTokens,
-    });
+    const tokenizer = languageModel.tokenizer;
+    const continued =
+      previous?.prompt &&
+      continuePrompt(tokenizer, previous.prompt, context.prefix, context.suffix, {
+        budget,
+        context: rendered?.ids ?? [],
+      });
+    const prompt =
+      continued ||
+      buildPrompt(tokenizer, context.prefix, context.suffix, {
+        budget,
+        anchor: previous?.anchor,
+        documentStartId: eosTokenId,
+        fillInTheMiddle: model.fillInTheMiddle,
+        context: rendered && { ids: rendered.ids, beforeFimPrefix: rendered.style === 'fileSeparator' },
+        suffixBudget: request.settings.suffixTokens ?? defaultSettings.completion.suffixTokens,
+      });
 
     const rules = {
       linePrefix: context.linePrefix,
@@ -155,7 +164,11 @@ export class CompletionPipeline {
       modelKey: model.key,
       cache: this.reuseKvCache ? result.cache : undefined,
       anchor: prompt.anchor,
+      prompt,
     });
+    // The previous cache's reusable part was taken when decoding began; its keys and values (tens of megabytes for
+    // a pretrained model's long prompt) go now rather than whenever garbage collection finds the handle.
+    previous?.cache?.release();
     if (request.signal.aborted) throw new CompletionCancelled(result.generatedIds.length, maxTokens);
 
     const finish = (text: string, finishedStop: Stop | undefined, finishReason: string) => {

@@ -1,6 +1,7 @@
-// Keeps, per document, where the last completion's prompt started and its KV cache, so the next request in that
-// document starts its prompt at the same place and runs only the tokens the model has not seen.
+// Keeps, per document, the last completion's prompt, where it started and its KV cache, so the next request in that
+// document starts its prompt at the same place (or continues it) and runs only the tokens the model has not seen.
 import type { KvCache } from '../runtime/languageModel';
+import type { Prompt } from './prompt';
 import { LruMap } from '../util/lruMap';
 
 export interface DocumentKvCache {
@@ -10,6 +11,8 @@ export interface DocumentKvCache {
   cache?: KvCache;
   /** Character offset where that prompt started. */
   anchor: number;
+  /** That prompt, which typing on may continue. */
+  prompt?: Prompt;
 }
 
 export class KvCacheStore {

@@ -2,7 +2,8 @@
 // first tokens and reuse the previous KV cache (the anchor moves only when the prompt outgrows its budget); or, for
 // models trained with fill-in-the-middle only, <|fim_prefix|>…<|fim_suffix|>…<|fim_middle|> in the model family's
 // spelling (tokenizer/fimFormats.ts). Workspace context, already rendered, goes first (or, in the file-separator
-// style, before the FIM prefix token), so it is part of the shared start of consecutive prompts.
+// style, before the FIM prefix token), so it is part of the shared start of consecutive prompts. While the user
+// types on, a FIM prompt is continued with the typed text as the start of the middle (continuePrompt).
 import { findFimTokens } from '../tokenizer/fimFormats';
 
 export interface PromptTokenizer {
@@ -31,6 +32,8 @@ export interface Prompt {
   fillInTheMiddle: boolean;
   /** Tokens of workspace context in the prompt (they come first, after a document-start token if any). */
   contextTokens: number;
+  /** What a fill-in-the-middle prompt was built from and its ids then, so that typing on can continue it. */
+  built?: { prefix: string; suffix: string; context: readonly number[]; ids: readonly number[] };
 }
 
 /**
@@ -57,14 +60,24 @@ export function buildPrompt(
     const prefixPart = promptFrom(tokenizer, prefix, chooseAnchor(tokenizer, prefix, Math.floor(room * 0.75)));
     if (prefixPart.ids.length > room) prefixPart.ids = prefixPart.ids.slice(prefixPart.ids.length - room);
     const suffixRoom = Math.min(room - prefixPart.ids.length, options.suffixBudget ?? Number.POSITIVE_INFINITY);
-    const suffixIds = tokenizer.encode(suffixLines(suffix, tokenizer, suffixRoom));
+    const suffixText = suffixLines(suffix, tokenizer, suffixRoom);
     const before = options.context?.beforeFimPrefix ? contextIds : [];
     const inside = options.context?.beforeFimPrefix ? [] : contextIds;
+    const ids = [
+      ...before,
+      fim.prefix,
+      ...inside,
+      ...prefixPart.ids,
+      fim.suffix,
+      ...tokenizer.encode(suffixText),
+      fim.middle,
+    ];
     return {
-      ids: [...before, fim.prefix, ...inside, ...prefixPart.ids, fim.suffix, ...suffixIds, fim.middle],
+      ids,
       anchor: prefixPart.anchor,
       fillInTheMiddle: true,
       contextTokens: contextIds.length,
+      built: { prefix, suffix: suffixText, context: options.context?.ids ?? [], ids },
     };
   }
   if (contextIds.length === 0) return { ...prefixPrompt(tokenizer, prefix, budget, options), contextTokens: 0 };
@@ -75,6 +88,29 @@ export function buildPrompt(
     documentStartId: undefined,
   });
   return { ...part, ids: [...start, ...contextIds, ...part.ids], contextTokens: contextIds.length };
+}
+
+/**
+ * The fill-in-the-middle prompt `previous` continued with what the user typed since it was built: the typed text
+ * goes after the middle token as the start of the middle, so the whole previous prompt and its KV cache stay
+ * valid, where a new prompt would put the suffix after the typed text and run the suffix again on every keystroke.
+ * Undefined unless the text before the cursor only grew within its line and the suffix and workspace context
+ * (`context`, as given to buildPrompt) are those `previous` was built with.
+ */
+export function continuePrompt(
+  tokenizer: PromptTokenizer,
+  previous: Prompt,
+  prefix: string,
+  suffix: string,
+  { budget, context }: { budget: number; context: readonly number[] },
+): Prompt | undefined {
+  const built = previous.built;
+  if (!built || !prefix.startsWith(built.prefix) || !suffix.startsWith(built.suffix)) return undefined;
+  if (context.length !== built.context.length || context.some((id, i) => id !== built.context[i])) return undefined;
+  const typed = prefix.slice(built.prefix.length);
+  if (typed.includes('\n')) return undefined;
+  const ids = [...built.ids, ...tokenizer.encode(typed)];
+  return ids.length <= budget ? { ...previous, ids } : undefined;
 }
 
 /** The prefix from a kept or new anchor within `budget` tokens (a document-start token counts). */
