@@ -2,33 +2,19 @@
 // file, with and without KV-cache reuse (two servers taking turns), and their memory; `--compare context` pits
 // workspace context (this repository indexed) against none instead, both reusing the cache. Uses models/default, or trains
 // a small model on this repository for a minute first (kept in .tmp/bench-complete-model for later runs). Then the
-// pretrained-shape row (bench/pretrained.ts); `--pretrained-only` runs just that row, `--skip-pretrained` skips it.
-import { spawn } from 'node:child_process';
+// rows per model size while typing (bench/typing.ts; `--typing-only`, `--skip-typing`, `--sizes a,b`) and the
+// pretrained-shape row (bench/pretrained.ts; `--pretrained-only` runs just that row, `--skip-pretrained` skips it).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-languageserver-protocol/node';
-import {
-  ConfigurationRequest,
-  DidChangeTextDocumentNotification,
-  DidOpenTextDocumentNotification,
-  ExitNotification,
-  InitializeRequest,
-  InitializedNotification,
-  type InlineCompletionList,
-  InlineCompletionRequest,
-  LogMessageNotification,
-  ShutdownRequest,
-} from 'vscode-languageserver-protocol';
-import { type ServerStatus, Status } from '../server/src/protocol';
 import { train } from '../server/src/train/trainer';
 import { percentile } from '../server/src/util/statistics';
 import type { ConversionDtype } from '../server/src/convert/convertFolder';
+import { BenchServer, type CursorCase, type Sample, type Variant, repository, serverScript } from './lspServer';
 import { pretrainedRow } from './pretrained';
+import { type SizeName, sizeNames, typingRows } from './typing';
 
-const repository = path.resolve(__dirname, '..');
-const serverScript = path.join(repository, 'server', 'out', 'server.js');
 const goals = { p50: 25, p95: 60, rssMegabytes: 250 };
 
 const { values } = parseArgs({
@@ -41,6 +27,12 @@ const { values } = parseArgs({
     'repository-model': { type: 'boolean', default: false },
     'pretrained-only': { type: 'boolean', default: false },
     'skip-pretrained': { type: 'boolean', default: false },
+    'typing-only': { type: 'boolean', default: false },
+    'skip-typing': { type: 'boolean', default: false },
+    /** Comma-separated model sizes of the typing rows: default, small, smollm2-135m, qwen2.5-0.5b. */
+    sizes: { type: 'string', default: sizeNames.join(',') },
+    places: { type: 'string', default: '8' },
+    keystrokes: { type: 'string', default: '8' },
     /** Comma-separated: q8 (int8), fp32. */
     'pretrained-dtypes': { type: 'string', default: 'q8,fp32' },
     'prefill-tokens': { type: 'string', default: '1024' },
@@ -51,13 +43,6 @@ const { values } = parseArgs({
     compare: { type: 'string', default: 'reuse' },
   },
 });
-
-/** One of the two servers compared: whether it reuses the KV cache, and whether it indexes the workspace. */
-interface Variant {
-  label: string;
-  reuse: boolean;
-  workspaceContext?: boolean;
-}
 
 const variants: [Variant, Variant] =
   values.compare === 'context'
@@ -70,30 +55,26 @@ const variants: [Variant, Variant] =
         { label: 'no reuse', reuse: false },
       ];
 
-interface Sample {
-  roundTripMs: number;
-  serverMs: number;
-  /** CPU time of the server process during the request: the latency on an otherwise idle machine, roughly. */
-  cpuMs: number;
-  source: string;
-  generated: number;
-  reused: number;
-  prompt: number;
-  /** Time to run the uncached part of the prompt, and the mean time of one decode step. */
-  promptMs: number;
-  perTokenMs: number;
-  shown: boolean;
-  kind: CursorCase['kind'];
-}
-
 interface Run {
   samples: Sample[];
   rss: { current: number; peak: number };
 }
 
 async function main(): Promise<void> {
-  if (!values['pretrained-only']) await completionRows();
-  if (values['skip-pretrained']) return;
+  const only = values['pretrained-only'] || values['typing-only'];
+  if (!only) await completionRows();
+  if (!values['pretrained-only'] && !values['skip-typing']) {
+    const sizes = values.sizes!.split(',') as SizeName[];
+    const unknown = sizes.filter((s) => !sizeNames.includes(s));
+    if (unknown.length) throw new Error(`unknown size ${unknown.join(', ')}: choose from ${sizeNames.join(', ')}`);
+    await typingRows({
+      file: values.file!,
+      places: Number(values.places),
+      keystrokes: Number(values.keystrokes),
+      sizes,
+    });
+  }
+  if (values['skip-pretrained'] || values['typing-only']) return;
   await pretrainedRow({
     dtypes: values['pretrained-dtypes']!.split(',') as ConversionDtype[],
     prefillTokens: Number(values['prefill-tokens']),
@@ -316,14 +297,6 @@ async function benchModel(): Promise<string> {
   return out;
 }
 
-interface CursorCase {
-  /** The document as the user has it at that moment. */
-  text: string;
-  line: number;
-  character: number;
-  kind: 'mid-line' | 'new line';
-}
-
 /**
  * Cursor positions through the file, top to bottom, alternately: in the middle of a line of code (the user is
  * typing it: a single-line suggestion), and on a fresh line just opened with Enter after a line, indented like
@@ -347,143 +320,6 @@ function cursorCases(text: string, count: number): CursorCase[] {
     }
   }
   return cases;
-}
-
-/** One language server process with its own settings, driven over stdio. */
-class BenchServer {
-  private readonly logs: string[] = [];
-  private status: ServerStatus | undefined;
-  private current = '';
-  private version = 1;
-  readonly samples: Sample[] = [];
-
-  private constructor(
-    private readonly child: ReturnType<typeof spawn>,
-    private readonly connection: ReturnType<typeof createMessageConnection>,
-    private readonly root: string,
-    private readonly uri: string,
-  ) {}
-
-  static async start(modelDir: string, file: string, text: string, variant: Variant): Promise<BenchServer> {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelwright-bench-complete-'));
-    const bundled = path.join(root, 'bundled');
-    fs.mkdirSync(bundled);
-    fs.symlinkSync(modelDir, path.join(bundled, 'default'));
-    const child = spawn(process.execPath, [serverScript, '--stdio'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, MODELWRIGHT_KV_REUSE: variant.reuse ? '1' : '0' },
-    });
-    const connection = createMessageConnection(
-      new StreamMessageReader(child.stdout!),
-      new StreamMessageWriter(child.stdin!),
-    );
-    const server = new BenchServer(child, connection, root, `file://${file}`);
-    connection.onNotification(LogMessageNotification.type, (m) => {
-      server.logs.push(m.message);
-    });
-    connection.onNotification(Status.type, (status) => {
-      server.status = status;
-    });
-    // With a workspace-context variant the repository is the workspace, and the settings say whether to use it.
-    const indexing = variant.workspaceContext !== undefined;
-    connection.onRequest(ConfigurationRequest.type, (params) =>
-      params.items.map(() => ({ completion: { workspaceContext: variant.workspaceContext ?? true } })),
-    );
-    connection.listen();
-    await connection.sendRequest(InitializeRequest.type, {
-      processId: process.pid,
-      rootUri: null,
-      workspaceFolders: indexing ? [{ uri: `file://${repository}`, name: 'modelwright' }] : null,
-      capabilities: { textDocument: { inlineCompletion: {} }, workspace: { configuration: indexing } },
-      initializationOptions: {
-        modelsDirectory: path.join(root, 'models'),
-        bundledModelsDirectory: bundled,
-        trusted: true,
-      },
-    });
-    await connection.sendNotification(InitializedNotification.type, {});
-    const deadline = Date.now() + 60_000;
-    while (server.status?.health !== 'ready') {
-      if (server.status?.health === 'error' || Date.now() > deadline)
-        throw new Error(`the server did not load the model: ${JSON.stringify(server.status)}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    server.current = text;
-    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
-      textDocument: { uri: server.uri, languageId: 'typescript', version: 1, text },
-    });
-    while (
-      variant.workspaceContext &&
-      !server.logs.some((l) => l.startsWith('workspace index: ') && l.includes(' windows'))
-    ) {
-      if (Date.now() > deadline) throw new Error('the workspace index was not built within a minute');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    // Warm-up on the first lines (not measured): session start-up, first allocations.
-    for (let line = 0; line < 5; line++) await server.request({ line, character: 0 });
-    return server;
-  }
-
-  private request(position: { line: number; character: number }): Promise<InlineCompletionList> {
-    return this.connection.sendRequest(InlineCompletionRequest.type, {
-      textDocument: { uri: this.uri },
-      position: { line: position.line, character: position.character },
-      context: { triggerKind: 1 },
-    }) as Promise<InlineCompletionList>;
-  }
-
-  async measure(position: CursorCase): Promise<void> {
-    if (position.text !== this.current) {
-      this.current = position.text;
-      await this.connection.sendNotification(DidChangeTextDocumentNotification.type, {
-        textDocument: { uri: this.uri, version: ++this.version },
-        contentChanges: [{ text: this.current }],
-      });
-    }
-    const logCount = this.logs.length;
-    const started = performance.now();
-    const result = await this.request(position);
-    const roundTripMs = performance.now() - started;
-    const entry = this.logs.slice(logCount).find((l) => l.startsWith('completion '));
-    const parsed = entry
-      ? /^completion (\w+): ([\d.]+) ms \(cpu ([\d.]+) ms\), (\d+) tokens generated, (\d+)\/(\d+) prompt tokens reused/.exec(
-          entry,
-        )
-      : null;
-    const timings = entry ? /prompt ([\d.]+) ms \+ ([\d.]+) ms\/token/.exec(entry) : null;
-    this.samples.push({
-      roundTripMs,
-      serverMs: parsed ? Number(parsed[2]) : roundTripMs,
-      cpuMs: parsed ? Number(parsed[3]) : NaN,
-      source: parsed?.[1] ?? 'unknown',
-      generated: parsed ? Number(parsed[4]) : 0,
-      reused: parsed ? Number(parsed[5]) : 0,
-      prompt: parsed ? Number(parsed[6]) : 0,
-      promptMs: timings ? Number(timings[1]) : NaN,
-      perTokenMs: timings ? Number(timings[2]) : NaN,
-      shown: result.items.length > 0,
-      kind: position.kind,
-    });
-  }
-
-  memory(): { current: number; peak: number } {
-    return memoryOf(this.child.pid!);
-  }
-
-  async stop(): Promise<void> {
-    await this.connection.sendRequest(ShutdownRequest.type).catch(() => undefined);
-    await this.connection.sendNotification(ExitNotification.type).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    this.child.kill();
-    this.connection.dispose();
-    fs.rmSync(this.root, { recursive: true, force: true });
-  }
-}
-
-function memoryOf(pid: number): { current: number; peak: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
-  return { current: field('VmRSS'), peak: field('VmHWM') };
 }
 
 function mean(values: number[]): number {

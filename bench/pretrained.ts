@@ -1,22 +1,15 @@
-// The pretrained-shape row of `npm run bench:complete`: a Qwen2.5-0.5B-shaped model with random weights, built with
-// the engine into .tmp/bench-pretrained-v2 (kept between runs) in int8 and fp32, run by this project's runtime and by
+// The pretrained-shape row of `npm run bench:complete`: a Qwen2.5-0.5B-shaped model with random weights
+// (bench/randomModels.ts) in int8 and fp32, run by this project's runtime and by
 // transformers.js from the same folder and ONNX file, side by side: prefill time, ms per generated token, and the
 // first-line latency of typing with cache reuse (the runtime only). Medians; other processes on the machine skew them.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parameterShapesOf } from '../server/src/engine/architecture';
-import { buildInference } from '../server/src/engine/inferenceGraph';
-import { writeModelFile } from '../server/src/engine/onnxFile';
-import { quantizeModel } from '../server/src/engine/quantize';
-import { gaussian } from '../server/src/engine/random';
 import { CONVERTED_FILES, type ConversionDtype } from '../server/src/convert/convertFolder';
-import { readArchitecture } from '../server/src/modelFolder/config';
 import { generate } from '../server/src/runtime/generate';
 import { loadLanguageModel } from '../server/src/runtime/languageModel';
-import { writeTokenizerFiles } from '../server/src/tokenizer/tokenizerFiles';
-import { trainBpe } from '../server/src/train/bpeTrainer';
 import { median } from '../server/src/util/statistics';
+import { randomModelFolder, shapes } from './randomModels';
 
 export interface PretrainedOptions {
   dtypes: ConversionDtype[];
@@ -27,63 +20,7 @@ export interface PretrainedOptions {
   rounds: number;
 }
 
-const repository = path.resolve(__dirname, '..');
-/** Named after the graph's features, so that a changed graph is rebuilt. */
-const benchRoot = path.join(repository, '.tmp', 'bench-pretrained-v2');
 const goals = { speedRatio: 1.5, int8MsPerToken: 40 };
-
-/** Qwen2.5-0.5B's shape (its config.json), with a shorter context. */
-const qwenShape = {
-  model_type: 'qwen2',
-  architectures: ['Qwen2ForCausalLM'],
-  hidden_size: 896,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  intermediate_size: 4864,
-  vocab_size: 151936,
-  max_position_embeddings: 2048,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-  hidden_act: 'silu',
-  bos_token_id: 151643,
-  eos_token_id: 151643,
-  use_cache: true,
-};
-
-/** The folder of one dtype, built on first use. */
-function benchFolder(dtype: ConversionDtype): string {
-  const dir = path.join(benchRoot, dtype);
-  const onnxFile = path.join(dir, CONVERTED_FILES[dtype]);
-  if (fs.existsSync(onnxFile)) return dir;
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(qwenShape, null, 2));
-  // A small byte-level tokenizer: the runtime loads one, the bench feeds token ids directly.
-  const trained = trainBpe(['function example(value: number) { return value + 1; }\n'], {
-    vocabSize: 300,
-    minFrequency: 1,
-  });
-  writeTokenizerFiles(dir, trained, { modelMaxLength: qwenShape.max_position_embeddings });
-  const started = performance.now();
-  const architecture = readArchitecture(dir);
-  const random = gaussian(11);
-  const weights = new Map<string, Float32Array>();
-  for (const [name, shape] of parameterShapesOf(architecture)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') data.fill(1);
-    else if (!name.endsWith('.bias')) for (let i = 0; i < data.length; i++) data[i] = random() * 0.02;
-    weights.set(name, data);
-  }
-  let model = buildInference(architecture, weights, { logitsToKeep: true });
-  weights.clear();
-  if (dtype === 'q8') model = quantizeModel(model).model;
-  writeModelFile(onnxFile, model);
-  console.log(
-    `  built ${path.relative(repository, onnxFile)} in ${((performance.now() - started) / 1000).toFixed(0)} s`,
-  );
-  return dir;
-}
 
 interface Figures {
   prefillMs: number;
@@ -185,12 +122,12 @@ async function sideBySide(dir: string, dtype: ConversionDtype, options: Pretrain
 
 export async function pretrainedRow(options: PretrainedOptions): Promise<void> {
   console.log(
-    `\npretrained shape: Qwen2.5-0.5B (hidden 896, 24 layers, 14 heads, 2 kv heads, vocab 151936, tied), random ` +
-      `weights; ${options.prefillTokens}-token prefill, ${options.decodeTokens} greedy tokens (median step), ` +
+    `\npretrained shape: ${shapes['qwen2.5-0.5b'].description}, random weights; ` +
+      `${options.prefillTokens}-token prefill, ${options.decodeTokens} greedy tokens (median step), ` +
       `${options.threads} threads, ${options.rounds} rounds in turns; ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}`,
   );
   for (const dtype of options.dtypes) {
-    const dir = benchFolder(dtype);
+    const dir = randomModelFolder('qwen2.5-0.5b', dtype);
     const { ours, theirs } = await sideBySide(dir, dtype, options);
     const ratio = theirs.msPerToken / ours.msPerToken;
     const name = dtype === 'q8' ? 'int8' : 'fp32';
