@@ -1,6 +1,7 @@
 // Tests for inference in the worker thread: the event loop stays free during a run (timers fire, a cancellation
-// lands mid-generation), caches cloned and cut while runs are in flight stay consistent, released caches and a
-// stopped worker give clear errors, and a new load starts a new worker. Models are small and random.
+// lands mid-generation), caches cloned and cut while runs are in flight stay consistent, a prefix writes over
+// released positions only when no other cache holds them, released caches and a stopped worker give clear errors,
+// and a new load starts a new worker. Models are small and random.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate } from '../../server/src/runtime/generate';
@@ -82,6 +83,28 @@ describe('inference worker', () => {
       const expected = await cold([...sharer.tokens, 1]);
       assert.ok(maxDifference(await model.run([1], sharer), expected) < 1e-4);
     }
+  });
+
+  test('a prefix left alone in released buffers writes over them, one that shares them does not', async () => {
+    // Long enough that the prefixes fill most of the buffers (shorter ones run from a copy of their own).
+    const prompt = ids.slice(0, 120);
+    const cold = async (tokens: number[]) => model.run(tokens, model.newCache());
+    const long = model.newCache();
+    await model.run([...prompt, 5, 6, 7], long);
+    const first = long.prefix(120);
+    const second = long.prefix(121); // still holds position 120, which `first` would write over in place
+    long.release();
+    const firstLogits = await model.run([9], first);
+    assert.ok(maxDifference(firstLogits, await cold([...prompt, 9])) < 1e-4);
+    assert.ok(maxDifference(await model.run([8], second), await cold([...prompt, 5, 8])) < 1e-4);
+    second.release();
+    // A prefix alone in its buffers may write on over the positions after it.
+    const reused = model.newCache();
+    await model.run([...prompt, 1, 2, 3, 4], reused);
+    const cut = reused.prefix(121);
+    reused.release();
+    assert.ok(maxDifference(await model.run([7, 8], cut), await cold([...prompt, 1, 7, 8])) < 1e-4);
+    assert.ok(maxDifference(await model.run([6], first), await cold([...prompt, 9, 6])) < 1e-4);
   });
 
   test('a released cache is refused with a clear message', async () => {

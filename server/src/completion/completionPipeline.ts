@@ -157,18 +157,20 @@ export class CompletionPipeline {
       singleLine: context.singleLine,
       lineComment: context.lineComment,
     };
-    const decode = (ids: readonly number[], cache: KvCache | undefined, tokens: number) =>
-      decodeSuggestion(languageModel, ids, cache, tokens, rules, request.signal);
-    const { result, text: generated, stop, tokenEnds } = await decode(prompt.ids, previous?.cache, maxTokens);
+    const decode = (ids: readonly number[], cache: KvCache | undefined, tokens: number, releaseCache = false) =>
+      decodeSuggestion(languageModel, ids, cache, tokens, rules, request.signal, releaseCache);
+    // This request takes the document's cache: its keys and values go once their reusable part is taken (tens of
+    // megabytes for a pretrained model's long prompt, which garbage collection would free only much later), and
+    // the new cache writes on in the same buffers. A request that comes meanwhile finds none.
+    const reusable = previous?.cache;
+    if (previous && reusable) this.kvCaches.set(request.uri, { ...previous, cache: undefined });
+    const { result, text: generated, stop, tokenEnds } = await decode(prompt.ids, reusable, maxTokens, true);
     this.kvCaches.set(request.uri, {
       modelKey: model.key,
       cache: this.reuseKvCache ? result.cache : undefined,
       anchor: prompt.anchor,
       prompt,
     });
-    // The previous cache's reusable part was taken when decoding began; its keys and values (tens of megabytes for
-    // a pretrained model's long prompt) go now rather than whenever garbage collection finds the handle.
-    previous?.cache?.release();
     if (request.signal.aborted) throw new CompletionCancelled(result.generatedIds.length, maxTokens);
 
     const finish = (text: string, finishedStop: Stop | undefined, finishReason: string) => {
@@ -258,6 +260,7 @@ async function decodeSuggestion(
   maxTokens: number,
   rules: Parameters<typeof findStop>[1],
   signal: AbortSignal,
+  releaseCache: boolean,
 ) {
   const stopper = new AbortController();
   let text = '';
@@ -268,6 +271,7 @@ async function decodeSuggestion(
     temperature: 0,
     signal: AbortSignal.any([signal, stopper.signal]),
     cache,
+    releaseCache,
     onToken: (piece) => {
       text += piece;
       tokenEnds.push(text.length);

@@ -25,6 +25,11 @@ export interface GenerateOptions extends SamplingOptions {
    * tokens and the prompt is reused; the cache passed in is not modified.
    */
   cache?: KvCache;
+  /**
+   * Release `cache` as soon as its reusable part is taken, before the first run, so that the new cache may write
+   * over the positions after that part in place instead of copying it; the caller must not use `cache` again.
+   */
+  releaseCache?: boolean;
 }
 
 export type FinishReason = 'stop' | 'length' | 'eos' | 'cancelled';
@@ -74,6 +79,7 @@ export async function generate(
   const truncatedTokens = Math.max(0, given.length - promptIds.length);
 
   const cache = reusableCache(model, options.cache, promptIds);
+  if (options.releaseCache) options.cache?.release();
   const reusedTokens = cache.length;
   const tokenIds = promptIds.slice();
   const generatedIds: number[] = [];

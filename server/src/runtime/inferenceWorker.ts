@@ -74,9 +74,13 @@ async function handle(request: InferenceRequest): Promise<{ result: unknown; tra
       await model?.release();
       return { result: undefined };
     }
-    case 'release':
+    case 'release': {
+      const entry = states.get(request.handle);
       states.delete(request.handle);
+      const model = entry && models.get(entry.model);
+      if (model instanceof SequenceModel) model.forget(entry!.state as CacheState);
       return { result: undefined };
+    }
     case 'newCache':
       states.set(request.cache, { model: request.model, state: modelOf(request.model, SequenceModel).newCache() });
       return { result: undefined };

@@ -18,11 +18,14 @@ import type { Feeds, Session, Tensor } from './onnxSession';
 
 /**
  * Keys and values with room to grow, one array per past input, [blocks, capacity, rowSize] each. Positions below
- * `filled` are written once and never changed, so caches of any length up to `filled` can share the buffers;
- * only a cache holding exactly `filled` positions may append in place.
+ * `filled` are written once and never changed while other caches share the buffers, so caches of any length up
+ * to `filled` can share them; a cache holding exactly `filled` positions may append in place, and so may a shorter
+ * one that is the buffers' only holder (the positions after its own are then nobody's).
  */
 class CacheBuffers {
   filled = 0;
+  /** Caches whose positions live in these buffers. */
+  holders = 1;
   constructor(
     readonly capacity: number,
     readonly data: KvData[],
@@ -79,9 +82,15 @@ export class SequenceModel {
   /** A cache holding the first `length` positions of `state` (shares its buffers; copies present tensors). */
   derive(state: CacheState, length: number): CacheState {
     if (length > state.length) throw new Error(`cache prefix ${length} is outside 0..${state.length}`);
+    if (state.buffers) state.buffers.holders++;
     if (state.buffers || !state.tensors) return { length, buffers: state.buffers };
     if (length === state.length) return { length, tensors: state.tensors.slice() };
     return { length, tensors: state.tensors.map((t) => this.slicePositions(t, state.length, length)) };
+  }
+
+  /** A released cache no longer holds its buffers. */
+  forget(state: CacheState): void {
+    this.hold(state, undefined);
   }
 
   /** Runs `ids` after the cache's positions, appends them to it, and returns a copy of the logits asked for. */
@@ -98,7 +107,7 @@ export class SequenceModel {
     const pastInputs = this.io.pastInputs;
     if (this.buffered) {
       if (state.buffers && state.buffers.filled !== past && past * 2 < state.buffers.capacity)
-        state.buffers = this.tightCopy(state.buffers, past);
+        this.hold(state, this.tightCopy(state.buffers, past));
       const capacity = state.buffers?.capacity ?? 0;
       const mask = new BigInt64Array(capacity + n);
       mask.fill(1n, 0, past).fill(1n, capacity);
@@ -137,7 +146,8 @@ export class SequenceModel {
     const { blocks, rowSize } = this.io;
     const past = state.length;
     let target = state.buffers;
-    if (!target || target.filled !== past || target.capacity < past + n) {
+    const ownsTheRest = target !== undefined && (target.filled === past || target.holders === 1);
+    if (!target || !ownsTheRest || target.capacity < past + n) {
       const capacity = capacityFor(past + n);
       target = new CacheBuffers(
         capacity,
@@ -153,7 +163,14 @@ export class SequenceModel {
       copyCachePositions(this.io, data, start(n), target.data[i], { row: 0, width: target.capacity, column: past }, n),
     );
     target.filled = past + n;
-    state.buffers = target;
+    this.hold(state, target);
+  }
+
+  /** Points `state` at new buffers (which count it as their holder already) or at none. */
+  private hold(state: CacheState, buffers: CacheBuffers | undefined): void {
+    if (state.buffers === buffers) return;
+    if (state.buffers) state.buffers.holders--;
+    state.buffers = buffers;
   }
 
   /**
