@@ -293,10 +293,10 @@ describe('sampling', () => {
   const logits = Float32Array.from([1, 3, 2, -1, 2.5, 0]); // order: 1, 4, 2, 0, 5, 3
 
   test('greedy picks the largest logit and reports its probability', () => {
-    const choice = new Sampler().choose(logits);
-    assert.equal(choice.id, 1);
+    const id = new Sampler().pick(logits);
+    assert.equal(id, 1);
     const expected = Math.exp(3) / Array.from(logits).reduce((s, x) => s + Math.exp(x), 0);
-    assert.ok(Math.abs(choice.probability - expected) < 1e-9);
+    assert.ok(Math.abs(tokenProbability(logits, id) - expected) < 1e-9);
   });
 
   test('log-softmax helpers agree with each other', () => {
@@ -309,7 +309,7 @@ describe('sampling', () => {
   test('top-k keeps only the k most likely tokens', () => {
     const sampler = new Sampler({ temperature: 5, topK: 2, seed: 3 });
     const seen = new Set<number>();
-    for (let i = 0; i < 500; i++) seen.add(sampler.choose(logits).id);
+    for (let i = 0; i < 500; i++) seen.add(sampler.pick(logits));
     assert.deepEqual([...seen].sort(), [1, 4]);
   });
 
@@ -317,7 +317,7 @@ describe('sampling', () => {
     // Probabilities at temperature 1: ≈ .459, .278, .169, .062, .023, .008 for ids 1, 4, 2, 0, 5, 3.
     const sampler = new Sampler({ temperature: 1, topP: 0.8, seed: 5 });
     const seen = new Set<number>();
-    for (let i = 0; i < 1000; i++) seen.add(sampler.choose(logits).id);
+    for (let i = 0; i < 1000; i++) seen.add(sampler.pick(logits));
     assert.deepEqual([...seen].sort(), [1, 2, 4]);
   });
 
@@ -340,7 +340,7 @@ describe('sampling', () => {
           }
           const sampler = new Sampler({ temperature: 1, topP, topK, seed: trial });
           const seen = new Set<number>();
-          for (let i = 0; i < 4000; i++) seen.add(sampler.choose(row).id);
+          for (let i = 0; i < 4000; i++) seen.add(sampler.pick(row));
           assert.deepEqual(
             [...seen].sort((a, b) => a - b),
             nucleus.sort((a, b) => a - b),
@@ -355,7 +355,7 @@ describe('sampling', () => {
     const sampler = new Sampler({ temperature: 1, seed: 11 });
     const counts = new Array(logits.length).fill(0);
     const n = 20000;
-    for (let i = 0; i < n; i++) counts[sampler.choose(logits).id]++;
+    for (let i = 0; i < n; i++) counts[sampler.pick(logits)]++;
     for (let id = 0; id < logits.length; id++) {
       const p = tokenProbability(logits, id);
       assert.ok(Math.abs(counts[id] / n - p) < 0.02, `id ${id}: ${counts[id] / n} vs ${p}`);

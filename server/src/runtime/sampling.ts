@@ -14,12 +14,6 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-export interface Choice {
-  id: number;
-  /** The model's probability of `id` (softmax at temperature 1, before any filtering). */
-  probability: number;
-}
-
 /** Index of the largest logit (the first one on ties). */
 export function argmax(logits: ArrayLike<number>): number {
   let best = 0;
@@ -123,10 +117,9 @@ export class Sampler {
     return this.temperature === 0 || this.topK === 1;
   }
 
-  /** Picks the next token from one row of logits (not modified). */
-  choose(logits: ArrayLike<number>): Choice {
-    const id = this.isGreedy ? argmax(logits) : this.sample(logits);
-    return { id, probability: tokenProbability(logits, id) };
+  /** Picks the next token from one row of logits (not modified); tokenProbability gives the model's probability. */
+  pick(logits: ArrayLike<number>): number {
+    return this.isGreedy ? argmax(logits) : this.sample(logits);
   }
 
   private sample(logits: ArrayLike<number>): number {

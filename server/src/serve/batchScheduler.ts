@@ -393,7 +393,7 @@ export class BatchScheduler {
   private choose(sequence: Sequence, logits: Float32Array): void {
     if (sequence.done) return;
     const scores = sequence.request.adjust ? this.adjusted(sequence, logits) : logits;
-    const id = sequence.sampler ? sequence.sampler.choose(scores).id : argmax(scores);
+    const id = sequence.sampler ? sequence.sampler.pick(scores) : argmax(scores);
     if (sequence.counts) sequence.counts.set(id, (sequence.counts.get(id) ?? 0) + 1);
     sequence.last = id;
     sequence.generated++;

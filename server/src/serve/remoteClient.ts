@@ -259,7 +259,7 @@ export class RemoteClient {
       if (!logits || logits.shape.length < 2) throw new RemoteError(502, 'the server returned no logits');
       const vocab = logits.shape[logits.shape.length - 1];
       const last = Float32Array.from(logits.data.slice(logits.data.length - vocab));
-      const id = sampler ? sampler.choose(last).id : argmax(last);
+      const id = sampler ? sampler.pick(last) : argmax(last);
       ids.push(id);
       const fresh = text.push(id, ids.length < config.contextLength);
       if (fresh) options.onText?.(fresh);
