@@ -141,7 +141,8 @@ export class BenchServer {
     }) as Promise<InlineCompletionList>;
   }
 
-  async measure(position: CursorCase): Promise<void> {
+  /** Sends the document as `position` has it, asks for a completion there, and records a sample; returns the answer. */
+  async measure(position: CursorCase): Promise<InlineCompletionList> {
     if (position.text !== this.current) {
       this.current = position.text;
       await this.connection.sendNotification(DidChangeTextDocumentNotification.type, {
@@ -173,6 +174,7 @@ export class BenchServer {
       shown: result.items.length > 0,
       kind: position.kind,
     });
+    return result;
   }
 
   memory(): { current: number; peak: number } {
