@@ -20,12 +20,15 @@ export interface ClientSettings {
   trainingMinutes: number;
   /** How much worse than the serving model a deploy may be on the gate's metrics. */
   deployThreshold: number;
+  /** Threads per model in the language server (0: by model size); sent at initialization. */
+  inferenceThreads: number;
 }
 
 export const defaultClientSettings: ClientSettings = {
   modelsDirectory: '',
   trainingMinutes: numericSettings['training.minutes'].default,
   deployThreshold: numericSettings['deploy.threshold'].default,
+  inferenceThreads: numericSettings.inferenceThreads.default,
 };
 
 /** The protocol settings from the `modelwright` section; wrong types fall back to defaults, numbers are clamped. */
@@ -40,6 +43,7 @@ export function readClientSettings(config: ConfigurationReader): ClientSettings 
       typeof modelsDirectory === 'string' ? modelsDirectory.trim() : defaultClientSettings.modelsDirectory,
     trainingMinutes: clampSetting('training.minutes', config.get('training.minutes')),
     deployThreshold: clampSetting('deploy.threshold', config.get('deploy.threshold')),
+    inferenceThreads: clampSetting('inferenceThreads', config.get('inferenceThreads')),
   };
 }
 

@@ -22,11 +22,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Modelwright', { log: true });
   const hubToken = new HubToken(context.secrets);
   const endpointKeys = new EndpointKeys(context.secrets);
+  const clientSettings = () => readClientSettings(vscode.workspace.getConfiguration(configurationSection));
   const modelsDirectory = () =>
-    resolveModelsDirectory(
-      readClientSettings(vscode.workspace.getConfiguration(configurationSection)).modelsDirectory,
-      context.globalStorageUri.fsPath,
-    );
+    resolveModelsDirectory(clientSettings().modelsDirectory, context.globalStorageUri.fsPath);
   server = new ServerClient(
     // MODELWRIGHT_SERVER_MODULE runs another server build (development, and the tests' instant-server baseline).
     process.env.MODELWRIGHT_SERVER_MODULE || context.asAbsolutePath('server/out/server.js'),
@@ -34,6 +32,7 @@ export function activate(context: vscode.ExtensionContext): void {
       modelsDirectory: modelsDirectory(),
       bundledModelsDirectory: context.asAbsolutePath('models'),
       trusted: vscode.workspace.isTrusted,
+      inferenceThreads: clientSettings().inferenceThreads,
       ...(hubToken.current ? { hubToken: hubToken.current } : {}),
       ...(Object.keys(endpointKeys.current).length ? { remoteKeys: endpointKeys.current } : {}),
     }),
@@ -77,10 +76,11 @@ export function activate(context: vscode.ExtensionContext): void {
       if (node?.kind === 'model') void trainingView.showModel(node.model.name);
     }),
     vscode.workspace.onDidCloseTextDocument((d) => d.uri.scheme === documentScheme && documents.forget(d.uri)),
-    // The server learns trust and the models directory at initialization: restart it when they change.
+    // The server learns trust, the models directory and its threads at initialization: restart it when they change.
     vscode.workspace.onDidGrantWorkspaceTrust(() => void server?.restart()),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration(`${configurationSection}.modelsDirectory`)) void server?.restart();
+      const atStart = ['modelsDirectory', 'inferenceThreads'];
+      if (atStart.some((key) => e.affectsConfiguration(`${configurationSection}.${key}`))) void server?.restart();
     }),
     hubToken.onDidChange((token) => server?.setHubToken(token)),
     endpointKeys.onDidChange(({ role, key }) => server?.setRemoteKey(role, key)),

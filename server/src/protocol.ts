@@ -94,6 +94,8 @@ export interface InitializationOptions {
   hubToken?: string;
   /** The API keys of the roles' remote endpoints, from SecretStorage; later changes come as SetRemoteKey. */
   remoteKeys?: Partial<Record<ModelRole, string>>;
+  /** Threads per loaded model (the setting `modelwright.inferenceThreads`); absent or 0: by model size. */
+  inferenceThreads?: number;
 }
 
 /** Model names are folder names, in the models folder, in URLs and in the HTTP service's model list. */
@@ -122,6 +124,8 @@ export const numericSettings = {
   'completion.indexMegabytes': { default: 16, minimum: 1, maximum: 1024, integer: true },
   'explanation.maxTokens': { default: 160, minimum: 1, maximum: 2048, integer: true },
   'training.minutes': { default: 5, minimum: 1, maximum: 1440, integer: false },
+  /** Threads per loaded model in the language server; 0 chooses by model size (registry/inferenceThreads.ts). */
+  inferenceThreads: { default: 0, minimum: 0, maximum: 64, integer: true },
   /** How much worse than the serving model a deploy may be (rates: 0.02 = two points; losses: bits per byte). */
   'deploy.threshold': { default: 0, minimum: 0, maximum: 1, integer: false },
   /** Per HTTP call to a role's remote endpoint: past it the role falls back to the local model. */

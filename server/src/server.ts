@@ -29,7 +29,7 @@ import { SettingsFeature } from './features/settings';
 import { StatusFeature } from './features/status';
 import { TrainingFeature } from './features/training';
 import { WorkDoneProgressFeature } from './features/workDoneProgress';
-import { type InitializationOptions, type ServerStatus, modelRoles } from './protocol';
+import { type InitializationOptions, type ServerStatus, clampSetting, modelRoles } from './protocol';
 import { DEFAULT_MODEL } from './registry/activeModels';
 import { ModelRegistry } from './registry/modelRegistry';
 import { guardLspFraming } from './util/lspFraming';
@@ -62,7 +62,7 @@ let registry: ModelRegistry | undefined;
 
 connection.onInitialize((params): InitializeResult => {
   const options = initializationOptions(params.initializationOptions);
-  registry = new ModelRegistry({ ...options, threads: 1, log: (message) => log.info(message) });
+  registry = new ModelRegistry({ ...options, threads: options.inferenceThreads, log: (message) => log.info(message) });
   const roots = (params.workspaceFolders ?? []).map((f) => filePath(f.uri)).filter((p): p is string => !!p);
   const rootFromUri = params.rootUri ? filePath(params.rootUri) : undefined;
   if (roots.length === 0 && rootFromUri) roots.push(rootFromUri);
@@ -163,6 +163,7 @@ function initializationOptions(raw: unknown): InitializationOptions {
     ),
     bundledModelsDirectory: directory(given.bundledModelsDirectory, path.resolve(__dirname, '..', '..', 'models')),
     trusted: given.trusted !== false,
+    inferenceThreads: clampSetting('inferenceThreads', given.inferenceThreads),
   };
   if (typeof given.hubToken === 'string' && given.hubToken.trim()) options.hubToken = given.hubToken.trim();
   const keys = given.remoteKeys as Record<string, unknown> | undefined;

@@ -63,6 +63,7 @@ test('settings match the protocol defaults and all have descriptions', () => {
   expected['modelwright.modelsDirectory'] = defaultClientSettings.modelsDirectory;
   expected['modelwright.training.minutes'] = defaultClientSettings.trainingMinutes;
   expected['modelwright.deploy.threshold'] = defaultClientSettings.deployThreshold;
+  expected['modelwright.inferenceThreads'] = defaultClientSettings.inferenceThreads;
   for (const [key, value] of Object.entries(expected)) {
     assert.ok(properties[key], `setting ${key} is contributed`);
     assert.deepEqual(properties[key].default, value, `default of ${key}`);

@@ -19,6 +19,7 @@ import { hasChatTemplate } from '../runtime/chatModel';
 import { updateModelCard } from '../modelFolder/modelCard';
 import { type ActiveModels, readActiveModels, writeActiveModels } from './activeModels';
 import { ModelCatalog, type ModelEntry } from './modelCatalog';
+import { inferenceThreads, weightBytes } from './inferenceThreads';
 import { RegistryError } from './registryError';
 import {
   type Flavor,
@@ -46,7 +47,7 @@ export interface RegistryOptions {
   bundledModelsDirectory: string;
   /** Untrusted workspaces serve bundled models only and cannot deploy. */
   trusted: boolean;
-  /** Threads per model session (1 leaves the other core to training and the editor). */
+  /** Threads per model session; absent or 0: by the model's size (inferenceThreads). */
   threads?: number;
   log?: (message: string) => void;
 }
@@ -507,7 +508,8 @@ export class ModelRegistry {
       return slot;
     }
     const signature = folderSignature(entry.dir);
-    slot.loading = loadServingModel(entry, flavor, key, this.options.threads ?? 1).then(
+    const threads = inferenceThreads(this.options.threads ?? 0, weightBytes(entry.dir));
+    slot.loading = loadServingModel(entry, flavor, key, threads).then(
       (model) => {
         slot.model = model;
         this.loadErrors.delete(entry.name);
