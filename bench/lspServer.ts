@@ -30,6 +30,8 @@ export interface Variant {
   workspaceContext?: boolean;
   /** Completion settings the editor sends (the defaults otherwise). */
   settings?: Partial<Settings['completion']>;
+  /** Ask as VS Code does while the user types (trigger kind Automatic) rather than by an explicit invocation. */
+  automatic?: boolean;
 }
 
 export interface Sample {
@@ -69,6 +71,7 @@ export class BenchServer {
     private readonly connection: ReturnType<typeof createMessageConnection>,
     private readonly root: string,
     private readonly uri: string,
+    private readonly automatic: boolean,
   ) {}
 
   static async start(modelDir: string, file: string, text: string, variant: Variant): Promise<BenchServer> {
@@ -84,7 +87,7 @@ export class BenchServer {
       new StreamMessageReader(child.stdout!),
       new StreamMessageWriter(child.stdin!),
     );
-    const server = new BenchServer(child, connection, root, `file://${file}`);
+    const server = new BenchServer(child, connection, root, `file://${file}`, variant.automatic ?? false);
     connection.onNotification(LogMessageNotification.type, (m) => {
       server.logs.push(m.message);
     });
@@ -137,7 +140,7 @@ export class BenchServer {
     return this.connection.sendRequest(InlineCompletionRequest.type, {
       textDocument: { uri: this.uri },
       position: { line: position.line, character: position.character },
-      context: { triggerKind: 1 },
+      context: { triggerKind: this.automatic ? 2 : 1 },
     }) as Promise<InlineCompletionList>;
   }
 

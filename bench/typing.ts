@@ -1,7 +1,7 @@
 // The per-size rows of `npm run bench:complete`: the first ghost text while typing, through the language server with
 // KV-cache reuse, for the shipped default (trained) and, with random weights (bench/randomModels.ts), the `small`
 // preset in float32 and SmolLM2-135M- and Qwen2.5-0.5B-shaped models in int8; p50/p95 per size and the server's
-// memory. Random weights never end a line, so those rows generate a first line of 8 tokens, one suggestion.
+// memory. Random weights never end a line, so those rows generate a first line of 8 tokens.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parameterShapesOf } from '../server/src/engine/architecture';
@@ -29,8 +29,8 @@ const goals: Partial<Record<SizeName, { p50: number; p95?: number }>> = {
   'qwen2.5-0.5b': { p50: 250 },
 };
 
-/** The first line of a random-weights model: this many tokens (about a line of code), no alternatives. */
-const RANDOM_FIRST_LINE = { maxTokens: 8, maxSuggestions: 1 };
+/** The first line of a random-weights model: this many tokens (about a line of code). */
+const RANDOM_FIRST_LINE = { maxTokens: 8 };
 
 interface Row {
   size: SizeName;
@@ -46,13 +46,14 @@ export async function typingRows(options: TypingOptions): Promise<void> {
   const places = typingPlaces(text, options.places, options.keystrokes);
   console.log(
     `\nfirst ghost text while typing, per model size: ${places.length} lines of ${options.file}, each cut in the ` +
-      `middle and then typed on ${options.keystrokes} characters, one explicit request per keystroke, KV-cache ` +
+      `middle and then typed on ${options.keystrokes} characters, one automatic request per keystroke (no debounce), KV-cache ` +
       `reuse on; random-weight models generate ${RANDOM_FIRST_LINE.maxTokens} tokens`,
   );
   const rows: Row[] = [];
   for (const size of options.sizes) {
     const { dir, settings } = sizeFolder(size);
-    const variant: Variant = { label: size, reuse: true, settings };
+    // Automatic triggers, as an editor sends them while the user types, without the debounce's deliberate wait.
+    const variant: Variant = { label: size, reuse: true, automatic: true, settings: { ...settings, debounceMs: 0 } };
     const server = await BenchServer.start(dir, file, places[0][0].text, variant);
     const afterJump: Sample[] = [];
     const typing: Sample[] = [];

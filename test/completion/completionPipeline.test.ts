@@ -123,6 +123,30 @@ describe('completion pipeline', () => {
     assert.ok(second.promptTokens - second.reusedTokens <= 3, `${second.promptTokens - second.reusedTokens} run`);
   });
 
+  test('alternatives come only with an explicit invocation, not while the user types', async () => {
+    // The shipped model is unsure here, with a second first token of 5% or more.
+    const shipped = await loadLanguageModel(path.resolve(__dirname, '..', '..', 'models', 'default'), {
+      intraOpThreads: 1,
+    });
+    try {
+      const unsure = { ...settings, maxSuggestions: 3 };
+      const text = 'const value = ';
+      const complete = (invoked: boolean) =>
+        new CompletionPipeline().complete(
+          model(shipped, 'default#1'),
+          request(text, text.length, { settings: unsure, invoked }),
+        );
+      const invoked = await complete(true);
+      assert.ok((invoked.meanProbability ?? 1) < 0.6, 'the model is unsure');
+      assert.ok((invoked.alternatives?.length ?? 0) > 0, 'an explicit invocation gets alternatives');
+      const typing = await complete(false);
+      assert.equal(typing.text, invoked.text);
+      assert.equal(typing.alternatives, undefined);
+    } finally {
+      await shipped.dispose();
+    }
+  });
+
   test('cancellation stops decoding mid-way', async () => {
     const pipeline = new CompletionPipeline();
     const controller = new AbortController();

@@ -203,7 +203,11 @@ export class CompletionPipeline {
     if (suggestion === '') return { ...outcome, rejected: 'empty' };
     if (!isConfident(mean, request.settings.confidenceThreshold))
       return { ...outcome, text: '', rejected: 'low confidence' };
-    const wanted = (request.settings.maxSuggestions ?? defaultSettings.completion.maxSuggestions) - 1;
+    // Alternatives only when asked for explicitly (VS Code's Invoke, to cycle through them): while the user types,
+    // one suggestion is enough, and decoding more would hold back the first one.
+    const wanted = request.invoked
+      ? (request.settings.maxSuggestions ?? defaultSettings.completion.maxSuggestions) - 1
+      : 0;
     if (wanted > 0 && mean < UNSURE_BELOW && prompt.ids.length > 1) {
       const firstIds = await nextLikeliestFirstTokens(languageModel, prompt.ids, result.cache, wanted + 1);
       const alternatives: string[] = [];
