@@ -106,8 +106,10 @@ export class SequenceModel {
       feeds[LOGITS_TO_KEEP] = new OrtTensor('int64', new BigInt64Array([allPositions ? 0n : 1n]), []);
     const pastInputs = this.io.pastInputs;
     if (this.buffered) {
+      // A short prefix of longer buffers would be fed every column of them, attended to though masked (a prompt
+      // after 2 reused positions of 217 ran 30% slower than with none); the append would copy them anyway.
       if (state.buffers && state.buffers.filled !== past && past * 2 < state.buffers.capacity)
-        this.hold(state, this.tightCopy(state.buffers, past));
+        this.hold(state, this.copyOf(state.buffers, past, past));
       const capacity = state.buffers?.capacity ?? 0;
       const mask = new BigInt64Array(capacity + n);
       mask.fill(1n, 0, past).fill(1n, capacity);
@@ -143,22 +145,11 @@ export class SequenceModel {
 
   /** Writes the new positions' rows ([blocks, n, rowSize] per past input) after the cache's, growing if needed. */
   private append(state: CacheState, rows: KvData[], n: number): void {
-    const { blocks, rowSize } = this.io;
     const past = state.length;
     let target = state.buffers;
     const ownsTheRest = target !== undefined && (target.filled === past || target.holders === 1);
-    if (!target || !ownsTheRest || target.capacity < past + n) {
-      const capacity = capacityFor(past + n);
-      target = new CacheBuffers(
-        capacity,
-        rows.map(() => newKvData(this.io, blocks * capacity * rowSize)),
-      );
-      const source = state.buffers;
-      if (source && past > 0)
-        target.data.forEach((data, i) =>
-          copyCachePositions(this.io, source.data[i], start(source.capacity), data, start(capacity), past),
-        );
-    }
+    if (!target || !ownsTheRest || target.capacity < past + n)
+      target = this.copyOf(state.buffers, past, capacityFor(past + n));
     rows.forEach((data, i) =>
       copyCachePositions(this.io, data, start(n), target.data[i], { row: 0, width: target.capacity, column: past }, n),
     );
@@ -173,21 +164,18 @@ export class SequenceModel {
     state.buffers = buffers;
   }
 
-  /**
-   * The first `past` positions of shared buffers in buffers of their own that hold just them. A short prefix of a
-   * longer cache would otherwise be fed with every column of the buffers, attended to though masked (a prompt
-   * after 2 reused positions of 217 ran 30% slower than with none); the buffers are copied on append anyway.
-   */
-  private tightCopy(source: CacheBuffers, past: number): CacheBuffers {
+  /** New buffers with room for `capacity` positions, holding the first `positions` of `source` (none without one). */
+  private copyOf(source: CacheBuffers | undefined, positions: number, capacity: number): CacheBuffers {
     const { blocks, rowSize } = this.io;
     const copy = new CacheBuffers(
-      past,
-      source.data.map(() => newKvData(this.io, blocks * past * rowSize)),
+      capacity,
+      this.io.pastInputs.map(() => newKvData(this.io, blocks * capacity * rowSize)),
     );
-    copy.data.forEach((data, i) =>
-      copyCachePositions(this.io, source.data[i], start(source.capacity), data, start(past), past),
-    );
-    copy.filled = past;
+    if (source && positions > 0)
+      copy.data.forEach((data, i) =>
+        copyCachePositions(this.io, source.data[i], start(source.capacity), data, start(capacity), positions),
+      );
+    copy.filled = source ? positions : 0;
     return copy;
   }
 
