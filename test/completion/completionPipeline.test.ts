@@ -206,9 +206,10 @@ describe('completion pipeline', () => {
 
   test('a suggestion below the confidence threshold is not shown', async () => {
     const pipeline = new CompletionPipeline();
+    // A prompt after which the random model does not repeat itself (the repetition rule would drop that first).
     const unsure = await pipeline.complete(
       model(random, 'random#1'),
-      request('let a = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }),
+      request('const b = ', undefined, { settings: { ...settings, confidenceThreshold: 0.5 } }),
     );
     assert.equal(unsure.text, '');
     assert.equal(unsure.rejected, 'low confidence');

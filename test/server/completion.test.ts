@@ -140,7 +140,8 @@ describe('inline completion', { timeout: 180_000 }, () => {
       models: { completion: 'random' },
       completion: { confidenceThreshold: 0.5, maxTokens: 8 },
     }));
-    server.open('file:///work/unsure.ts', 'let maybe = ');
+    // A prompt after which the random model does not repeat itself (the repetition rule would drop that first).
+    server.open('file:///work/unsure.ts', 'var maybe = ');
     assert.deepEqual((await server.complete('file:///work/unsure.ts', 0, 12)).items, []);
     await server.waitForLog(/not shown: low confidence/);
     await server.configure(() => ({

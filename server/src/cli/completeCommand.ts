@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { completionContext } from '../completion/completionContext';
 import { type CompletionModel, CompletionPipeline } from '../completion/completionPipeline';
 import { postprocess } from '../completion/postprocess';
-import { findStop, type Stop } from '../completion/stopRules';
+import { StreamedStop, findStop } from '../completion/stopRules';
 import { ensureRunnable } from '../convert/convertFolder';
 import { numericSettings } from '../protocol';
 import { disposeModel, type LanguageServingModel, loadServingModel } from '../registry/servingModel';
@@ -47,8 +47,8 @@ export function addCompleteCommand(program: Command): void {
     .summary('complete code at a cursor with a model folder')
     .description(
       'Completes the text at a cursor as the editor does: the prompt (with fill-in-the-middle when the model ' +
-        'was trained for it), the stop rules (end of block, dedent, a line repeating the text after the cursor, ' +
-        '--max-lines) and the filters (suffix overlap, duplicated closers, bracket balance). Greedy with ' +
+        'was trained for it), the stop rules (end of block, dedent, a line repeating the text after the cursor, a ' +
+        'line repeating itself, --max-lines) and the filters (suffix overlap, duplicated closers, bracket balance). Greedy with ' +
         '--greedy or --temperature 0, otherwise sampled.',
     )
     .requiredOption('--model <modeldir>', 'the model folder')
@@ -154,23 +154,16 @@ async function sampledCompletion(
     lineComment: context.lineComment,
   };
   const stopper = new AbortController();
-  let streamed = '';
-  let stop: Stop | undefined;
+  const streamed = new StreamedStop(rules, () => stopper.abort());
   const result = await generate(model.languageModel, flags.prompt, {
     maxTokens: flags.maxTokens,
     temperature,
     topP: flags.topP,
     seed: flags.seed,
     signal: stopper.signal,
-    onToken: (piece) => {
-      streamed += piece;
-      if (!stop && piece.includes('\n')) {
-        stop = findStop(streamed, rules);
-        if (stop) stopper.abort();
-      }
-    },
+    onToken: (piece) => streamed.add(piece),
   });
-  stop ??= findStop(result.text, rules, true);
+  const stop = streamed.stop ?? findStop(result.text, rules, true);
   const kept = stop ? result.text.slice(0, stop.at) : result.text;
   const text = postprocess(kept, {
     lineSuffix: context.lineSuffix,

@@ -15,7 +15,7 @@ import { Debouncer } from './debouncer';
 import { KvCacheStore } from './kvCacheStore';
 import { postprocess } from './postprocess';
 import { buildPrompt, continuePrompt } from './prompt';
-import { type Stop, findStop } from './stopRules';
+import { type Stop, StreamedStop, findStop } from './stopRules';
 
 export interface CompletionModel {
   /** Unique per loaded model (a reloaded folder gets a new key), for caches. */
@@ -256,7 +256,7 @@ export class CompletionPipeline {
   }
 }
 
-/** Greedy decoding of one suggestion that the stop rules (judged as lines complete) and the signal can end. */
+/** Greedy decoding of one suggestion that the stop rules (judged as it streams) and the signal can end. */
 async function decodeSuggestion(
   model: LanguageModel,
   ids: readonly number[],
@@ -267,8 +267,7 @@ async function decodeSuggestion(
   releaseCache: boolean,
 ) {
   const stopper = new AbortController();
-  let text = '';
-  let stop: Stop | undefined;
+  const streamed = new StreamedStop(rules, () => stopper.abort());
   const tokenEnds: number[] = [];
   const result = await generate(model, ids, {
     maxTokens: Math.max(1, maxTokens),
@@ -277,16 +276,12 @@ async function decodeSuggestion(
     cache,
     releaseCache,
     onToken: (piece) => {
-      text += piece;
-      tokenEnds.push(text.length);
-      if (!stop && piece.includes('\n')) {
-        stop = findStop(text, rules);
-        if (stop) stopper.abort();
-      }
+      streamed.add(piece);
+      tokenEnds.push(streamed.text.length);
     },
   });
-  text = result.text;
-  stop ??= findStop(text, rules, true);
+  const text = result.text;
+  const stop = streamed.stop ?? findStop(text, rules, true);
   return { result, text, stop, tokenEnds };
 }
 

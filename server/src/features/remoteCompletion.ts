@@ -4,7 +4,7 @@
 import { completionContext } from '../completion/completionContext';
 import type { CompletionPipeline, EditorCompletionRequest } from '../completion/completionPipeline';
 import { postprocess } from '../completion/postprocess';
-import { type Stop, findStop } from '../completion/stopRules';
+import { type Stop, StreamedStop, findStop } from '../completion/stopRules';
 import { type RemoteClient, isUnsupported } from '../serve/remoteClient';
 
 /** Characters of the document before the cursor sent as the prompt (from a line start), and after it as suffix. */
@@ -59,22 +59,15 @@ export async function remoteSuggestion(
       : undefined;
 
   const stopper = new AbortController();
-  let streamed = '';
-  let stop: Stop | undefined;
+  let streamed = new StreamedStop(rules, () => stopper.abort());
   const ask = (withSuffix: string | undefined) => {
-    streamed = '';
+    streamed = new StreamedStop(rules, () => stopper.abort());
     return client.complete(prompt, {
       maxTokens: request.settings.maxTokens,
       temperature: 0,
       suffix: withSuffix,
       signal: AbortSignal.any([request.signal, stopper.signal]),
-      onText: (piece) => {
-        streamed += piece;
-        if (!stop && piece.includes('\n')) {
-          stop = findStop(streamed, rules);
-          if (stop) stopper.abort();
-        }
-      },
+      onText: (piece) => streamed.add(piece),
     });
   };
   /** The answer, or undefined when a stop rule ended the stream (the text is then in `streamed`). */
@@ -95,10 +88,10 @@ export async function remoteSuggestion(
       return await askUntilStop(undefined);
     }
   });
-  const text = answer ? answer.text : streamed;
+  const text = answer ? answer.text : streamed.text;
   const finishReason = answer ? answer.finishReason : 'stopped';
   const generatedTokens = answer?.completionTokens;
-  stop ??= findStop(text, rules, true);
+  const stop = streamed.stop ?? findStop(text, rules, true);
   let kept = stop ? text.slice(0, stop.at) : text;
   if (!stop && finishReason === 'length' && !context.singleLine && kept.includes('\n'))
     kept = kept.slice(0, kept.lastIndexOf('\n')); // the last line was cut by the token limit
