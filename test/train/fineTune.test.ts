@@ -50,12 +50,15 @@ function train(args: string[]) {
   return result;
 }
 
-/** The training loss fell: the last three curve points average clearly below the first step's loss. */
+/**
+ * The validation loss fell from its first measurement to its last. It is measured on fixed windows, so it moves
+ * with the weights only; the training batches' losses move with their content too, and the workspace is made of
+ * this repository's own files, which change with every commit.
+ */
 function assertLossFell(card: ModelCard): void {
-  const first = card.curve[0].loss;
-  const last = card.curve.slice(-3).map((p) => p.loss);
-  const mean = last.reduce((a, b) => a + b, 0) / last.length;
-  assert.ok(mean < first - 0.3, `loss did not fall: ${first} → ${last.join(', ')}`);
+  const measured = card.curve.flatMap((p) => (p.valLoss === undefined ? [] : [p.valLoss]));
+  assert.ok(measured.length >= 2, `the validation loss was measured ${measured.length} times`);
+  assert.ok(measured.at(-1)! < measured[0] - 0.1, `validation loss did not fall: ${measured.join(' → ')}`);
 }
 
 const checkpointNames = (out: string) => [
