@@ -16,7 +16,7 @@ import { trainBpe } from '../server/src/train/bpeTrainer';
 
 const repository = path.resolve(__dirname, '..');
 /** Named after the graph's features, so that a changed graph is rebuilt. */
-const root = path.join(repository, '.tmp', 'bench-random-v4');
+const root = path.join(repository, '.tmp', 'bench-random-v5');
 
 export const shapes = {
   'gpt2-small': {

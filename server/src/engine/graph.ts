@@ -1,5 +1,6 @@
-// A small builder for ONNX graphs: each method appends one standard ONNX op and returns its output with a
-// known shape, so that the model reads as plain code and autodiff.ts can walk the recorded nodes backwards.
+// A small builder for ONNX graphs: each method appends one standard ONNX op (`contrib` an onnxruntime one, for
+// inference graphs) and returns its output with a known shape, so that the model reads as plain code and
+// autodiff.ts can walk the recorded nodes backwards.
 // Shapes are concrete in training graphs; inference graphs use named (symbolic) dims for batch and length.
 import {
   type Attribute,
@@ -25,6 +26,8 @@ export interface Node {
   readonly inputs: readonly Value[];
   readonly outputs: readonly Value[];
   readonly attributes: Record<string, Attribute>;
+  /** 'com.microsoft' for onnxruntime's contrib ops, which autodiff cannot differentiate; absent for ONNX's. */
+  readonly domain?: string;
 }
 
 export const OPSET = 20;
@@ -97,6 +100,18 @@ export class Graph {
     const outs = outputs.map(([shape, type], i) => ({ name: outputNames?.[i] ?? this.fresh(op), type, shape }));
     this.nodes.push({ op, inputs, outputs: outs, attributes });
     return outs;
+  }
+
+  /** Appends an onnxruntime contrib op (domain com.microsoft) with one output of the given shape and type. */
+  contrib(
+    op: string,
+    inputs: Value[],
+    output: [readonly Dim[], DataType],
+    attributes: Record<string, Attribute>,
+  ): Value {
+    const out = { name: this.fresh(op), type: output[1], shape: output[0] };
+    this.nodes.push({ op, inputs, outputs: [out], attributes, domain: 'com.microsoft' });
+    return out;
   }
 
   private symbol(): string {
@@ -291,6 +306,7 @@ export class Graph {
       inputs: n.inputs.map(rename),
       outputs: n.outputs.map(rename),
       attributes: n.attributes,
+      ...(n.domain ? { domain: n.domain } : {}),
     }));
     return {
       name: this.name,

@@ -6,6 +6,7 @@ import { type ActivationName, activate } from './activations';
 import { attend, attendAfterPast } from './causalAttention';
 import type { Graph, Value } from './graph';
 import { linear } from './linear';
+import { int } from './onnx';
 import type { LayerCacheValues } from './model';
 
 export interface RopeScaling {
@@ -97,7 +98,9 @@ export function llamaForward(
   attentionBias: Value,
   caches?: LayerCacheValues[],
 ): Value {
-  const rotary = rotaryTables(g, c, positions);
+  // With a cache (inference) onnxruntime's RotaryEmbedding does the rotation in one kernel; training graphs keep
+  // standard ops, which autodiff differentiates.
+  const rotary = caches ? rotaryCaches(g, c, positions) : rotaryTables(g, c, positions);
   const windowed = c.slidingWindow === undefined ? attentionBias : slidingWindowBias(g, attentionBias, c.slidingWindow);
   // After a cache the query heads of a group are the rows of one query matrix (see attention): the bias per row.
   const group = c.heads / c.kvHeads;
@@ -148,19 +151,42 @@ function slidingWindowBias(g: Graph, bias: Value, window: number): Value {
   return g.add(bias, g.mul(g.sub(inside, g.scalar(1)), g.scalar(1e9)));
 }
 
-interface Rotary {
-  cos: Value;
-  sin: Value;
-}
+/**
+ * What rotates the queries and keys: cos and sin of position · frequency per position of the batch ('tables',
+ * [batch, 1, time, headDim]), or the positions and tables of cos and sin for every position of the context
+ * ('caches', [contextLength, headDim/2]) for onnxruntime's RotaryEmbedding. Shared by every layer.
+ */
+type Rotary = { kind: 'tables'; cos: Value; sin: Value } | { kind: 'caches'; positions: Value; cos: Value; sin: Value };
 
-/** cos and sin of position · frequency, [batch, 1, time, headDim], shared by every layer. */
 function rotaryTables(g: Graph, c: LlamaConfig, positions: Value): Rotary {
   const frequencies = g.constant(ropeFrequencies(c), [c.headDim / 2]);
   const angles = g.mul(g.unsqueeze(g.cast(positions, 'float32'), [2]), frequencies); // [batch, time, headDim/2]
   const doubled = g.unsqueeze(g.concat([angles, angles], -1), [1]);
   const cos = g.node('Cos', [doubled], [[doubled.shape, 'float32']])[0];
   const sin = g.node('Sin', [doubled], [[doubled.shape, 'float32']])[0];
-  return { cos, sin };
+  return { kind: 'tables', cos, sin };
+}
+
+function rotaryCaches(g: Graph, c: LlamaConfig, positions: Value): Rotary {
+  const frequencies = ropeFrequencies(c);
+  const half = frequencies.length;
+  const cos = new Float32Array(c.contextLength * half);
+  const sin = new Float32Array(c.contextLength * half);
+  for (let position = 0; position < c.contextLength; position++) {
+    for (let i = 0; i < half; i++) {
+      // The angle in float32, as the tables' Mul computes it.
+      const angle = Math.fround(position * frequencies[i]);
+      cos[position * half + i] = Math.cos(angle);
+      sin[position * half + i] = Math.sin(angle);
+    }
+  }
+  const dims = [c.contextLength, half];
+  return {
+    kind: 'caches',
+    positions,
+    cos: g.initializer('rotary.cos_cache', { type: 'float32', dims, data: cos }),
+    sin: g.initializer('rotary.sin_cache', { type: 'float32', dims, data: sin }),
+  };
 }
 
 /** The inverse frequencies θ^(−2i/headDim), rescaled as the config's rope_scaling says. */
@@ -186,10 +212,14 @@ export function ropeFrequencies(c: LlamaConfig): Float32Array {
 }
 
 /** x·cos + rotate_half(x)·sin, with rotate_half(x) = [−x₂, x₁] for the two halves of the last axis. */
-function rotate(g: Graph, x: Value, { cos, sin }: Rotary): Value {
+function rotate(g: Graph, x: Value, rotary: Rotary): Value {
+  if (rotary.kind === 'caches')
+    return g.contrib('RotaryEmbedding', [x, rotary.positions, rotary.cos, rotary.sin], [x.shape, x.type], {
+      interleaved: int(0),
+    });
   const [first, second] = g.split(x, 2);
   const rotated = g.concat([g.neg(second), first], -1);
-  return g.add(g.mul(x, cos), g.mul(rotated, sin));
+  return g.add(g.mul(x, rotary.cos), g.mul(rotated, rotary.sin));
 }
 
 function attention(
