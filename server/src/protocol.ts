@@ -155,6 +155,8 @@ export interface Settings {
     disabledLanguages: string[];
     maxTokens: number;
     maxLines: number;
+    /** Drop a line that repeats itself (`most, most, most, …`) as soon as it does, and stop decoding there. */
+    dropRepetition: boolean;
     debounceMs: number;
     /** Mean token probability below which no suggestion is shown (0 = always show). */
     confidenceThreshold: number;
@@ -180,6 +182,7 @@ export const defaultSettings: Settings = {
     disabledLanguages: [],
     maxTokens: numericSettings['completion.maxTokens'].default,
     maxLines: numericSettings['completion.maxLines'].default,
+    dropRepetition: true,
     debounceMs: numericSettings['completion.debounceMs'].default,
     confidenceThreshold: numericSettings['completion.confidenceThreshold'].default,
     workspaceContext: true,
@@ -256,6 +259,7 @@ export function settingsFrom(get: (key: string) => unknown): Settings {
         : [...d.completion.disabledLanguages],
       maxTokens: clampSetting('completion.maxTokens', get('completion.maxTokens')),
       maxLines: clampSetting('completion.maxLines', get('completion.maxLines')),
+      dropRepetition: bool('completion.dropRepetition', d.completion.dropRepetition),
       debounceMs: clampSetting('completion.debounceMs', get('completion.debounceMs')),
       confidenceThreshold: clampSetting('completion.confidenceThreshold', get('completion.confidenceThreshold')),
       workspaceContext: bool('completion.workspaceContext', d.completion.workspaceContext),

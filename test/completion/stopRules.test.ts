@@ -89,6 +89,14 @@ test('a first line that repeats itself is dropped whole; a later one is cut befo
   assert.equal(findStop(', most', rules({ linePrefix: 'x, most, most, most, most, most' })), undefined);
 });
 
+test('with dropRepetition false a line that repeats itself is kept', () => {
+  const text = 'x, most, most, most, most, most, most';
+  assert.equal(findStop(text, rules({ singleLine: true, dropRepetition: false }), true), undefined);
+  const streamed = new StreamedStop(rules({ singleLine: true, dropRepetition: false }), () => assert.fail('stopped'));
+  streamed.add(text);
+  assert.equal(streamed.stop, undefined);
+});
+
 test('a streamed suggestion stops at the piece that completes a repetition, not at the token limit', () => {
   let stopped = 0;
   const streamed = new StreamedStop(rules({ singleLine: true }), () => stopped++);

@@ -31,6 +31,7 @@ test('valid values are kept, malformed ones replaced one by one, numbers out of 
       disabledLanguages: ['python'],
       maxTokens: 32,
       maxLines: 1,
+      dropRepetition: true,
       debounceMs: 75,
       confidenceThreshold: 0.35,
       workspaceContext: true,

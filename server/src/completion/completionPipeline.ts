@@ -25,10 +25,16 @@ export interface CompletionModel {
   readonly fillInTheMiddle: boolean;
 }
 
-/** The completion settings; those about context and alternatives take their defaults when absent. */
+/** The completion settings; those about context, alternatives and repetition take their defaults when absent. */
 export type CompletionSettings = Omit<Settings['completion'], OptionalSetting> &
   Partial<Pick<Settings['completion'], OptionalSetting>>;
-type OptionalSetting = 'workspaceContext' | 'contextTokens' | 'suffixTokens' | 'maxSuggestions' | 'indexMegabytes';
+type OptionalSetting =
+  | 'dropRepetition'
+  | 'workspaceContext'
+  | 'contextTokens'
+  | 'suffixTokens'
+  | 'maxSuggestions'
+  | 'indexMegabytes';
 
 export interface EditorCompletionRequest {
   uri: string;
@@ -154,6 +160,7 @@ export class CompletionPipeline {
       linePrefix: context.linePrefix,
       nextLine: context.nextLine,
       maxLines: request.settings.maxLines,
+      dropRepetition: request.settings.dropRepetition,
       singleLine: context.singleLine,
       lineComment: context.lineComment,
     };

@@ -14,6 +14,8 @@ export interface StopRuleContext {
   /** Complete the current line only. */
   singleLine: boolean;
   lineComment?: string;
+  /** Whether a line that repeats itself ends the suggestion (default true). */
+  dropRepetition?: boolean;
 }
 
 export type StopRule = 'maxLines' | 'endOfBlock' | 'dedent' | 'repeatsSuffix' | 'repetition';
@@ -53,7 +55,8 @@ export function findStop(text: string, context: StopRuleContext, final = false):
 
   for (let i = 0; i < Math.min(lines.length, maxLines); i++) {
     const line = lines[i];
-    if (repeatsItself(line)) return { at: i === 0 ? 0 : before(i), rule: 'repetition' };
+    if (context.dropRepetition !== false && repeatsItself(line))
+      return { at: i === 0 ? 0 : before(i), rule: 'repetition' };
     if (i === 0 || i >= complete || line.trim() === '') continue;
     if (reference === undefined) reference = indentWidth(line);
     if (context.nextLine && line.trim() === context.nextLine) return { at: before(i), rule: 'repeatsSuffix' };
@@ -85,7 +88,7 @@ export class StreamedStop {
   add(piece: string): void {
     this.text += piece;
     if (this.stop) return;
-    const repeated = this.lines.scan(this.text);
+    const repeated = this.context.dropRepetition !== false && this.lines.scan(this.text);
     if (!repeated && !piece.includes('\n')) return;
     this.stop = findStop(this.text, this.context);
     if (this.stop) this.onStop();

@@ -48,6 +48,7 @@ export async function remoteSuggestion(
     linePrefix: context.linePrefix,
     nextLine: context.nextLine,
     maxLines: request.settings.maxLines,
+    dropRepetition: request.settings.dropRepetition,
     singleLine: context.singleLine,
     lineComment: context.lineComment,
   };
