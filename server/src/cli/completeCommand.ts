@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { completionContext } from '../completion/completionContext';
 import { type CompletionModel, CompletionPipeline } from '../completion/completionPipeline';
 import { postprocess } from '../completion/postprocess';
-import { StreamedStop, findStop } from '../completion/stopRules';
+import { StreamedStop, findStop, stopRuleContext } from '../completion/stopRules';
 import { ensureRunnable } from '../convert/convertFolder';
 import { numericSettings } from '../protocol';
 import { disposeModel, type LanguageServingModel, loadServingModel } from '../registry/servingModel';
@@ -146,13 +146,7 @@ async function sampledCompletion(
   temperature: number,
 ): Promise<CliCompletion> {
   const context = completionContext(flags.prompt + flags.suffix, flags.prompt.length, flags.language);
-  const rules = {
-    linePrefix: context.linePrefix,
-    nextLine: context.nextLine,
-    maxLines: flags.maxLines,
-    singleLine: context.singleLine,
-    lineComment: context.lineComment,
-  };
+  const rules = stopRuleContext(context, flags);
   const stopper = new AbortController();
   const streamed = new StreamedStop(rules, () => stopper.abort());
   const result = await generate(model.languageModel, flags.prompt, {

@@ -15,7 +15,7 @@ import { Debouncer } from './debouncer';
 import { KvCacheStore } from './kvCacheStore';
 import { postprocess } from './postprocess';
 import { buildPrompt, continuePrompt } from './prompt';
-import { type Stop, StreamedStop, findStop } from './stopRules';
+import { type Stop, type StopRuleContext, StreamedStop, findStop, stopRuleContext } from './stopRules';
 
 export interface CompletionModel {
   /** Unique per loaded model (a reloaded folder gets a new key), for caches. */
@@ -156,14 +156,7 @@ export class CompletionPipeline {
         suffixBudget: request.settings.suffixTokens ?? defaultSettings.completion.suffixTokens,
       });
 
-    const rules = {
-      linePrefix: context.linePrefix,
-      nextLine: context.nextLine,
-      maxLines: request.settings.maxLines,
-      dropRepetition: request.settings.dropRepetition,
-      singleLine: context.singleLine,
-      lineComment: context.lineComment,
-    };
+    const rules = stopRuleContext(context, request.settings);
     const decode = (ids: readonly number[], cache: KvCache | undefined, tokens: number, releaseCache = false) =>
       decodeSuggestion(languageModel, ids, cache, tokens, rules, request.signal, releaseCache);
     // This request takes the document's cache: its keys and values go once their reusable part is taken (tens of
@@ -269,7 +262,7 @@ async function decodeSuggestion(
   ids: readonly number[],
   cache: KvCache | undefined,
   maxTokens: number,
-  rules: Parameters<typeof findStop>[1],
+  rules: StopRuleContext,
   signal: AbortSignal,
   releaseCache: boolean,
 ) {

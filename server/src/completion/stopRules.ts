@@ -3,7 +3,7 @@
 // after the cursor, after the maximum number of lines, and at a line that repeats itself (a small model's
 // degenerate `most, most, most, …`, which would otherwise run to the token limit).
 import { bracketBalance, lineCommentFor } from '../util/brackets';
-import { indentWidth } from './completionContext';
+import { type CompletionContext, indentWidth } from './completionContext';
 
 export interface StopRuleContext {
   /** Text of the cursor line before the cursor. */
@@ -16,6 +16,21 @@ export interface StopRuleContext {
   lineComment?: string;
   /** Whether a line that repeats itself ends the suggestion (default true). */
   dropRepetition?: boolean;
+}
+
+/** The stop rules' view of a cursor's context, with the completion settings they read. */
+export function stopRuleContext(
+  context: CompletionContext,
+  settings: { maxLines: number; dropRepetition?: boolean },
+): StopRuleContext {
+  return {
+    linePrefix: context.linePrefix,
+    nextLine: context.nextLine,
+    maxLines: settings.maxLines,
+    dropRepetition: settings.dropRepetition,
+    singleLine: context.singleLine,
+    lineComment: context.lineComment,
+  };
 }
 
 export type StopRule = 'maxLines' | 'endOfBlock' | 'dedent' | 'repeatsSuffix' | 'repetition';

@@ -4,7 +4,7 @@
 import { completionContext } from '../completion/completionContext';
 import type { CompletionPipeline, EditorCompletionRequest } from '../completion/completionPipeline';
 import { postprocess } from '../completion/postprocess';
-import { type Stop, StreamedStop, findStop } from '../completion/stopRules';
+import { type Stop, StreamedStop, findStop, stopRuleContext } from '../completion/stopRules';
 import { type RemoteClient, isUnsupported } from '../serve/remoteClient';
 
 /** Characters of the document before the cursor sent as the prompt (from a line start), and after it as suffix. */
@@ -44,14 +44,7 @@ export async function remoteSuggestion(
   else if (!(await pipeline.debouncer.wait(request.uri, request.settings.debounceMs, request.signal)))
     return { text: '', source: 'superseded' };
 
-  const rules = {
-    linePrefix: context.linePrefix,
-    nextLine: context.nextLine,
-    maxLines: request.settings.maxLines,
-    dropRepetition: request.settings.dropRepetition,
-    singleLine: context.singleLine,
-    lineComment: context.lineComment,
-  };
+  const rules = stopRuleContext(context, request.settings);
   let prompt = context.prefix.slice(-PROMPT_CHARACTERS);
   if (prompt.length < context.prefix.length && prompt.includes('\n')) prompt = prompt.slice(prompt.indexOf('\n') + 1);
   const suffix =
