@@ -47,7 +47,7 @@ export function addServeCommand(program: Command): void {
     )
     .option(
       '--prompt-cache <positions>',
-      'most positions of recent prompts kept per model for prompts that start the same way (default 4096; 0: off)',
+      'most positions of recent prompts kept per model for prompts that start the same way (default: as many as fit in 128 MB, at least 4096; 0: off)',
       nonNegativeInteger,
     )
     .option('--no-batching', 'decode one request at a time')

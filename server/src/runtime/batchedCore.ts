@@ -17,7 +17,7 @@ import {
   pastDims,
 } from './modelIo';
 import type { Feeds, Session, Tensor } from './onnxSession';
-import { PromptCache } from './promptCache';
+import { PromptCache, defaultPromptCachePositions } from './promptCache';
 import { kvTensor } from './sequenceCore';
 
 const BATCH_ROOM = 32;
@@ -62,13 +62,13 @@ export class BatchedCore {
     readonly config: FolderConfig,
     /** Opens the graph as the file declares it, for runTensors, when `session` lacks some of its outputs. */
     private readonly openFull?: () => Promise<Session>,
-    /** Most positions the prompt cache holds (0: none). */
-    promptCachePositions = 0,
+    /** Most positions the prompt cache holds (0: none; undefined: defaultPromptCachePositions). */
+    promptCachePositions?: number,
   ) {
     this.exact = !(io.hasAttentionMask && io.hasPositionIds);
     this.newRows = io.newOutputs && !this.exact ? io.newOutputs : io.presentOutputs;
     this.fetches = ['logits', ...this.newRows];
-    this.prompts = new PromptCache(this.exact ? 0 : promptCachePositions);
+    this.prompts = new PromptCache(this.exact ? 0 : (promptCachePositions ?? defaultPromptCachePositions(io)));
   }
 
   async release(): Promise<void> {

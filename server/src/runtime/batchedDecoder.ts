@@ -45,12 +45,10 @@ export interface BatchedDecoderOptions {
   intraOpThreads?: number;
   /**
    * Most positions of recent prompts kept for prompts that start the same way (see `remember`); 0 keeps none.
-   * Default 4096 (20 MB for the default model, 100 MB for a 0.5B Qwen2.5).
+   * Default: as many as fit in 128 MB of keys and values, at least 4096 (defaultPromptCachePositions).
    */
   promptCachePositions?: number;
 }
-
-export const DEFAULT_PROMPT_CACHE_POSITIONS = 4096;
 
 const ortToDatatype: Record<string, TensorDatatype> = {
   float32: 'FP32',
@@ -135,7 +133,7 @@ export class BatchedDecoder {
       where: `${modelDir}: ${onnxFile}`,
       config,
       intraOpThreads: options.intraOpThreads ?? 0,
-      promptCachePositions: options.promptCachePositions ?? DEFAULT_PROMPT_CACHE_POSITIONS,
+      promptCachePositions: options.promptCachePositions,
     });
     try {
       return new BatchedDecoder(modelDir, onnxFile, config, worker, handle, loaded);

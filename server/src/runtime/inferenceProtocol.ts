@@ -17,7 +17,10 @@ export type InferenceRequest =
       where: string;
       config: FolderConfig;
       intraOpThreads: number;
-      /** Batched models: most positions of recent prompts kept for prompts that start the same way (0: none). */
+      /**
+       * Batched models: most positions of recent prompts kept for prompts that start the same way (0: none;
+       * undefined: as many as fit in 128 MB, at least 4096; see promptCache.ts).
+       */
       promptCachePositions?: number;
     }
   | { op: 'dispose'; model: number }

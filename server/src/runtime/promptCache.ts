@@ -2,7 +2,7 @@
 // (an editor sends the file up to the cursor again with a few more characters): a prefill then runs only the part
 // after the longest cached prefix. Bounded by positions held; the least recently used prompts go first.
 
-import type { KvData } from './modelIo';
+import type { Io, KvData } from './modelIo';
 
 export interface CachedPrompt {
   ids: readonly number[];
@@ -12,6 +12,20 @@ export interface CachedPrompt {
 
 /** Prefixes shorter than this are run again rather than looked up (too little work saved for the copy). */
 export const MIN_REUSED_TOKENS = 8;
+
+/** The default cache's memory: as many positions as fit in this many bytes of keys and values, ... */
+export const DEFAULT_PROMPT_CACHE_BYTES = 128 * 2 ** 20;
+/** ... and never fewer than this many (a few long prompts of a large model). */
+export const MIN_DEFAULT_PROMPT_CACHE_POSITIONS = 4096;
+
+/**
+ * The default cache size in positions for a model's cache geometry: 26214 for the default model (5 KB a
+ * position), 5461 for Qwen2.5-0.5B (24 KB), 4096 for larger ones.
+ */
+export function defaultPromptCachePositions(io: Pick<Io, 'pastInputs' | 'blocks' | 'rowSize' | 'kvType'>): number {
+  const bytes = io.pastInputs.length * io.blocks * io.rowSize * (io.kvType === 'float16' ? 2 : 4);
+  return Math.max(MIN_DEFAULT_PROMPT_CACHE_POSITIONS, Math.floor(DEFAULT_PROMPT_CACHE_BYTES / bytes));
+}
 
 export class PromptCache {
   private entries: CachedPrompt[] = [];
