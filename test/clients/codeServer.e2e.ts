@@ -618,11 +618,13 @@ describe('Modelwright in a real VS Code (code-server + Chromium)', { timeout: 30
       .locator('.tabs-container .tab', { hasText: 'Preview Explanation of example.ts' })
       .waitFor({ timeout: 20_000 });
     const preview = (await workbench.webviewFrame('.markdown-body', 30_000)).locator('.markdown-body');
-    // Record what the preview shows while it streams, until it has been still for 2 s.
+    // Record what the preview shows while it streams, until the waiting line has gone and the text has been still
+    // for 2 s (the first words can take longer than that when the server is still busy with the last step).
     const states = new Set<string>();
     let last = '';
     let stillSince = Date.now();
-    while (Date.now() - stillSince < 2000 && Date.now() - started < 120_000) {
+    const waiting = () => last === '' || last.includes('Explaining example.ts');
+    while ((waiting() || Date.now() - stillSince < 2000) && Date.now() - started < 120_000) {
       const text = (await preview.innerText().catch(() => '')).replace(/\u00a0/g, ' ');
       if (text !== last) {
         states.add(text);
