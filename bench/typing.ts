@@ -31,9 +31,10 @@ const goals: Partial<Record<SizeName, { p50: number; p95?: number }>> = {
 
 /**
  * The first line of a random-weights model: this many tokens (about a line of code). Random weights often repeat
- * themselves, which the repetition rule would cut short, so every size is timed on whole lines.
+ * themselves, which the repetition rule would cut short and prompt lookup would guess (neither as a trained
+ * model's lines would), so every size is timed on whole lines, one run per token.
  */
-const RANDOM_FIRST_LINE = { maxTokens: 8, dropRepetition: false };
+const RANDOM_FIRST_LINE = { maxTokens: 8, dropRepetition: false, promptLookup: false };
 
 interface Row {
   size: SizeName;

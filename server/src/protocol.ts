@@ -157,6 +157,8 @@ export interface Settings {
     maxLines: number;
     /** Drop a line that repeats itself (`most, most, most, …`) as soon as it does, and stop decoding there. */
     dropRepetition: boolean;
+    /** Guess the next tokens from earlier text of the prompt and check the guesses in the same model run. */
+    promptLookup: boolean;
     debounceMs: number;
     /** Mean token probability below which no suggestion is shown (0 = always show). */
     confidenceThreshold: number;
@@ -183,6 +185,7 @@ export const defaultSettings: Settings = {
     maxTokens: numericSettings['completion.maxTokens'].default,
     maxLines: numericSettings['completion.maxLines'].default,
     dropRepetition: true,
+    promptLookup: true,
     debounceMs: numericSettings['completion.debounceMs'].default,
     confidenceThreshold: numericSettings['completion.confidenceThreshold'].default,
     workspaceContext: true,
@@ -260,6 +263,7 @@ export function settingsFrom(get: (key: string) => unknown): Settings {
       maxTokens: clampSetting('completion.maxTokens', get('completion.maxTokens')),
       maxLines: clampSetting('completion.maxLines', get('completion.maxLines')),
       dropRepetition: bool('completion.dropRepetition', d.completion.dropRepetition),
+      promptLookup: bool('completion.promptLookup', d.completion.promptLookup),
       debounceMs: clampSetting('completion.debounceMs', get('completion.debounceMs')),
       confidenceThreshold: clampSetting('completion.confidenceThreshold', get('completion.confidenceThreshold')),
       workspaceContext: bool('completion.workspaceContext', d.completion.workspaceContext),

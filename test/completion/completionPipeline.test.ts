@@ -151,12 +151,16 @@ describe('completion pipeline', () => {
     const pipeline = new CompletionPipeline();
     const controller = new AbortController();
     // Cancel while the model runs for the fifth token; decoding must end with that token, without another run.
+    // Prompt lookup is off so that each run yields exactly one token.
     const runs = countRuns(longParrot, (count) => count === 5 && controller.abort());
     try {
       await assert.rejects(
         pipeline.complete(
           model(longParrot),
-          request('x = ', undefined, { signal: controller.signal, settings: { ...settings, maxTokens: 500 } }),
+          request('x = ', undefined, {
+            signal: controller.signal,
+            settings: { ...settings, maxTokens: 500, promptLookup: false },
+          }),
         ),
         (e: unknown) => {
           assert.ok(e instanceof CompletionCancelled);

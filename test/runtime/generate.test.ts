@@ -239,10 +239,14 @@ describe('generate', () => {
       tokenizer,
       dispose: async () => {},
       newCache: () => new KvCache(scripted, [], []),
-      run: async (ids, cache) => {
-        for (let i = 0; i < ids.length; i++) cache.tokens.push(ids[i]);
-        const logits = new Float32Array(folder.config.vocabSize);
-        logits[script[cache.length - promptIds.length] ?? 0] = 10;
+      run: async (ids, cache, options) => {
+        const rows = options?.allPositions ? ids.length : 1;
+        const logits = new Float32Array(folder.config.vocabSize * rows);
+        for (let i = 0; i < ids.length; i++) {
+          cache.tokens.push(ids[i]);
+          const row = i - (ids.length - rows);
+          if (row >= 0) logits[row * folder.config.vocabSize + (script[cache.length - promptIds.length] ?? 0)] = 10;
+        }
         return logits;
       },
     };

@@ -32,6 +32,7 @@ test('valid values are kept, malformed ones replaced one by one, numbers out of 
       maxTokens: 32,
       maxLines: 1,
       dropRepetition: true,
+      promptLookup: true,
       debounceMs: 75,
       confidenceThreshold: 0.35,
       workspaceContext: true,

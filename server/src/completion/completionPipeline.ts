@@ -25,11 +25,12 @@ export interface CompletionModel {
   readonly fillInTheMiddle: boolean;
 }
 
-/** The completion settings; those about context, alternatives and repetition take their defaults when absent. */
+/** The completion settings; those about context, alternatives, repetition and lookup take their defaults when absent. */
 export type CompletionSettings = Omit<Settings['completion'], OptionalSetting> &
   Partial<Pick<Settings['completion'], OptionalSetting>>;
 type OptionalSetting =
   | 'dropRepetition'
+  | 'promptLookup'
   | 'workspaceContext'
   | 'contextTokens'
   | 'suffixTokens'
@@ -157,8 +158,9 @@ export class CompletionPipeline {
       });
 
     const rules = stopRuleContext(context, request.settings);
+    const draftTokens = request.settings.promptLookup === false ? 0 : undefined;
     const decode = (ids: readonly number[], cache: KvCache | undefined, tokens: number, releaseCache = false) =>
-      decodeSuggestion(languageModel, ids, cache, tokens, rules, request.signal, releaseCache);
+      decodeSuggestion(languageModel, ids, cache, tokens, rules, request.signal, releaseCache, draftTokens);
     // This request takes the document's cache: its keys and values go once their reusable part is taken (tens of
     // megabytes for a pretrained model's long prompt, which garbage collection would free only much later), and
     // the new cache writes on in the same buffers. A request that comes meanwhile finds none.
@@ -265,6 +267,7 @@ async function decodeSuggestion(
   rules: StopRuleContext,
   signal: AbortSignal,
   releaseCache: boolean,
+  draftTokens: number | undefined,
 ) {
   const stopper = new AbortController();
   const streamed = new StreamedStop(rules, () => stopper.abort());
@@ -275,6 +278,7 @@ async function decodeSuggestion(
     signal: AbortSignal.any([signal, stopper.signal]),
     cache,
     releaseCache,
+    draftTokens,
     onToken: (piece) => {
       streamed.add(piece);
       tokenEnds.push(streamed.text.length);
