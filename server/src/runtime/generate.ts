@@ -162,7 +162,7 @@ export async function generate(
     drafts.proposed += draft.length;
     let agreed = 0;
     for (;;) {
-      logits = draft.length > 0 ? rows.subarray(agreed * vocab, (agreed + 1) * vocab) : rows;
+      logits = rows.subarray(agreed * vocab, (agreed + 1) * vocab);
       id = sampler.pick(logits);
       if (agreed === draft.length || id !== draft[agreed]) break;
       agreed++;
